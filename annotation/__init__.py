@@ -1,0 +1,1 @@
+"""Everything Label Studio: exports in, manifests out (and, later, the SDK client)."""

@@ -1,0 +1,1 @@
+"""Serving: the inspection service, its engine, records, and offline batch inspection."""

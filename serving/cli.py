@@ -1,0 +1,253 @@
+"""The `lineinspect` command line: verbs that follow the flow of data.
+
+Heavy imports (torch above all) happen inside the commands that need them, so
+`inspect` and the service start fast and run where torch is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from annotation.errors import LineInspectError
+
+console = Console(stderr=True)
+app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
+dataset_app = typer.Typer(help="Label Studio exports: check what they hold.", no_args_is_help=True)
+model_app = typer.Typer(help="Model files: show what they carry.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(model_app, name="model")
+
+Exports = Annotated[list[Path], typer.Argument(help="Label Studio export(s): JSON, JSON-MIN or CSV.")]
+ImagesRoot = Annotated[
+    Path | None, typer.Option(help="Folder the export's image references resolve against (local-files root).")
+]
+PrefixMap = Annotated[
+    list[str] | None,
+    typer.Option("--map", help="URL prefix to local folder, e.g. s3://bucket/raw/=/data/raw (repeat)."),
+]
+FromName = Annotated[str | None, typer.Option(help="The Choices control to read when the project has several.")]
+NormalLabels = Annotated[list[str] | None, typer.Option("--normal-label", help="Label Studio label meaning normal.")]
+DefectLabels = Annotated[list[str] | None, typer.Option("--defect-label", help="Label Studio label meaning defect.")]
+Consensus = Annotated[str, typer.Option(help="Several annotators: majority | unanimous | latest.")]
+
+
+def import_options(
+    images_root: Path | None,
+    prefix_map: list[str] | None,
+    from_name: str | None,
+    normal_labels: list[str] | None,
+    defect_labels: list[str] | None,
+    consensus: str,
+):
+    from annotation.exports import ImportOptions
+
+    if consensus not in ("majority", "unanimous", "latest"):
+        raise LineInspectError(f"--consensus must be majority, unanimous or latest, not {consensus!r}")
+    mapping = {}
+    for entry in prefix_map or []:
+        prefix, sep, folder = entry.partition("=")
+        if not sep or not prefix or not folder:
+            raise LineInspectError(f"--map {entry!r}: write it as PREFIX=FOLDER, e.g. s3://bucket/raw/=/data/raw")
+        mapping[prefix] = Path(folder)
+    return ImportOptions(
+        images_root=images_root,
+        prefix_map=mapping,
+        from_name=from_name,
+        normal_labels=tuple(normal_labels or ("normal",)),
+        defect_labels=tuple(defect_labels or ("defect",)),
+        consensus=consensus,  # type: ignore[arg-type]
+    )
+
+
+@dataset_app.command("check")
+def dataset_check(
+    exports: Exports,
+    images_root: ImagesRoot = None,
+    prefix_map: PrefixMap = None,
+    from_name: FromName = None,
+    normal_label: NormalLabels = None,
+    defect_label: DefectLabels = None,
+    consensus: Consensus = "majority",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the full report as JSON.")] = None,
+) -> None:
+    """Summarise an export: images per class and every problem found. Exits 1 when there are errors."""
+    from annotation.exports import load_exports
+    from annotation.report import render_report
+
+    options = import_options(images_root, prefix_map, from_name, normal_label, defect_label, consensus)
+    manifest = load_exports(exports, options)
+    Console().print(render_report(manifest))
+    if json_out:
+        json_out.write_text(json.dumps(manifest.to_json(), indent=1), encoding="utf-8")
+    if manifest.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    exports: Exports,
+    out: Annotated[Path, typer.Option(help="Run folder for checkpoints, split and history.")],
+    images_root: ImagesRoot = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Training recipe YAML (default: configs/train/default.yaml).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a recipe key: train.epochs=5 (repeat).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    prefix_map: PrefixMap = None,
+    from_name: FromName = None,
+    normal_label: NormalLabels = None,
+    defect_label: DefectLabels = None,
+    consensus: Consensus = "majority",
+) -> None:
+    """Train a classifier on Label Studio export(s)."""
+    from annotation.exports import load_exports
+    from annotation.report import render_report
+    from vision.recipe import load_recipe
+    from vision.train import train as run_training
+
+    recipe = load_recipe(config, parse_overrides(set_ or []))
+    manifest = load_exports(
+        exports, import_options(images_root, prefix_map, from_name, normal_label, defect_label, consensus)
+    )
+    if manifest.problems:
+        console.print(render_report(manifest))
+    result = run_training(manifest, recipe, out, resume=resume, console=console)
+    console.print(f"trained in {result.seconds:.0f} s; next: lineinspect export {out} --out model.onnx")
+
+
+@app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `lineinspect train`.")],
+    out: Annotated[Path, typer.Option(help="ONNX file to write.")],
+    miss_rate: Annotated[
+        float | None, typer.Option(help="Allowed fraction of defects passed as normal (95% upper bound).")
+    ] = None,
+) -> None:
+    """Export the best checkpoint to ONNX, check parity with PyTorch and calibrate the threshold."""
+    from vision.export import export_run
+
+    if miss_rate is not None and not 0 < miss_rate < 1:
+        raise LineInspectError(f"--miss-rate must be between 0 and 1 (a fraction), not {miss_rate}")
+    export_run(run, out, miss_rate=miss_rate, console=console)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="ONNX model written by `lineinspect export`.")],
+    exports: Exports,
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json, predictions.csv and plots.")],
+    images_root: ImagesRoot = None,
+    prefix_map: PrefixMap = None,
+    from_name: FromName = None,
+    normal_label: NormalLabels = None,
+    defect_label: DefectLabels = None,
+    consensus: Consensus = "majority",
+) -> None:
+    """Evaluate a model on labelled data at its operating point."""
+    from annotation.exports import load_exports
+    from vision.evaluate import evaluate_model
+
+    manifest = load_exports(
+        exports, import_options(images_root, prefix_map, from_name, normal_label, defect_label, consensus)
+    )
+    result = evaluate_model(model, manifest, out, console=console)
+    print_metrics(result.metrics)
+    console.print(f"wrote {', '.join(str(p) for p in result.files.values())}")
+
+
+@app.command()
+def inspect(
+    model: Annotated[Path, typer.Argument(help="ONNX model written by `lineinspect export`.")],
+    inputs: Annotated[list[str], typer.Argument(help="Folders, image files, globs or Label Studio exports.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: one row per image.")] = Path("results.csv"),
+    batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 32,
+    images_root: ImagesRoot = None,
+    prefix_map: PrefixMap = None,
+    from_name: FromName = None,
+    normal_label: NormalLabels = None,
+    defect_label: DefectLabels = None,
+) -> None:
+    """Inspect images offline with an ONNX model."""
+    from serving.offline import collect_inputs, inspect_paths
+
+    options = import_options(images_root, prefix_map, from_name, normal_label, defect_label, "majority")
+    found = collect_inputs(inputs, options)
+    if not found:
+        raise LineInspectError(f"no images found in {' '.join(inputs)}")
+    summary = inspect_paths(model, found, out, batch_size=batch_size, console=console)
+    console.print(
+        f"{summary.images} images: {summary.defects} defect, {summary.images - summary.defects - summary.errors} "
+        f"normal, {summary.errors} unreadable; wrote {summary.out}"
+    )
+
+
+@model_app.command("info")
+def model_info(model: Annotated[Path, typer.Argument(help="ONNX model file.")]) -> None:
+    """Print the metadata a model carries (JSON)."""
+    from vision.metadata import read_metadata
+
+    print(read_metadata(model).model_dump_json(indent=2))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the sample data, run, model and results.")] = Path(
+        "demo-output"
+    ),
+    config: Annotated[Path | None, typer.Option(help="Recipe (default: configs/train/demo.yaml).")] = None,
+) -> None:
+    """The whole chain on generated sample data: data -> check -> train -> export -> evaluate -> inspect."""
+    from serving.demo import run_demo
+
+    run_demo(out, config, console)
+
+
+def parse_overrides(entries: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise LineInspectError(f"--set {entry!r}: write it as key=value, e.g. train.epochs=5")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def print_metrics(metrics: dict) -> None:
+    op = metrics.get("operating_point", {})
+    console.print(
+        f"images {metrics['n']} ({metrics['n_defect']} defect / {metrics['n_normal']} normal)  "
+        f"ROC-AUC {_num(metrics.get('roc_auc'))}  AP {_num(metrics.get('average_precision'))}  "
+        f"accuracy {_num(metrics.get('accuracy'))}"
+    )
+    upper = op.get("miss_rate_upper", float("nan"))
+    console.print(
+        f"at threshold {metrics['threshold']:.4f}: miss rate {_pct(metrics['miss_rate'])} (95% upper {upper:.2%}), "
+        f"false-reject rate {_pct(metrics['false_reject_rate'])}"
+    )
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2, never a traceback."""
+    try:
+        app()  # typer handles usage errors and exit codes itself
+    except LineInspectError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

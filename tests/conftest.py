@@ -1,0 +1,26 @@
+"""Shared fixtures: real data from ../shared/data, real images written to tmp folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    assert SHARED_DATA.is_dir(), f"real test data expected at {SHARED_DATA} (../shared beside the repository)"
+    return SHARED_DATA
+
+
+def jpeg_bytes(width: int, height: int, seed: int = 0, quality: int = 90) -> bytes:
+    """A real JPEG with some structure (not a flat colour)."""
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()

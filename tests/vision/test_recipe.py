@@ -1,0 +1,53 @@
+import pytest
+
+from annotation.errors import LineInspectError
+from vision.augment import build_augmentations
+from vision.recipe import DEFAULT_RECIPE, load_recipe
+
+
+def test_default_recipe_loads_and_builds_its_augmentations():
+    recipe = load_recipe()
+    assert recipe.model.architecture == "mobilenet_v3_small"
+    assert len(build_augmentations(recipe.augment).transforms) == len(recipe.augment)
+
+
+def test_dotted_overrides_replace_recipe_values():
+    recipe = load_recipe(DEFAULT_RECIPE, {"train.epochs": 3, "input.height": 64})
+    assert recipe.train.epochs == 3 and recipe.input.height == 64
+
+
+def test_unknown_key_is_named_in_the_error(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(LineInspectError, match=r"train\.epochz"):
+        load_recipe(bad)
+
+
+def test_out_of_range_value_is_named_in_the_error(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("data:\n  val_fraction: 0.9\n")
+    with pytest.raises(LineInspectError, match=r"data\.val_fraction"):
+        load_recipe(bad)
+
+
+def test_invalid_yaml_and_missing_file_are_user_errors(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(LineInspectError, match="not valid YAML"):
+        load_recipe(bad)
+    with pytest.raises(LineInspectError, match="not found"):
+        load_recipe(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([{"NoSuchTransform": {}}], "not an albumentations transform"),
+        ([{"HorizontalFlip": {"p": 0.5}, "VerticalFlip": {}}], "one-key mapping"),
+        ([{"OneOf": {"p": 0.5}}], "transforms"),
+        ([{"OneOf": {"transforms": [{"Nope": {}}]}}], r"augment\[0\]\.OneOf\.transforms\[0\]"),
+    ],
+)
+def test_bad_augmentations_name_where_they_are(entries, message):
+    with pytest.raises(LineInspectError, match=message):
+        build_augmentations(entries)

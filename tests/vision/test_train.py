@@ -1,0 +1,115 @@
+"""Training behaviour on the built-in sample data: seeded, resumable after a kill, early-stopped."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from annotation.errors import LineInspectError
+from annotation.exports import ImportOptions, load_exports
+from vision.recipe import load_recipe
+from vision.sample_data import generate
+from vision.train import train
+
+LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
+TINY = {
+    "model.architecture": "resnet18",
+    "input.height": 48,
+    "input.width": 48,
+    "train.batch_size": 16,
+    "train.workers": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    data = generate(tmp_path_factory.mktemp("sample"), n_normal=40, n_defect=40, size=(96, 96), seed=0)
+    return data, load_exports([data.export], ImportOptions(images_root=data.root))
+
+
+def _weights(run: Path, name: str = "last.pt") -> dict:
+    return torch.load(run / name, weights_only=False)["model"]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_identical_weights(sample, tmp_path):
+    _, manifest = sample
+    recipe = load_recipe(None, {**TINY, "train.epochs": 1})
+    train(manifest, recipe, tmp_path / "a")
+    train(manifest, recipe, tmp_path / "b")
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    other = load_recipe(None, {**TINY, "train.epochs": 1, "train.seed": 1})
+    train(manifest, other, tmp_path / "c")
+    assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_weights(sample, tmp_path):
+    data, manifest = sample
+    overrides = {**TINY, "train.epochs": 3, "train.early_stopping.patience": 10}
+    train(manifest, load_recipe(None, overrides), tmp_path / "straight")
+
+    run = tmp_path / "killed"
+    args = [LINEINSPECT, "train", data.export, "--images-root", data.root, "--out", run]
+    args += [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (run / "history.json").exists() or len(json.loads((run / "history.json").read_text() or "[]")) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert torch.load(run / "last.pt", weights_only=False)["state"]["epoch"] == 2
+
+    subprocess.run(list(map(str, args + ["--resume"])), check=True, capture_output=True)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert _same(_weights(run), _weights(tmp_path / "straight"))
+
+
+def test_a_finished_run_folder_is_not_overwritten_without_resume(sample, tmp_path):
+    _, manifest = sample
+    recipe = load_recipe(None, {**TINY, "train.epochs": 1})
+    train(manifest, recipe, tmp_path / "run")
+    with pytest.raises(LineInspectError, match="--resume"):
+        train(manifest, recipe, tmp_path / "run")
+
+
+def test_resume_refuses_different_data(sample, tmp_path):
+    _, manifest = sample
+    recipe = load_recipe(None, {**TINY, "train.epochs": 1})
+    train(manifest, recipe, tmp_path / "run")
+    fewer = dataclasses.replace(manifest, items=manifest.items[:-1])
+    with pytest.raises(LineInspectError, match="fingerprint"):
+        train(fewer, recipe, tmp_path / "run", resume=True)
+
+
+def test_early_stopping_stops_when_validation_stops_improving(sample, tmp_path):
+    _, manifest = sample
+    recipe = load_recipe(None, {**TINY, "train.epochs": 30, "train.lr": 1e-9, "train.early_stopping.patience": 2})
+    result = train(manifest, recipe, tmp_path / "run")
+    assert result.epochs_run < 30
+    assert result.epochs_run - result.best_epoch == 2
+
+
+def test_a_class_missing_from_training_is_a_clear_error(sample, tmp_path):
+    _, manifest = sample
+    normal_only = dataclasses.replace(manifest, items=[i for i in manifest.items if i.label == "normal"])
+    with pytest.raises(LineInspectError, match="no defect images"):
+        train(normal_only, load_recipe(None, TINY), tmp_path / "run")
+
+
+def test_sampler_imbalance_mode_trains(sample, tmp_path):
+    _, manifest = sample
+    recipe = load_recipe(None, {**TINY, "train.epochs": 1, "train.imbalance": "sampler"})
+    assert train(manifest, recipe, tmp_path / "run").epochs_run == 1

@@ -1,0 +1,1 @@
+"""Everything about pixels: preprocessing, data, training, evaluation, export, OCR."""

@@ -1,0 +1,181 @@
+"""Export a training run to a self-describing ONNX model that has proven it matches PyTorch."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from annotation.errors import LineInspectError
+from vision.calibrate import OperatingPoint, calibrate, operating_point
+from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
+from vision.metrics import evaluate_scores
+from vision.models import WithSoftmax, build_model
+from vision.onnx_model import OnnxClassifier
+from vision.predict import iter_predictions, load_input
+from vision.run_dir import RunDir
+from vision.splits import SPLITS
+
+PARITY_TOLERANCE = 1e-4  # max |P_torch(defect) - P_onnx(defect)| over the checked images
+OPSET = 18
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    meta: ModelMetadata  # meta.parity holds the PyTorch-vs-ONNX check
+
+
+def export_run(
+    run_path: Path,
+    out: Path,
+    miss_rate: float | None = None,
+    parity_images: int = 64,
+    console: Console | None = None,
+) -> ExportResult:
+    """Export `best.pt` of a run, check parity, calibrate on the holdout split, write `out` atomically."""
+    console = console or Console(stderr=True)
+    run = RunDir(Path(run_path))
+    plan = run.read_plan()
+    recipe = run.read_recipe()
+    if not run.best.is_file():
+        raise LineInspectError(f"{run.root} has no best.pt: training has not finished an epoch")
+    classes = plan["classes"]
+    model = build_model(recipe.model.architecture, len(classes), pretrained="none", console=Console(quiet=True))
+    model.load_state_dict(torch.load(run.best, map_location="cpu", weights_only=True)["model"])
+    wrapped = WithSoftmax(model).eval()
+    spec = recipe.input.spec()
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        console.print("exporting to ONNX ...")
+        _to_onnx(wrapped, spec.height, spec.width, tmp)
+        holdout = [i for i in plan["items"] if i["split"] == "holdout"]
+        placeholder = _placeholder_meta(recipe, plan, classes, spec)
+        write_metadata(tmp, placeholder)
+        classifier = OnnxClassifier(tmp, providers=["CPUExecutionProvider"])
+        max_diff, checked = _parity(wrapped, classifier, [Path(i["path"]) for i in holdout[:parity_images]])
+        if max_diff > PARITY_TOLERANCE:
+            raise LineInspectError(
+                f"parity check failed: ONNX Runtime and PyTorch defect probabilities differ by up to {max_diff:.2e} "
+                f"(tolerance {PARITY_TOLERANCE:.0e}) on {checked} holdout images; the model was not written"
+            )
+        console.print(f"parity: max |torch - onnx| = {max_diff:.2e} on {checked} holdout images")
+
+        scores, truth = _holdout_scores(classifier, holdout)
+        target = miss_rate if miss_rate is not None else recipe.calibration.miss_rate
+        confidence = recipe.calibration.confidence
+        point = (
+            calibrate(scores, truth, target, confidence)
+            if target is not None
+            else operating_point(scores, truth, 0.5, confidence)
+        )
+        meta = placeholder.model_copy(
+            update={
+                "version": _version(tmp),
+                "threshold": point.threshold,
+                "operating_point": point.to_dict(),
+                "metrics": evaluate_scores(truth, scores, point.threshold),
+                "parity": {"max_abs_diff": max_diff, "images": checked, "tolerance": PARITY_TOLERANCE},
+            }
+        )
+        write_metadata(tmp, meta)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _report(console, out, meta, point)
+    return ExportResult(out, meta)
+
+
+def _to_onnx(model: torch.nn.Module, height: int, width: int, path: Path) -> None:
+    example = torch.zeros(2, 3, height, width)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=["probabilities"],
+        dynamic_shapes=({0: batch},),
+        opset_version=OPSET,
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
+
+
+def _parity(model: torch.nn.Module, classifier: OnnxClassifier, paths: list[Path]) -> tuple[float, int]:
+    """Both runtimes on the same real images, through the one preprocessing."""
+    inputs = [x for x, _ in (load_input(p, classifier.spec) for p in paths) if x is not None]
+    if not inputs:
+        raise LineInspectError("parity check needs readable holdout images; none could be read")
+    batch = np.stack(inputs)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(batch)).numpy()
+    got = classifier.predict(batch)
+    k = classifier.meta.defect_index
+    return float(np.abs(expected[:, k] - got[:, k]).max()), len(inputs)
+
+
+def _holdout_scores(classifier: OnnxClassifier, holdout: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    labels = {Path(i["path"]): i["label"] == classifier.meta.defect_class for i in holdout}
+    scores, truth = [], []
+    for pred in iter_predictions(classifier, labels):
+        if pred.probabilities is None:
+            raise LineInspectError(f"holdout image unreadable: {pred.path}: {pred.error}")
+        scores.append(float(pred.probabilities[classifier.meta.defect_index]))
+        truth.append(labels[pred.path])
+    return np.asarray(scores), np.asarray(truth, dtype=bool)
+
+
+def _placeholder_meta(recipe, plan: dict, classes: list[str], spec) -> ModelMetadata:
+    counts = {
+        name: {c: sum(1 for i in plan["items"] if i["split"] == name and i["label"] == c) for c in classes}
+        for name in SPLITS
+    }
+    return ModelMetadata(
+        name=recipe.model.name,
+        version="unversioned",
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        architecture=recipe.model.architecture,
+        classes=classes,
+        defect_class="defect",
+        input=InputSpec.of(spec),
+        threshold=0.5,
+        operating_point={},
+        training_data=TrainingData(fingerprint=plan["fingerprint"], sources=plan["sources"], counts=counts),
+    )
+
+
+def _version(path: Path) -> str:
+    """Date plus a hash of the weights: two exports of the same weights share a version."""
+    import onnx
+
+    model = onnx.load(str(path))
+    digest = hashlib.sha256()
+    for init in model.graph.initializer:
+        digest.update(init.raw_data)
+    return f"{datetime.now(UTC):%Y%m%d}-{digest.hexdigest()[:8]}"
+
+
+def _report(console: Console, out: Path, meta: ModelMetadata, point: OperatingPoint) -> None:
+    m = meta.metrics
+    console.print(f"wrote {out}  ({meta.name} {meta.version})")
+    console.print(
+        f"holdout: ROC-AUC {m.get('roc_auc')}, threshold {point.threshold:.4f}: "
+        f"miss rate {point.miss_rate:.2%} (95% upper {point.miss_rate_upper:.2%}), "
+        f"false-reject rate {point.false_reject_rate:.2%}"
+    )
+    if not point.supported:
+        console.print(f"[bold yellow]warning:[/] {point.note}")

@@ -1,0 +1,53 @@
+"""Run a lineinspect ONNX model with ONNX Runtime: no torch, the model file is the whole contract."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from annotation.errors import LineInspectError
+from vision.metadata import ModelMetadata, metadata_from_map
+from vision.preprocess import PreprocessSpec
+
+
+def default_providers() -> list[str]:
+    """CUDA when this onnxruntime build and machine have it, else CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxClassifier:
+    """A loaded model: metadata, preprocessing spec and an inference session."""
+
+    def __init__(self, path: Path, providers: list[str] | None = None, threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LineInspectError(f"model file not found: {self.path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers or default_providers())
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise LineInspectError(f"{self.path} is not a loadable ONNX model: {exc}") from None
+        self.meta: ModelMetadata = metadata_from_map(
+            self.session.get_modelmeta().custom_metadata_map, source=str(self.path)
+        )
+        self.spec: PreprocessSpec = self.meta.input.spec()
+
+    @property
+    def threshold(self) -> float:
+        return self.meta.threshold
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities [N, classes] for a preprocessed batch [N, 3, H, W]."""
+        return self.session.run([self.meta.output_name], {self.meta.input_name: batch.astype(np.float32)})[0]
+
+    def defect_scores(self, probabilities: np.ndarray) -> np.ndarray:
+        return probabilities[:, self.meta.defect_index]
+
+    def verdicts(self, scores: np.ndarray) -> list[str]:
+        return ["defect" if s >= self.threshold else "normal" for s in scores]

@@ -1,0 +1,105 @@
+"""The training recipe: a YAML file validated into typed settings, errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from annotation.errors import LineInspectError
+from vision.preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
+
+DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "train" / "default.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Strict):
+    name: str = "lineinspect-defect"
+    architecture: str = "mobilenet_v3_small"
+    pretrained: str = "auto"  # auto (torch hub cache if present) | none | path to a state dict
+
+
+class InputSettings(_Strict):
+    height: int = Field(160, ge=16, le=2048)
+    width: int = Field(160, ge=16, le=2048)
+    color: Literal["rgb", "gray"] = "rgb"
+    resize: Literal["stretch", "letterbox"] = "stretch"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def spec(self) -> PreprocessSpec:
+        return PreprocessSpec(**self.model_dump())
+
+
+class DataSettings(_Strict):
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)  # early stopping and model selection
+    holdout_fraction: float = Field(0.15, gt=0, lt=0.5)  # threshold calibration and reported metrics
+
+
+class EarlyStopping(_Strict):
+    metric: Literal["roc_auc", "loss"] = "roc_auc"
+    patience: int = Field(5, ge=1)
+
+
+class TrainSettings(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    imbalance: Literal["weighted_loss", "sampler", "none"] = "weighted_loss"
+    early_stopping: EarlyStopping = EarlyStopping()
+    seed: int = 0
+    workers: int = Field(2, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_minutes: float | None = Field(None, gt=0)  # stop after this long, keeping the best epoch
+
+
+class CalibrationSettings(_Strict):
+    miss_rate: float | None = Field(None, gt=0, lt=1)  # None: threshold 0.5, reported as is
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class Recipe(_Strict):
+    model: ModelSettings = ModelSettings()
+    input: InputSettings = InputSettings()
+    data: DataSettings = DataSettings()
+    train: TrainSettings = TrainSettings()
+    augment: list[dict[str, Any]] = Field(default_factory=list)  # albumentations, see vision/augment.py
+    calibration: CalibrationSettings = CalibrationSettings()
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> Recipe:
+        if self.data.val_fraction + self.data.holdout_fraction >= 0.8:
+            raise ValueError("data.val_fraction + data.holdout_fraction must leave at least 20% for training")
+        return self
+
+
+def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a recipe YAML (the default one when `path` is None) and apply dotted-key overrides."""
+    path = Path(path) if path else DEFAULT_RECIPE
+    if not path.is_file():
+        raise LineInspectError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise LineInspectError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise LineInspectError(f"{path}: the top level must be a mapping of sections (model, input, train, ...)")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise LineInspectError(f"{path}: {problems}") from None

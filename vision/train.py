@@ -1,0 +1,251 @@
+"""Train a classifier from a manifest: seeded, resumable, early-stopped on the validation split."""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from annotation.errors import LineInspectError
+from annotation.manifest import Manifest
+from vision.augment import build_augmentations
+from vision.data import ImageDataset, seed_worker
+from vision.models import build_model
+from vision.progress import progress_bar
+from vision.recipe import Recipe
+from vision.run_dir import RunDir
+from vision.splits import split_items
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    seconds: float
+    history: list[dict]
+
+
+def select_device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise LineInspectError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def train(
+    manifest: Manifest, recipe: Recipe, out: Path, resume: bool = False, console: Console | None = None
+) -> TrainResult:
+    """Split, train with early stopping, keep `best.pt` (best validation epoch) and `last.pt` (to resume)."""
+    console = console or Console(stderr=True)
+    run = RunDir(Path(out))
+    splits = split_items(manifest.items, recipe.data.val_fraction, recipe.data.holdout_fraction, recipe.train.seed)
+    _check_splits(splits, manifest.classes)
+    if resume:
+        _check_same_plan(run, manifest)
+    elif run.last.exists():
+        raise LineInspectError(
+            f"{run.root} already holds a training run: pass --resume to continue it, or another --out"
+        )
+    run.write_plan(recipe, manifest, splits)
+
+    seed_everything(recipe.train.seed)
+    device = select_device(recipe.train.device)
+    class_index = {name: i for i, name in enumerate(manifest.classes)}
+    spec = recipe.input.spec()
+    train_set = ImageDataset(
+        [(i.path, class_index[i.label]) for i in splits["train"]], spec, build_augmentations(recipe.augment)
+    )
+    val_set = ImageDataset([(i.path, class_index[i.label]) for i in splits["val"]], spec)
+    targets = np.array([t for _, t in train_set.samples])
+    counts = np.bincount(targets, minlength=len(manifest.classes))
+
+    model = build_model(recipe.model.architecture, len(manifest.classes), recipe.model.pretrained, console).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.train.epochs)
+    class_weights = torch.tensor(len(targets) / (len(counts) * counts), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=class_weights.to(device) if recipe.train.imbalance == "weighted_loss" else None
+    )
+
+    state = {"epoch": 0, "best_metric": -float("inf"), "best_epoch": 0, "stale": 0, "history": []}
+    if resume and run.last.exists():
+        state = _load_checkpoint(run.last, model, optimizer, scheduler)
+        console.print(f"resuming {run.root} after epoch {state['epoch']}")
+
+    generator = torch.Generator()
+    sampler = None
+    if recipe.train.imbalance == "sampler":
+        sampler = WeightedRandomSampler(
+            (1.0 / counts[targets]).tolist(), num_samples=len(targets), replacement=True, generator=generator
+        )
+    loader_args = dict(
+        batch_size=recipe.train.batch_size,
+        num_workers=recipe.train.workers,
+        worker_init_fn=seed_worker,
+        pin_memory=device.type == "cuda",
+    )
+    train_loader = DataLoader(
+        train_set,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=generator,
+        drop_last=len(train_set) > recipe.train.batch_size,
+        **loader_args,
+    )
+    val_loader = DataLoader(val_set, shuffle=False, **loader_args)
+
+    console.print(
+        f"training {recipe.model.architecture} on {device.type}: {len(train_set)} train / {len(val_set)} val / "
+        f"{len(splits['holdout'])} holdout images, classes {dict(zip(manifest.classes, counts.tolist(), strict=True))}"
+    )
+    started = time.monotonic()
+    patience = recipe.train.early_stopping.patience
+    with progress_bar(console, unit="batch") as progress:
+        for epoch in range(state["epoch"] + 1, recipe.train.epochs + 1):
+            epoch_seed = recipe.train.seed * 1000 + epoch  # a resumed run replays the same epochs
+            generator.manual_seed(epoch_seed)
+            train_set.augment.set_random_seed(epoch_seed)  # loader workers reseed in seed_worker
+            task = progress.add_task(f"epoch {epoch}/{recipe.train.epochs}", total=len(train_loader) + len(val_loader))
+            tick = functools.partial(progress.advance, task)
+            train_loss = _train_epoch(model, train_loader, loss_fn, optimizer, device, tick)
+            scheduler.step()
+            val = _validate(model, val_loader, loss_fn, device, manifest.classes, tick)
+            metric = val["roc_auc"] if recipe.train.early_stopping.metric == "roc_auc" else -val["loss"]
+            improved = metric > state["best_metric"]
+            if improved:
+                state.update(best_metric=metric, best_epoch=epoch, stale=0)
+                torch.save({"model": model.state_dict(), "epoch": epoch, "val": val}, run.best)
+            else:
+                state["stale"] += 1
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **val,
+                "lr": scheduler.get_last_lr()[0],
+                "best": improved,
+            }
+            state["history"].append(record)
+            state["epoch"] = epoch
+            _save_checkpoint(run.last, model, optimizer, scheduler, state)
+            run.history.write_text(json.dumps(state["history"], indent=1), encoding="utf-8")
+            progress.update(task, visible=False)
+            console.print(
+                f"epoch {epoch:3d}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}  "
+                f"val ROC-AUC {_fmt(val['roc_auc'])}  val acc {val['accuracy']:.3f}{'  *best' if improved else ''}"
+            )
+            if state["stale"] >= patience:
+                console.print(f"early stop: val {recipe.train.early_stopping.metric} flat for {patience} epochs")
+                break
+            if recipe.train.max_minutes and time.monotonic() - started > 60 * recipe.train.max_minutes:
+                console.print(f"stopping: train.max_minutes={recipe.train.max_minutes} reached")
+                break
+    seconds = time.monotonic() - started
+    best = _fmt(abs(state["best_metric"]))
+    console.print(
+        f"best epoch {state['best_epoch']} (val {recipe.train.early_stopping.metric} {best}); run in {run.root}"
+    )
+    return TrainResult(run.root, state["best_epoch"], state["best_metric"], state["epoch"], seconds, state["history"])
+
+
+def _train_epoch(model, loader, loss_fn, optimizer, device, tick) -> float:
+    model.train()
+    total, n = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        n += len(y)
+        tick()
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def _validate(model, loader, loss_fn, device, classes: list[str], tick) -> dict:
+    model.eval()
+    losses, probs, targets = [], [], []
+    for x, y in loader:
+        logits = model(x.to(device))
+        losses.append(loss_fn(logits, y.to(device)).item() * len(y))
+        probs.append(torch.softmax(logits, 1).cpu().numpy())
+        targets.append(y.numpy())
+        tick()
+    p, t = np.concatenate(probs), np.concatenate(targets)
+    defect = classes.index("defect")
+    both = len(np.unique(t)) > 1
+    return {
+        "loss": float(sum(losses) / len(t)),
+        "accuracy": float((p.argmax(1) == t).mean()),
+        "roc_auc": float(roc_auc_score(t == defect, p[:, defect])) if both else float("nan"),
+    }
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": state,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        },
+        tmp,
+    )
+    tmp.replace(path)  # a kill mid-save never leaves a broken last.pt
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    np.random.set_state(ckpt["rng"]["numpy"])
+    random.setstate(ckpt["rng"]["python"])
+    return ckpt["state"]
+
+
+def _check_splits(splits: dict, classes: list[str]) -> None:
+    for name in ("train", "val"):
+        present = {i.label for i in splits[name]}
+        missing = [c for c in classes if c not in present]
+        if missing:
+            raise LineInspectError(
+                f"the {name} split has no {', '.join(missing)} images: label more images of every class "
+                f"(found {sum(len(v) for v in splits.values())} usable images)"
+            )
+
+
+def _check_same_plan(run: RunDir, manifest: Manifest) -> None:
+    if not run.last.exists():
+        raise LineInspectError(f"--resume: {run.root} has no last.pt to resume from")
+    if run.read_plan()["fingerprint"] != manifest.fingerprint():
+        raise LineInspectError(
+            f"--resume: the data differ from the run in {run.root} (fingerprint mismatch); start a new run instead"
+        )
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value != value else f"{value:.4f}"
