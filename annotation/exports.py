@@ -76,7 +76,7 @@ def load_exports(paths: list[Path], options: ImportOptions) -> Manifest:
     found across all of them, since a copy on both sides of a split leaks labels.
     """
     label_map = _label_map(options)
-    manifest = Manifest(classes=list(CLASSES), source=", ".join(str(p) for p in paths))
+    manifest = Manifest(classes=list(CLASSES), sources=[str(p) for p in paths])
     hashes: dict[Path, str] = {}
     for path in paths:
         items, problems = _load_one(Path(path), options, label_map, hashes)

@@ -46,7 +46,7 @@ class Manifest:
     items: list[ManifestItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)  # ordered class names of the model
-    source: str = ""  # where it came from (export path(s))
+    sources: list[str] = field(default_factory=list)  # the export file(s) it came from
 
     @property
     def errors(self) -> list[Problem]:
@@ -63,7 +63,7 @@ class Manifest:
 
     def to_json(self) -> dict:
         return {
-            "source": self.source,
+            "sources": self.sources,
             "classes": self.classes,
             "items": [{**asdict(i), "path": str(i.path)} for i in self.items],
             "problems": [{**asdict(p), "severity": p.severity.value} for p in self.problems],

@@ -18,7 +18,7 @@ from annotation.manifest import Manifest, Problem, Severity
 
 def render_report(manifest: Manifest, examples: int = 3) -> Group:
     """Counts per class, then problems by kind (errors first) with `examples` each, then the verdict."""
-    parts = [Text(f"Dataset: {manifest.source or '(no source)'}", style="bold"), _class_table(manifest)]
+    parts = [Text(f"Dataset: {', '.join(manifest.sources) or '(no source)'}", style="bold"), _class_table(manifest)]
     parts += [_problem_table(group, examples) for group in _grouped(manifest.problems)]
     parts.append(verdict(manifest))
     return Group(*parts)

@@ -51,7 +51,7 @@ def evaluate_model(
     s, t = np.asarray(scores), np.asarray(truth, dtype=bool)
     metrics = {
         "model": {"name": meta.name, "version": meta.version, "path": str(model_path)},
-        "data": {"source": manifest.source, "unreadable": sum(1 for r in rows if r["error"])},
+        "data": {"sources": manifest.sources, "unreadable": sum(1 for r in rows if r["error"])},
         **evaluate_scores(t, s, meta.threshold),
         "operating_point": operating_point(s, t, meta.threshold).to_dict(),
     }

@@ -47,7 +47,7 @@ class RunDir:
         self.recipe.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
         plan = {
             "classes": manifest.classes,
-            "sources": manifest.source.split("\n") if manifest.source else [],
+            "sources": manifest.sources,
             "fingerprint": manifest.fingerprint(),
             "items": [
                 {"path": str(i.path), "label": i.label, "sha256": i.sha256, "split": name, "task_id": i.task_id}

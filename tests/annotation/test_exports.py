@@ -58,7 +58,7 @@ def test_single_annotator_labels_become_items(
     m = load_export(path, ImportOptions(images_root=images, normal_labels=("ok",), defect_labels=("scratch",)))
     assert m.problems == []
     assert m.classes == CLASSES == ["normal", "defect"]
-    assert m.source == str(path)
+    assert m.sources == [str(path)]
     first, second = m.items
     assert (first.path, first.label, first.source_label, first.task_id) == (a, "normal", "OK", 1)
     assert (second.path, second.label, second.source_label, second.task_id) == (b, "defect", "Scratch", 2)
@@ -428,7 +428,7 @@ def test_several_exports_merge_into_one_manifest(export: WriteExport, write_imag
     first = export([labelled_task(1, "a.png", "defect")], "json", name="shift1.json")
     second = export([labelled_task(1, "a-again.png", "defect"), labelled_task(2, "b.png", "normal")], "csv")
     m = load_exports([first, second], ImportOptions(images_root=images))
-    assert str(first) in m.source and str(second) in m.source
+    assert m.sources == [str(first), str(second)]
     assert [i.reference for i in m.items] == ["a.png", "a-again.png", "b.png"]
     assert [p.kind for p in m.problems] == ["duplicate_image"]  # same task id in two projects is no problem
     assert m.counts() == {"normal": 1, "defect": 2}

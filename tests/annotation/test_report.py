@@ -32,7 +32,7 @@ def test_counts_problem_groups_examples_and_verdict() -> None:
         problems=[problem("unlabelled", Severity.WARNING, n) for n in range(10, 12)]
         + [problem("missing_image", Severity.ERROR, n) for n in range(20, 25)],
         classes=list(CLASSES),
-        source="export.json",
+        sources=["export.json"],
     )
     text = rendered(manifest, examples=2)
     lines = [line.strip() for line in text.splitlines()]
@@ -51,7 +51,7 @@ def test_counts_problem_groups_examples_and_verdict() -> None:
 
 
 def test_clean_manifest_and_markup_in_messages() -> None:
-    manifest = Manifest(items=[item(1, "normal", "[ok]")], classes=list(CLASSES), source="a.csv")
+    manifest = Manifest(items=[item(1, "normal", "[ok]")], classes=list(CLASSES), sources=["a.csv"])
     text = rendered(manifest)
     assert "[ok] (1)" in text  # not swallowed as rich markup
     assert text.rstrip().splitlines()[-1] == "0 errors, 0 warnings"
