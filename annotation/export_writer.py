@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from annotation.manifest import IMAGE_SUFFIXES
+
 ExportFormat = Literal["json", "json-min", "csv"]
 
 _TIME = "2026-01-01T00:00:00.000000Z"
@@ -146,3 +148,17 @@ def write_export(tasks: list[dict], path: Path, fmt: ExportFormat = "json") -> P
     else:
         raise ValueError(f"unknown export format {fmt!r}")
     return path
+
+
+def tasks_from_folders(root: Path, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[dict]:
+    """Tasks for images sorted into class folders: each image labelled with its parent folder's name.
+
+    References use local-files storage relative to `root`, so Label Studio (with `root`
+    as its document root) and `--images-root root` both find the files.
+    """
+    root = Path(root)
+    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    return [
+        labelled_task(i, f"/data/local-files/?d={path.relative_to(root).as_posix()}", path.parent.name)
+        for i, path in enumerate(images, start=1)
+    ]

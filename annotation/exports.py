@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from annotation.errors import LineInspectError
-from annotation.manifest import Manifest, ManifestItem, Problem, Severity, sha256_file
+from annotation.manifest import IMAGE_SUFFIXES, Manifest, ManifestItem, Problem, Severity, sha256_file
 from annotation.references import ReferenceResolver, UnresolvedReference
 
 ExportFormat = Literal["json", "json-min", "csv"]
@@ -26,7 +26,6 @@ CLASSES = ["normal", "defect"]  # the model's classes, in this order
 
 # Columns Label Studio's converter adds to JSON-MIN/CSV rows beside the data fields and controls.
 _MIN_META = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"})
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 _UNLABELLED = ("unlabelled", "the task has no annotation; label it in Label Studio")
 
@@ -382,7 +381,7 @@ def _choose_image_key(datas: list[dict[str, Any]], wanted: str | None) -> str:
 def _looks_like_image(value: Any) -> bool:
     if not isinstance(value, str):
         return False
-    return value.startswith("/data/") or "://" in value or value.split("?")[0].lower().endswith(_IMAGE_SUFFIXES)
+    return value.startswith("/data/") or "://" in value or Path(value.split("?")[0]).suffix.lower() in IMAGE_SUFFIXES
 
 
 # --- deciding a task's class -----------------------------------------------------------------

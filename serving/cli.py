@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from annotation.errors import LineInspectError
+from serving import cli_ocr, cli_serve
 
 console = Console(stderr=True)
 app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
@@ -22,6 +23,8 @@ dataset_app = typer.Typer(help="Label Studio exports: check what they hold.", no
 model_app = typer.Typer(help="Model files: show what they carry.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
+cli_serve.register(app)  # serve, keys, bench serve
+cli_ocr.register(app)  # ocr label|gauge, bench ocr
 
 Exports = Annotated[list[Path], typer.Argument(help="Label Studio export(s): JSON, JSON-MIN or CSV.")]
 ImagesRoot = Annotated[
@@ -87,6 +90,27 @@ def dataset_check(
         json_out.write_text(json.dumps(manifest.to_json(), indent=1), encoding="utf-8")
     if manifest.errors:
         raise typer.Exit(1)
+
+
+@dataset_app.command("from-folders")
+def dataset_from_folders(
+    root: Annotated[Path, typer.Argument(help="Folder whose sub-folders are named after labels (e.g. ok/, scratch/).")],
+    out: Annotated[Path, typer.Option(help="Export file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="json | json-min | csv")] = "json",
+) -> None:
+    """Write a Label Studio export for images already sorted into label folders."""
+    from annotation.export_writer import tasks_from_folders, write_export
+
+    if fmt not in ("json", "json-min", "csv"):
+        raise LineInspectError(f"--format must be json, json-min or csv, not {fmt!r}")
+    if not root.is_dir():
+        raise LineInspectError(f"not a folder: {root}")
+    tasks = tasks_from_folders(root)
+    if not tasks:
+        raise LineInspectError(f"no images under {root}")
+    write_export(tasks, out, fmt)  # type: ignore[arg-type]
+    labels = sorted({t["annotations"][0]["result"][0]["value"]["choices"][0] for t in tasks})
+    console.print(f"wrote {out}: {len(tasks)} tasks, labels {', '.join(labels)}; use --images-root {root}")
 
 
 @app.command()

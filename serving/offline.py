@@ -12,11 +12,11 @@ from rich.console import Console
 
 from annotation.errors import LineInspectError
 from annotation.exports import ImportOptions, load_exports
+from annotation.manifest import IMAGE_SUFFIXES
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_predictions
 from vision.progress import progress_bar
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 EXPORT_SUFFIXES = {".json", ".csv"}
 COLUMNS = ["path", "score", "verdict", "label", "threshold", "model_version", "true_label", "error"]
 

@@ -173,9 +173,13 @@ def _report(console: Console, out: Path, meta: ModelMetadata, point: OperatingPo
     m = meta.metrics
     console.print(f"wrote {out}  ({meta.name} {meta.version})")
     console.print(
-        f"holdout: ROC-AUC {m.get('roc_auc')}, threshold {point.threshold:.4f}: "
-        f"miss rate {point.miss_rate:.2%} (95% upper {point.miss_rate_upper:.2%}), "
-        f"false-reject rate {point.false_reject_rate:.2%}"
+        f"holdout: ROC-AUC {_fmt(m.get('roc_auc'))}, threshold {point.threshold:.4f}: "
+        f"miss rate {_fmt(point.miss_rate, '.2%')} (95% upper {point.miss_rate_upper:.2%}), "
+        f"false-reject rate {_fmt(point.false_reject_rate, '.2%')}"
     )
     if not point.supported:
         console.print(f"[bold yellow]warning:[/] {point.note}")
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)

@@ -29,6 +29,8 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # idle threads sleep instead of spinning: spinning burns the cores that image decoding needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers or default_providers())
         except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -35,6 +35,10 @@ class ImageDecodeError(LineInspectError):
     """The bytes are not an image this product can read."""
 
 
+class PixelLimitError(ImageDecodeError):
+    """The image has more pixels than allowed (a decompression bomb, or simply too large)."""
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How an image becomes model input; stored in the model's metadata."""
@@ -68,7 +72,7 @@ def probe(data: bytes) -> tuple[str, int, int]:
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageDecodeError(f"not a readable image ({exc.__class__.__name__}: {exc})") from None
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"image refused: {exc}") from None
+        raise PixelLimitError(f"image refused: {exc}") from None
 
 
 def reduction_factor(fmt: str, width: int, height: int, spec: PreprocessSpec) -> int:
@@ -91,7 +95,7 @@ def decode(data: bytes, spec: PreprocessSpec) -> np.ndarray:
     """Bytes to an HxWx3 uint8 RGB array (gray replicated), EXIF orientation applied."""
     fmt, width, height = probe(data)
     if width * height > spec.max_pixels:
-        raise ImageDecodeError(
+        raise PixelLimitError(
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}"
         )
     factor = reduction_factor(fmt, width, height, spec)

@@ -427,8 +427,11 @@ def render_defect(image: np.ndarray, rng: np.random.Generator, kind: str | None 
     if kind not in _DEFECTS:
         raise ValueError(f"unknown defect kind {kind!r}; expected one of {DEFECT_KINDS}")
     h, w = image.shape[:2]
-    strokes = _DEFECTS[kind](rng, h, w, min(h, w) / 256)
-    union = np.maximum.reduce([mask for mask, _ in strokes])
+    while True:  # at small sizes a thin stroke can rasterise to nothing: draw it again
+        strokes = _DEFECTS[kind](rng, h, w, min(h, w) / 256)
+        union = np.maximum.reduce([mask for mask, _ in strokes])
+        if union.max() > 0:
+            break
     rows, cols = _span(union.any(axis=1)), _span(union.any(axis=0))
     patch = image[rows, cols].astype(np.float32)
     for mask, effect in strokes:

@@ -101,3 +101,8 @@ def test_normal_images_are_textured_and_vary_in_texture_and_brightness(tmp_path:
 def test_too_small_an_image_size_is_refused_with_a_clear_error(tmp_path: Path):
     with pytest.raises(LineInspectError, match="too small"):
         generate(tmp_path, 1, 1, size=(32, 32))
+
+
+def test_small_images_always_get_their_defects(tmp_path):
+    data = generate(tmp_path, n_normal=0, n_defect=150, size=(96, 96), seed=0)
+    assert all(1 <= len(image.defects) <= 3 for image in data.images)

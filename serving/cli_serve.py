@@ -1,0 +1,154 @@
+"""`lineinspect serve`, `lineinspect keys ...` and `lineinspect bench serve`: the service's commands.
+
+Nothing here imports torch: the service runs where only onnxruntime is installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from annotation.errors import LineInspectError
+
+console = Console(stderr=True)
+keys_app = typer.Typer(
+    help="API keys for the inspection service (stored hashed in its database).", no_args_is_help=True
+)
+bench_app = typer.Typer(help="Benchmarks of the product's parts.", no_args_is_help=True)
+
+Config = Annotated[Path | None, typer.Option(help="Service settings YAML (see configs/serve.yaml).")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a setting: engine.max_wait_ms=2 (repeat).")
+]
+ModelFile = Annotated[Path | None, typer.Option("--model", help="ONNX model written by `lineinspect export`.")]
+
+
+def _settings(config: Path | None, overrides: list[str] | None, **values):
+    from serving.cli import parse_overrides
+    from serving.settings import load_settings
+
+    given = {
+        key: str(value) if isinstance(value, Path) else value for key, value in values.items() if value is not None
+    }
+    return load_settings(config, {**parse_overrides(overrides or []), **given})
+
+
+def _database(config: Path | None, overrides: list[str] | None):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from serving.storage import Database
+
+    settings = _settings(config, overrides)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        db.migrate()
+    except SQLAlchemyError as exc:
+        raise LineInspectError(f"cannot open the database {db.engine.url!r}: {str(exc).splitlines()[0]}") from None
+    return db
+
+
+def serve(
+    model: ModelFile = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Serve a model over HTTP to line cameras: verdicts, records, metrics."""
+    from serving.app import run
+    from serving.engine import load_model
+
+    settings = _settings(config, set_, **{"model": model, "server.host": host, "server.port": port})
+    if settings.model is None:
+        raise LineInspectError("no model: pass --model MODEL.onnx (or set model: in the config)")
+    console.print(f"loading {settings.model} ...")
+    loaded = load_model(settings.model, settings.engine, settings.limits.max_pixels)
+    console.print(
+        f"{loaded.name} {loaded.version} on {', '.join(loaded.classifier.session.get_providers())}; "
+        f"listening on http://{settings.server.host}:{settings.server.port} (auth: {settings.auth.mode})",
+        highlight=False,
+    )
+    run(settings, loaded)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who holds the key: a camera or a person.")],
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Create a key and print it (stdout); only its hash is stored, so it cannot be shown again."""
+    from serving.auth import create_key
+
+    key = create_key(_database(config, set_), name)
+    print(key)
+    console.print(f"created a key for {name}: keep it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(config: Config = None, set_: Overrides = None) -> None:
+    """List keys: name, first characters, created and revoked times (never the keys themselves)."""
+    table = Table("name", "key starts", "created", "revoked")
+    for key in _database(config, set_).list_keys():
+        revoked = f"{key.revoked_at:%Y-%m-%d %H:%M:%S}" if key.revoked_at else ""
+        table.add_row(key.name, key.prefix + "...", f"{key.created_at:%Y-%m-%d %H:%M:%S}", revoked)
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str, config: Config = None, set_: Overrides = None) -> None:
+    """Revoke a client's key; a running service refuses it within auth.refresh_seconds."""
+    _database(config, set_).revoke_key(name)
+    console.print(f"revoked the key of {name}")
+
+
+@bench_app.command("serve")
+def bench_serve(
+    model: ModelFile = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Folder of images to send (default: generated 512x512 JPEGs).")
+    ] = None,
+    concurrency: Annotated[str, typer.Option(help="Concurrent clients, comma-separated.")] = "1,8,32",
+    duration: Annotated[float, typer.Option(min=1, help="Seconds per measurement.")] = 10.0,
+    url: Annotated[str | None, typer.Option(help="Target a running service instead of starting one.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Key for --url (a started service runs without keys).")] = None,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Throughput and latency of the service over HTTP against the engine's in-process ceiling."""
+    from serving.bench import LocalServer, bench_serve, sample_images
+    from serving.engine import load_model
+
+    settings = _settings(config, set_, model=model)
+    if settings.model is None:
+        raise LineInspectError("no model: pass --model MODEL.onnx")
+    try:
+        levels = [int(c) for c in concurrency.split(",")]
+    except ValueError:
+        raise LineInspectError(
+            f"--concurrency {concurrency!r}: give numbers separated by commas, e.g. 1,8,32"
+        ) from None
+    if any(c < 1 for c in levels):
+        raise LineInspectError("--concurrency: every level must be at least 1")
+    loaded = load_model(settings.model, settings.engine, settings.limits.max_pixels)
+    server = None if url else LocalServer(settings.model, config, set_ or [])
+    try:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        bench_serve(loaded, settings.engine, sample_images(images), levels, duration, server,
+                    url or server.url, headers, Console())  # fmt: skip
+    finally:
+        if server:
+            server.stop()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service's commands to the main CLI."""
+    app.command()(serve)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(bench_app, name="bench")

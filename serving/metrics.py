@@ -1,0 +1,58 @@
+"""The service's Prometheus metrics, in a registry of its own so that two services in one process stay apart."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+STAGES = ("decode", "preprocess", "queue", "infer", "total")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "lineinspect_http_requests", "HTTP requests by route, method and status.", ["route", "method", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "lineinspect_http_request_seconds", "HTTP request latency by route.", ["route"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.stage_seconds = Histogram(
+            "lineinspect_stage_seconds", "Time per image in each stage: decode, preprocess, queue, infer, total.",
+            ["stage"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self._stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
+        self.batch_size = Histogram(
+            "lineinspect_batch_size", "Images per inference.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge("lineinspect_queue_depth", "Decoded images waiting for inference.", registry=r)
+        self.preparing = Gauge("lineinspect_preparing", "Images being decoded and preprocessed.", registry=r)
+        self.verdicts = Counter("lineinspect_verdicts", "Verdicts by line.", ["line", "verdict"], registry=r)
+        self.model_info = Gauge(
+            "lineinspect_model_info", "The model being served (value 1).", ["name", "version", "sha256"], registry=r
+        )
+        self.model_ready = Gauge("lineinspect_model_ready", "1 when a model is loaded and warmed up.", registry=r)
+        self.rejected = Counter(
+            "lineinspect_rejected", "Requests refused, by reason (error code).", ["reason"], registry=r
+        )
+        self.records_written = Counter("lineinspect_records_written", "Records stored in the database.", registry=r)
+        self.records_spooled = Counter("lineinspect_records_spooled", "Records spooled to JSONL.", registry=r)
+        self.records_lost = Counter("lineinspect_records_lost", "Records neither stored nor spooled.", registry=r)
+        self.record_queue_depth = Gauge("lineinspect_record_queue_depth", "Records waiting to be written.", registry=r)
+        self.spool_pending = Gauge("lineinspect_spool_pending", "Spooled records not yet in the database.", registry=r)
+        self.database_up = Gauge("lineinspect_database_up", "1 when the last database write succeeded.", registry=r)
+
+    def set_model(self, name: str, version: str, sha256: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version, sha256).set(1)
+        self.model_ready.set(1)
+
+    def observe_stages(self, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            self._stages[stage].observe(ms / 1000)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Alembic migrations for the inspection database, applied at startup by `serving.storage.Database.migrate`."""

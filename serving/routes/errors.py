@@ -1,0 +1,74 @@
+"""Every error answer has one shape, `{"error": {"code", "message"}}`, and every refusal is counted by code."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from serving.engine import Refused
+from serving.metrics import Metrics
+
+log = logging.getLogger("lineinspect.http")
+
+REASON_STATUS = {
+    "empty_image": 400,
+    "not_an_image": 422,
+    "corrupt_image": 422,
+    "unsupported_format": 415,
+    "too_many_pixels": 413,
+    "model_path_forbidden": 403,
+    "model_not_found": 404,
+}
+STATUS_CODE = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+class ApiError(HTTPException):
+    """An error answer: HTTP status, a stable code for programs and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra) -> None:
+        super().__init__(status, message, headers)
+        self.code, self.extra = code, extra
+
+    @classmethod
+    def refused(cls, exc: Refused, **extra) -> ApiError:
+        return cls(REASON_STATUS.get(exc.reason, 422), exc.reason, str(exc), **extra)
+
+
+def error_body(code: str, message: str, **extra) -> dict:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    def answer(status: int, code: str, message: str, headers=None, **extra) -> JSONResponse:
+        if status < 500:
+            metrics.rejected.labels(code).inc()
+        return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
+
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc, ApiError):
+            return answer(exc.status_code, exc.code, exc.detail, exc.headers, **exc.extra)
+        return answer(exc.status_code, STATUS_CODE.get(exc.status_code, "error"), str(exc.detail), exc.headers)
+
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return answer(422, "invalid_request", problems)
+
+    async def server_fault(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return answer(500, "internal_error", f"internal error ({exc.__class__.__name__}); it was logged")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, server_fault)

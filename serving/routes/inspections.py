@@ -1,0 +1,56 @@
+"""GET /v1/inspections: the records, filtered and paginated, newest first."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from serving.routes.deps import client_name, service
+from serving.routes.errors import ApiError
+from serving.routes.schemas import ErrorBody, InspectionPage
+from serving.storage import InspectionFilter, InspectionRecord
+
+router = APIRouter(tags=["inspections"], dependencies=[Depends(client_name)])
+FLUSH_SECONDS = 2.0  # how long a read waits for records still being written
+
+
+async def _read(request: Request, query, *args):
+    """Run a query once the records answered so far are written, so a client reads its own inspections."""
+    svc = service(request)
+    await asyncio.to_thread(svc.writer.flush, FLUSH_SECONDS)
+    try:
+        return await asyncio.to_thread(query, *args)
+    except SQLAlchemyError:
+        raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
+
+
+@router.get("/v1/inspections", response_model=InspectionPage, responses={503: {"model": ErrorBody}})
+async def list_inspections(
+    request: Request,
+    line: str | None = None,
+    station: str | None = None,
+    camera: str | None = None,
+    part_id: str | None = None,
+    verdict: Literal["normal", "defect", "error"] | None = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive; UTC when no offset is given")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> InspectionPage:
+    """Inspection records, newest first; `verdict=error` lists refused images."""
+    where = InspectionFilter(line, station, camera, part_id, verdict, since, until)
+    items = await _read(request, service(request).db.list_inspections, where, limit + 1, offset)
+    more = len(items) > limit
+    return InspectionPage(items=items[:limit], next_offset=offset + limit if more else None)
+
+
+@router.get("/v1/inspections/{inspection_id}", response_model=InspectionRecord, responses={404: {"model": ErrorBody}})
+async def get_inspection(request: Request, inspection_id: str) -> InspectionRecord:
+    record = await _read(request, service(request).db.get_inspection, inspection_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no inspection {inspection_id!r}")
+    return record

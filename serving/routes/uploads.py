@@ -1,0 +1,99 @@
+"""What an inspection request carries: image bytes and tags, from a multipart form or a raw image body.
+
+The body is read once, in memory (its size is already bounded by limits.max_body_mb), and a
+multipart body is split without temporary files.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from serving.routes.errors import ApiError
+from serving.storage import Tags
+
+RAW_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/tiff")
+TAG_NAMES = ("line", "station", "camera", "part_id")
+MAX_TAG_LENGTH = 128
+ACCEPTED = f"multipart/form-data, or a raw {', '.join(RAW_TYPES)} body"
+
+
+async def read_images(request: Request, field: str) -> tuple[list[bytes], dict[str, list[str]]]:
+    """The images sent in `field` (or the raw body) and the tag values (form fields or query parameters)."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        parts = parse_multipart(await request.body(), content_type)
+        images = [data for name, data in parts if name == field]
+        if not images:
+            sent = sorted({name for name, _ in parts}) or "no fields"
+            raise ApiError(
+                400, "missing_image", f"no multipart field {field!r} (got {sent}): send the image in field {field!r}"
+            )
+        fields: dict[str, list[str]] = {}
+        for name, data in parts:
+            if name in TAG_NAMES:
+                fields.setdefault(name, []).append(data.decode("utf-8", "replace"))
+        return images, fields
+    if media in RAW_TYPES:
+        query = request.query_params
+        return [await request.body()], {name: query.getlist(name) for name in TAG_NAMES if name in query}
+    got = f"Content-Type {media!r}" if media else "no Content-Type"
+    raise ApiError(415, "unsupported_media_type", f"{got} is not accepted: send {ACCEPTED}")
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """(field name, bytes) for every part, in order."""
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    if not boundary:
+        raise ApiError(400, "bad_multipart", "multipart Content-Type without a boundary")
+    parts: list[tuple[str, bytes]] = []
+    headers: dict[bytes, bytes] = {}
+    field, value, chunks = bytearray(), bytearray(), []
+
+    def on_part_begin() -> None:
+        headers.clear()
+        chunks.clear()
+
+    def on_header_end() -> None:
+        headers[bytes(field).lower()] = bytes(value)
+        field.clear()
+        value.clear()
+
+    def on_part_end() -> None:
+        name = parse_options_header(headers.get(b"content-disposition", b""))[1].get(b"name", b"")
+        parts.append((name.decode("utf-8", "replace"), b"".join(chunks)))
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": lambda data, start, end: field.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: value.extend(data[start:end]),
+            "on_header_end": on_header_end,
+            "on_part_data": lambda data, start, end: chunks.append(data[start:end]),
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise ApiError(400, "bad_multipart", f"malformed multipart body: {exc}") from None
+    return parts
+
+
+def tags_for(fields: dict[str, list[str]], images: int) -> list[Tags]:
+    """Tags for each image: line, station and camera once; part_id once per image, in order, or not at all."""
+    for name, values in fields.items():
+        for value in values:
+            if len(value) > MAX_TAG_LENGTH or not value.isprintable():
+                raise ApiError(422, "invalid_field", f"{name}: at most {MAX_TAG_LENGTH} printable characters")
+        if name != "part_id" and len(values) > 1:
+            raise ApiError(422, "invalid_field", f"{name} given {len(values)} times: give it once")
+    part_ids = fields.get("part_id") or [None] * images
+    if len(part_ids) != images:
+        raise ApiError(422, "invalid_field", f"{len(part_ids)} part_id values for {images} images: give one per image")
+    shared = {name: fields[name][0] for name in ("line", "station", "camera") if fields.get(name)}
+    return [Tags(part_id=part_id, **shared) for part_id in part_ids]

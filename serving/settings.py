@@ -1,0 +1,132 @@
+"""Service settings: a YAML file validated into typed settings, errors naming the key.
+
+Every key is optional; the defaults here are the ones documented in configs/serve.yaml.
+Relative paths are taken from the directory the service is started in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from annotation.errors import LineInspectError
+from vision.preprocess import DEFAULT_MAX_PIXELS
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+
+class EngineSettings(_Strict):
+    providers: list[str] | None = None  # None: CUDA when available, else CPU
+    intra_op_threads: int = Field(0, ge=0)  # 0: one per core
+    decode_threads: int = Field(0, ge=0)  # 0: one per core
+    max_batch_size: int = Field(32, ge=1, le=1024)
+    max_wait_ms: float = Field(20.0, ge=0, le=1000)
+
+    def threads(self) -> tuple[int, int]:
+        """(inference intra-op threads, decode threads) with 0 resolved to the core count."""
+        return self.intra_op_threads or cpu_count(), self.decode_threads or cpu_count()
+
+
+class LimitSettings(_Strict):
+    max_body_mb: float = Field(20.0, gt=0)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=256)
+    max_batch_images: int = Field(64, ge=1)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+class AuthSettings(_Strict):
+    mode: Literal["keys", "disabled"] = "keys"  # disabled: only on a trusted network
+    refresh_seconds: float = Field(2.0, gt=0)  # how soon `lineinspect keys create/revoke` takes effect
+
+
+class KeepImages(_Strict):
+    """Image bytes worth re-annotating: every defect, and scores close to the threshold."""
+
+    defects: bool = False
+    band: float = Field(0.0, ge=0, le=1)  # keep when |score - threshold| < band; 0 keeps none
+    dir: Path | None = None  # None: <data_dir>/images
+
+
+class RecordSettings(_Strict):
+    queue_size: int = Field(10_000, ge=1)
+    batch_size: int = Field(500, ge=1)
+    max_delay_ms: float = Field(100.0, ge=0)  # records gather this long into one insert
+    retry_seconds: float = Field(5.0, gt=0)
+    keep_images: KeepImages = KeepImages()
+
+
+class ServeSettings(_Strict):
+    model: Path | None = None  # the ONNX model to serve; `--model` overrides
+    model_dirs: list[Path] = Field(default_factory=list)  # reload allow-list; empty: the folder of `model`
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # None: SQLite file in data_dir; or postgresql+psycopg://...
+    cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
+    server: ServerSettings = ServerSettings()
+    engine: EngineSettings = EngineSettings()
+    limits: LimitSettings = LimitSettings()
+    auth: AuthSettings = AuthSettings()
+    records: RecordSettings = RecordSettings()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lineinspect.db').resolve()}"
+
+    @property
+    def allowed_model_dirs(self) -> list[Path]:
+        dirs = self.model_dirs or ([self.model.parent] if self.model else [])
+        return [d.resolve() for d in dirs]
+
+    @property
+    def images_dir(self) -> Path:
+        return self.records.keep_images.dir or self.data_dir / "images"
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeSettings:
+    """Read the service YAML (built-in defaults when `path` is None) and apply dotted-key overrides."""
+    raw: dict[str, Any] = {}
+    source = str(path) if path else "settings"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise LineInspectError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise LineInspectError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise LineInspectError(f"{path}: the top level must be a mapping (model_dirs, engine, limits, ...)")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise LineInspectError(f"--set {dotted}: {key} is not a section")
+        node[leaf] = value
+    try:
+        return ServeSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise LineInspectError(f"{source}: {problems}") from None

@@ -1,0 +1,85 @@
+"""Labels through real Tesseract: rendered labels (fields known) and real waybill photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.ocr import load_template, read_label
+from vision.ocr.image import encode_jpeg, encode_png
+from vision.ocr.render_label import render_label
+
+WAYBILLS = "shipping-labels-waybill/data/test_images"
+
+
+@pytest.mark.parametrize(("seed", "quarter_turns"), [(0, 0), (1, 0), (2, 1), (4, 3)])
+def test_rendered_labels_give_every_field_right_even_turned_on_their_side(seed, quarter_turns):
+    label = render_label(seed, quarter_turns=quarter_turns)
+    result = read_label(encode_png(label.image), load_template("default"))
+    assert {name: f.value for name, f in result.fields.items()} == label.fields
+    assert result.ok and result.problems == [] and result.reason is None
+
+
+def test_word_boxes_and_confidences_point_at_the_words_in_the_photo():
+    label = render_label(1)
+    result = read_label(encode_png(label.image), load_template("default"))
+    height, width = label.image.shape[:2]
+    serial = next(w for w in result.words if w.text == label.fields["serial"])
+    lot = next(w for w in result.words if w.text == label.fields["lot"])
+    assert 0.5 < serial.confidence <= 1 and serial.line > lot.line  # printed below the lot
+    for word in (serial, lot):
+        box = word.box
+        assert 0 <= box.x and box.x + box.width <= width and 0 <= box.y and box.y + box.height <= height
+        crop = cv2.cvtColor(label.image[box.y : box.y + box.height, box.x : box.x + box.width], cv2.COLOR_BGR2GRAY)
+        assert crop.min() < 90 and crop.max() > 150  # dark print on light paper: the box is on the word
+
+
+def test_korean_label_reads_with_korean_traineddata():
+    label = render_label(3, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"))
+    assert "제조" in result.text.replace(" ", "")
+    for name in ("serial", "date", "gtin", "part_number"):
+        assert result.fields[name].value == label.fields[name], name
+
+
+def test_a_misread_check_digit_is_reported_as_a_problem():
+    label = render_label(5)
+    tampered = label.image.copy()
+    result = read_label(encode_png(tampered), load_template("default"))
+    serial = label.fields["serial"]
+    text = result.text.replace(serial, serial[:-1] + str((int(serial[-1]) + 1) % 10))
+    from vision.ocr.templates import extract_fields
+
+    fields = extract_fields(load_template("default"), text)
+    assert fields["serial"].value is None and "luhn" in fields["serial"].problem
+
+
+def test_real_waybill_photo_gives_its_tracking_id(shared_data):
+    photo = shared_data / WAYBILLS / "reverseWaybill-163575804188803200_1.jpg"
+    result = read_label(photo.read_bytes(), load_template("shipping"))
+    assert result.fields["tracking_id"].value == "163575804188803200_1"
+    assert len(result.words) > 20 and result.ok
+
+
+def test_waybill_without_a_readable_id_reports_it_missing_instead_of_guessing(shared_data):
+    photo = shared_data / WAYBILLS / "reverseWaybill-162127075969633920_1.jpg"
+    result = read_label(photo.read_bytes(), load_template("shipping"))
+    assert result.fields["tracking_id"].value is None
+    assert result.problems == ["tracking_id: not found"] and not result.ok
+
+
+def test_blank_and_corrupt_images_give_empty_results_with_reasons():
+    blank = read_label(encode_jpeg(np.full((300, 400, 3), 235, np.uint8)), load_template("default"))
+    assert blank.text == "" and blank.words == [] and blank.reason == "no text found"
+    assert blank.fields["lot"].value is None and "lot: not found" in blank.problems
+    corrupt = read_label(b"\xff\xd8\xff\xe0 truncated jpeg", load_template("default"))
+    assert corrupt.text == "" and corrupt.reason.startswith("unreadable image")
+
+
+def test_tesserocr_reads_the_same_fields_as_pytesseract():
+    label = render_label(1)
+    data = encode_png(label.image)
+    fast = read_label(data, load_template("default"), engine="tesserocr")
+    assert fast.engine == "tesserocr"
+    assert {name: f.value for name, f in fast.fields.items()} == label.fields

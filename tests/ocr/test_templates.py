@@ -1,0 +1,99 @@
+"""Template fields: found by pattern, kept only when valid; configs fail with the key named."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.errors import LineInspectError
+from vision.ocr.config import GAUGES_DIR, LABELS_DIR, LabelTemplate, load_gauge, load_template
+from vision.ocr.results import LabelResult
+from vision.ocr.templates import extract_fields, gs1_ok, luhn_ok, mod11_ok
+
+
+def template(**fields) -> LabelTemplate:
+    return LabelTemplate.model_validate({"name": "t", "fields": fields})
+
+
+@pytest.mark.parametrize(
+    ("check", "good"),
+    [(luhn_ok, "79927398713"), (gs1_ok, "4006381333931"), (gs1_ok, "00012345600012"), (mod11_ok, "0306406152")],
+)
+def test_check_digits_accept_valid_numbers_and_reject_one_wrong_digit(check, good):
+    assert check(good)
+    for position in (0, len(good) // 2, len(good) - 1):
+        wrong = good[:position] + str((int(good[position]) + 3) % 10) + good[position + 1 :]
+        assert not check(wrong), wrong
+
+
+def test_mod11_takes_x_as_ten():
+    assert mod11_ok("080442957X")
+    assert not mod11_ok("0804429571")
+
+
+def test_a_date_must_be_a_real_date():
+    t = template(date={"pattern": r"(?i:DATE)\s*(?P<value>\S+)", "type": "date", "formats": ["%Y-%m-%d"]})
+    assert extract_fields(t, "DATE 2024-02-29")["date"].value == "2024-02-29"
+    bad = extract_fields(t, "DATE 2023-02-29")["date"]
+    assert bad.value is None and bad.raw == "2023-02-29" and "not a date" in bad.problem
+
+
+def test_a_serial_whose_check_digit_fails_is_reported_not_guessed():
+    t = template(serial={"pattern": r"S/N\s*(?P<value>\d+)", "check": "luhn", "required": True})
+    field = extract_fields(t, "S/N 79927398710")["serial"]
+    assert field.value is None and field.raw == "79927398710" and "luhn" in field.problem
+
+
+def test_letters_misread_for_digits_are_repaired_only_when_the_check_digit_then_checks():
+    t = template(serial={"pattern": r"S/N\s*(?P<value>[0-9OIl]+)", "digits_only": True, "check": "luhn"})
+    assert extract_fields(t, "S/N 7992739B7l3".replace("B", "8"))["serial"].value == "79927398713"
+    assert extract_fields(t, "S/N 4O12888888881881")["serial"].value == "4012888888881881"
+    assert extract_fields(t, "S/N 4O12888888881882")["serial"].value is None
+
+
+def test_first_valid_match_wins_over_an_earlier_invalid_one():
+    t = template(gtin={"pattern": r"(?P<value>\d{13})", "check": "gs1"})
+    assert extract_fields(t, "4006381333932 then 4006381333931")["gtin"].value == "4006381333931"
+
+
+def test_missing_required_field_is_a_problem_and_optional_one_is_not():
+    t = template(lot={"pattern": r"LOT (?P<value>\w+)", "required": True}, note={"pattern": r"NOTE (?P<value>\w+)"})
+    fields = extract_fields(t, "nothing here")
+    result = LabelResult("nothing here", [], fields, "t", "pytesseract", 11, 0.1)
+    assert result.problems == ["lot: not found"] and not result.ok
+    assert fields["note"].problem == "not found" and not fields["note"].required
+
+
+def test_values_are_case_sensitive_unless_the_pattern_says_otherwise():
+    t = template(lot={"pattern": r"(?i:lot)[: ]*(?P<value>[A-Z0-9]{5,})(?![A-Za-z0-9])"})
+    assert extract_fields(t, "Lot: L2405A")["lot"].value == "L2405A"
+    assert extract_fields(t, "LOT: L2405a")["lot"].value is None  # a lower-case letter is a misread
+
+
+def test_compact_fields_lose_the_spaces_tesseract_inserts():
+    t = template(pn={"pattern": r"P/N (?P<value>[A-Z]{2}[ ]?-[ ]?\d{4})", "compact": True})
+    assert extract_fields(t, "P/N AX - 4471")["pn"].value == "AX-4471"
+
+
+def test_every_shipped_config_loads():
+    for path in LABELS_DIR.glob("*.yaml"):
+        assert load_template(path.stem).fields, path
+    kinds = {load_gauge(path.stem).kind for path in GAUGES_DIR.glob("*.yaml")}
+    assert kinds == {"digital", "analog"}
+
+
+def test_config_errors_name_the_file_and_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("fields:\n  serial:\n    pattern: 'S/N (?P<value>\\d+)'\n    check: crc32\n")
+    with pytest.raises(LineInspectError, match=r"bad\.yaml: fields\.serial\.check"):
+        load_template(path)
+    path.write_text("fields:\n  lot:\n    pattern: 'LOT ((\\w+'\n")
+    with pytest.raises(LineInspectError, match=r"fields\.lot\.pattern: .*not a valid regular expression"):
+        load_template(path)
+    path.write_text("kind: analog\npoints: [{angle: 0, value: 0}, {angle: 90, value: 5}, {angle: 45, value: 9}]\n")
+    with pytest.raises(LineInspectError, match="clockwise"):
+        load_gauge(path)
+
+
+def test_unknown_template_name_lists_the_known_ones():
+    with pytest.raises(LineInspectError, match="known: .*shipping"):
+        load_template("no-such-template")

@@ -1,0 +1,75 @@
+"""API keys: every route but /healthz and /readyz needs one; the `keys` CLI creates, lists and revokes them."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+
+from tests.conftest import jpeg_bytes
+from tests.serving.conftest import wait_for
+
+RAW = {"content-type": "image/jpeg"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/inspect"), ("POST", "/v1/inspect/batch"), ("GET", "/v1/inspections"), ("GET", "/v1/models"),
+     ("POST", "/v1/models/reload"), ("GET", "/metrics"), ("GET", "/v1/inspections/abc")],
+)  # fmt: skip
+def test_routes_need_a_key(service, method, path):
+    answer = httpx.request(method, service["server"].url + path, content=jpeg_bytes(64, 64), headers=RAW)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "missing_api_key"
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_health_routes_are_open(service):
+    assert httpx.get(service["server"].url + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(service["server"].url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True and ready.json()["records"] == "database"
+
+
+def test_wrong_key_is_refused(service):
+    answer = httpx.get(service["server"].url + "/v1/models", headers={"Authorization": "Bearer li_not-a-real-key"})
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_key_is_accepted_as_bearer_or_x_api_key(service):
+    url, key = service["server"].url, service["key"]
+    assert httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert httpx.get(url + "/v1/models", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(service):
+    server = service["server"]
+    key = server.keys("create", "inspector-anna").stdout.strip()
+    assert key.startswith("li_") and len(key) > 40
+    answer = wait_for(
+        lambda: (a := httpx.post(server.url + "/v1/inspect", content=jpeg_bytes(64, 64),
+                                 headers={**RAW, "X-API-Key": key})).status_code == 200 and a,
+        what="the new key to be accepted",
+    )  # fmt: skip
+    record = httpx.get(f"{server.url}/v1/inspections/{answer.json()['id']}", headers={"X-API-Key": key}).json()
+    assert record["client"] == "inspector-anna"
+
+    listing = server.keys("list").stdout
+    assert "inspector-anna" in listing and key[:7] in listing and key not in listing
+    duplicate = server.keys("create", "inspector-anna", check=False)
+    assert duplicate.returncode == 2 and "active key named 'inspector-anna'" in duplicate.stderr
+
+    server.keys("revoke", "inspector-anna")
+    wait_for(
+        lambda: httpx.get(server.url + "/v1/models", headers={"X-API-Key": key}).status_code == 401,
+        what="the revoked key to be refused",
+    )
+    assert httpx.get(server.url + "/v1/models", headers={"X-API-Key": service["key"]}).status_code == 200
+    assert server.keys("revoke", "inspector-anna", check=False).returncode == 2  # nothing active left to revoke
+
+
+def test_keys_are_stored_only_as_hashes(service):
+    database = service["server"].root / "data" / "lineinspect.db"
+    with sqlite3.connect(database) as db:
+        stored = [row for row in db.execute("SELECT * FROM api_keys")]
+    assert stored and not any(service["key"] in map(str, row) for row in stored)

@@ -1,0 +1,21 @@
+"""`lineinspect bench serve` measures the ceiling and the service in one run and prints both."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+from tests.serving.conftest import cli
+
+
+def test_bench_serve_prints_ceiling_throughput_latency_and_memory(models, casting_images, no_torch_env, tmp_path):
+    for path in casting_images["normal"][:8]:
+        shutil.copy(path, tmp_path / path.name)
+    result = cli("bench", "serve", "--model", models["model"], "--images", tmp_path, "--concurrency", "1,4",
+                 "--duration", "1", env=no_torch_env)  # fmt: skip
+    out = result.stdout
+    assert re.search(r"in-process ceiling: \d+\.\d img/s", out)
+    assert re.search(r"single image decode\+preprocess\+infer: p50 \d", out)
+    rows = [line for line in out.splitlines() if re.match(r"\W*(1|4)\W+\d+\.\d\W+\d\.\d\d", line)]
+    assert len(rows) == 2, out
+    assert re.search(r"server resident memory: \d+ MB before, \d+ MB after", out)

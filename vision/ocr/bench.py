@@ -1,0 +1,269 @@
+"""`lineinspect bench ocr`: accuracy and time per image of every reader, on real and rendered images.
+
+Real sets (from ../shared/data, never copied into the repository):
+- gaspump-7seg-lcd: integer litres shown on fuel-pump LCDs, exact match per quality group.
+  The labels are the integer part of the reading, but about one fractional reading in five
+  was labelled rounded up instead; both the strict figure and one that accepts either are
+  reported. Development looked at the odd-indexed photos; even ones are reported apart.
+- analog-gauges-reading: |value - reading| / span. The data gives each dial's range but not
+  where its scale starts and ends, so the calibration is the common 270-degree sweep
+  (-135 to +135) unless a per-dial calibration file is given.
+- shipping-labels-waybill: the tracking ID found exactly (or, on NO_PATTERN, nothing found).
+Rendered sets (made by render_*.py from fixed seeds): label fields right and character error
+rate, display readings exact and CER (with stock Tesseract alongside), dial error / span.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from vision.ocr.config import DialCalibration, load_gauge, load_template
+from vision.ocr.dials import read_dial
+from vision.ocr.image import encode_jpeg, encode_png
+from vision.ocr.labels import read_label
+from vision.ocr.metrics import char_error_rate
+from vision.ocr.render_dial import render_dial
+from vision.ocr.render_display import random_reading, render_photo
+from vision.ocr.render_label import render_label
+from vision.ocr.sevenseg import read_display
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SECTIONS = ("displays", "dials", "waybills", "rendered-labels", "rendered-displays", "rendered-dials")
+
+Progress = Callable[[str, int], None]  # (what, total) -> called once per item with total=0
+
+
+def _timing(seconds: list[float]) -> dict:
+    return {"mean_s": round(statistics.fmean(seconds), 4), "median_s": round(statistics.median(seconds), 4)}
+
+
+def _rate(hits: int, n: int) -> dict:
+    return {"right": hits, "of": n, "rate": round(hits / n, 4) if n else None}
+
+
+def bench_gaspump(root: Path, tick: Progress) -> dict:
+    folder = root / "gaspump-7seg-lcd"
+    rows = list(csv.DictReader((folder / "DERIVED_subset_labels.csv").open(encoding="utf-8")))
+    profile = load_gauge("fuel-pump-lcd")
+    tick("gaspump displays", len(rows))
+    per: dict[str, dict[str, list]] = {}
+    seconds, misses = [], []
+    for i, row in enumerate(rows):
+        result = read_display((folder / row["image_path"]).read_bytes(), profile)
+        truth = int(row["used_liter"])
+        value = result.value
+        strict = value is not None and math.floor(value) == truth
+        either = value is not None and truth in (math.floor(value), math.ceil(value))
+        for key in (row["quality"], f"{row['quality']}-{'odd' if i % 2 else 'even'}", "all"):
+            group = per.setdefault(key, {"strict": [], "either": []})
+            group["strict"].append(strict)
+            group["either"].append(either)
+        seconds.append(result.seconds)
+        if not either:
+            misses.append({"image": row["image_path"], "truth": truth, "read": result.text, "reason": result.reason})
+        tick("gaspump displays", 0)
+    groups = {
+        key: {"integer_part": _rate(sum(g["strict"]), len(g["strict"])),
+              "integer_part_or_rounded_up": _rate(sum(g["either"]), len(g["either"]))}
+        for key, g in sorted(per.items())
+    }  # fmt: skip
+    return {"groups": groups, "time": _timing(seconds), "misses": misses}
+
+
+def _dial_errors(results: list[tuple[float | None, float, float]]) -> dict:
+    """(value read or None, truth, span) -> error statistics; a refusal counts as a full span."""
+    read = [abs(v - t) / s for v, t, s in results if v is not None]
+    counted = read + [1.0] * (len(results) - len(read))
+    return {
+        "dials": len(results),
+        "read": len(read),
+        "median_error_of_span": round(float(np.median(counted)), 4) if counted else None,
+        "p90_error_of_span": round(float(np.percentile(counted, 90)), 4) if counted else None,
+        "median_error_of_span_read_only": round(float(np.median(read)), 4) if read else None,
+        "within_2pct": sum(e <= 0.02 for e in read),
+    }
+
+
+def bench_analog(root: Path, tick: Progress, calibrations: Path | None = None) -> dict:
+    folder = root / "analog-gauges-reading" / "dataset" / "eval"
+    entries = [e for e in json.loads((folder / "gauge_info_eval.json").read_text()) if (folder / "images" / e["image"]).is_file()]
+    per_dial = json.loads(calibrations.read_text()) if calibrations else {}
+    tick("analog dials", len(entries))
+    outcomes, calibrated, seconds = [], [], []
+    for entry in entries:
+        lo, hi, truth = float(entry["min"]), float(entry["max"]), float(entry["reading"])
+        data = (folder / "images" / entry["image"]).read_bytes()
+        default = DialCalibration(min_angle=-135, max_angle=135, min_value=lo, max_value=hi)
+        result = read_dial(data, default)
+        outcomes.append((result.value, truth, hi - lo))
+        seconds.append(result.seconds)
+        if entry["image"] in per_dial:
+            own = DialCalibration(min_value=lo, max_value=hi, **per_dial[entry["image"]])
+            calibrated.append((read_dial(data, own).value, truth, hi - lo))
+        tick("analog dials", 0)
+    report = {"default_270_sweep": _dial_errors(outcomes), "time": _timing(seconds)}
+    if calibrated:
+        report["per_dial_calibration"] = _dial_errors(calibrated)
+    return report
+
+
+def bench_waybills(root: Path, engines: Iterable[str], tick: Progress) -> dict:
+    folder = root / "shipping-labels-waybill" / "data"
+    truth = {r["image_name"]: r["target_text"] for r in csv.DictReader((folder / "ground_truth.csv").open(encoding="utf-8"))}
+    images = sorted((folder / "test_images").glob("*.jpg"))
+    template = load_template("shipping")
+    out = {}
+    for engine in engines:
+        tick(f"waybills ({engine})", len(images))
+        hits, seconds, reads = 0, [], []
+        for path in images:
+            result = read_label(path.read_bytes(), template, engine=engine)
+            found = result.fields["tracking_id"].value
+            expected = truth[path.name]
+            hits += found == (None if expected == "NO_PATTERN" else expected)
+            seconds.append(result.seconds)
+            reads.append({"image": path.name, "truth": expected, "read": found})
+            tick(f"waybills ({engine})", 0)
+        out[engine] = {"tracking_id": _rate(hits, len(images)), "time": _timing(seconds), "reads": reads}
+    return out
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def bench_rendered_labels(n: int, engines: Iterable[str], tick: Progress) -> dict:
+    cases = [(seed, seed % 3 == 2, (seed % 4 == 3) * (1 if seed % 8 == 3 else 3)) for seed in range(n)]
+    out = {}
+    for engine in engines:
+        tick(f"rendered labels ({engine})", n)
+        all_right, fields_right, fields, pairs, seconds, wrong = 0, 0, 0, [], [], []
+        for seed, korean, turns in cases:
+            label = render_label(seed, korean=korean, quarter_turns=turns)
+            template = load_template("default-ko" if korean else "default")
+            result = read_label(encode_png(label.image), template, engine=engine)
+            got = {name: f.value for name, f in result.fields.items()}
+            right = sum(got[k] == v for k, v in label.fields.items())
+            fields_right += right
+            fields += len(label.fields)
+            all_right += right == len(label.fields)
+            if right < len(label.fields):
+                wrong.append({"seed": seed, "korean": korean, "turns": turns,
+                              "wrong": {k: [v, got[k]] for k, v in label.fields.items() if got[k] != v}})  # fmt: skip
+            pairs.append((_squash(result.text), _squash(" ".join(label.lines))))
+            seconds.append(result.seconds)
+            tick(f"rendered labels ({engine})", 0)
+        out[engine] = {
+            "labels_all_fields_right": _rate(all_right, n),
+            "fields_right": _rate(fields_right, fields),
+            "char_error_rate": round(char_error_rate(pairs), 4),
+            "time": _timing(seconds),
+            "wrong": wrong,
+        }
+    return out
+
+
+def bench_rendered_displays(n: int, tick: Progress, baseline: bool = True) -> dict:
+    tick("rendered displays", n)
+    pairs, base_pairs, seconds = [], [], []
+    for seed in range(n):
+        text = random_reading(np.random.default_rng(10_000 + seed))
+        photo, _ = render_photo(text, seed=seed)
+        data = encode_jpeg(photo, 90)
+        result = read_display(data)
+        pairs.append((result.text, text))
+        seconds.append(result.seconds)
+        if baseline:
+            base_pairs.append((_stock_tesseract(photo), text))
+        tick("rendered displays", 0)
+    report = {
+        "exact": _rate(sum(a == b for a, b in pairs), n),
+        "char_error_rate": round(char_error_rate(pairs), 4),
+        "time": _timing(seconds),
+    }
+    if baseline:
+        report["stock_tesseract"] = {
+            "exact": _rate(sum(a == b for a, b in base_pairs), n),
+            "char_error_rate": round(char_error_rate(base_pairs), 4),
+        }
+    return report
+
+
+def _stock_tesseract(photo: np.ndarray) -> str:
+    """Tesseract given its best chance: the display found and straightened, digits whitelisted."""
+    import cv2
+    import pytesseract
+
+    from vision.ocr.displays import find_displays, straighten
+
+    found = find_displays(photo)
+    strip = straighten(photo, found[0].corners)[0] if found else photo
+    gray = cv2.cvtColor(strip, cv2.COLOR_BGR2GRAY)
+    text = pytesseract.image_to_string(gray, config="--psm 7 -c tessedit_char_whitelist=0123456789.-")
+    return "".join(text.split())
+
+
+def rendered_dial_cases(n: int) -> list[tuple[DialCalibration, float]]:
+    """Linear sweeps of 270, 180 and 300 degrees and a non-linear three-point scale."""
+    scales = [
+        DialCalibration(min_angle=-135, max_angle=135, min_value=0, max_value=10, unit="bar"),
+        DialCalibration(min_angle=-90, max_angle=90, min_value=0, max_value=100, unit="%"),
+        DialCalibration(min_angle=-150, max_angle=150, min_value=-20, max_value=120, unit="C"),
+        DialCalibration(points=[{"angle": -135, "value": 0}, {"angle": 0, "value": 1}, {"angle": 135, "value": 10}]),
+    ]
+    rng = np.random.default_rng(7)
+    cases = []
+    for i in range(n):
+        cal = scales[i % len(scales)]
+        lo, hi = sorted((cal.points[0].value, cal.points[-1].value))
+        cases.append((cal, float(rng.uniform(lo, hi))))
+    return cases
+
+
+def bench_rendered_dials(n: int, tick: Progress) -> dict:
+    tick("rendered dials", n)
+    outcomes, seconds = [], []
+    for seed, (cal, value) in enumerate(rendered_dial_cases(n)):
+        dial = render_dial(value, cal, seed)
+        result = read_dial(encode_jpeg(dial.image, 90), cal)
+        outcomes.append((result.value, value, cal.span))
+        seconds.append(result.seconds)
+        tick("rendered dials", 0)
+    return {**_dial_errors(outcomes), "time": _timing(seconds)}
+
+
+def run_bench(
+    data: Path = DEFAULT_DATA,
+    sections: Iterable[str] = SECTIONS,
+    engines: Iterable[str] = ("pytesseract",),
+    rendered: int = 40,
+    dial_calibrations: Path | None = None,
+    tick: Progress = lambda what, total: None,
+) -> dict:
+    """Every requested section; the report is JSON-ready."""
+    start = time.perf_counter()
+    engines = list(engines)
+    report: dict = {"data": str(data)}
+    for section in sections:
+        if section == "displays":
+            report[section] = bench_gaspump(data, tick)
+        elif section == "dials":
+            report[section] = bench_analog(data, tick, dial_calibrations)
+        elif section == "waybills":
+            report[section] = bench_waybills(data, engines, tick)
+        elif section == "rendered-labels":
+            report[section] = bench_rendered_labels(rendered, engines, tick)
+        elif section == "rendered-displays":
+            report[section] = bench_rendered_displays(rendered, tick)
+        elif section == "rendered-dials":
+            report[section] = bench_rendered_dials(rendered, tick)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    return report

@@ -1,0 +1,202 @@
+"""OCR configuration: label templates and gauge settings, YAML files validated at load time.
+
+Label templates live in `configs/ocr/labels/NAME.yaml`, gauges (a digital display's
+profile or an analog dial's calibration) in `configs/ocr/gauges/NAME.yaml`. A name or a
+path is accepted wherever one is asked for. Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from annotation.errors import LineInspectError
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs" / "ocr"
+LABELS_DIR = CONFIG_ROOT / "labels"
+GAUGES_DIR = CONFIG_ROOT / "gauges"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldSpec(_Strict):
+    """One field of a label: where it is (a regular expression) and what makes it valid.
+
+    The pattern's named group `value` is the field; without one, the whole match is.
+    """
+
+    pattern: str
+    required: bool = False
+    type: Literal["text", "date", "integer"] = "text"
+    formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d"])  # for dates, strptime formats
+    check: Literal["luhn", "gs1", "mod11"] | None = None  # check digit: the value's last character
+    digits_only: bool = False  # read O as 0, I/l as 1, ... then demand digits (serials, GTINs)
+    compact: bool = False  # drop spaces Tesseract put inside the value (long IDs)
+    ignore_case: bool = False  # patterns mark case-blind parts themselves: (?i:LOT)
+    min: float | None = None  # integers
+    max: float | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return pattern
+
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.pattern, re.IGNORECASE if self.ignore_case else 0)
+
+
+class LabelTemplate(_Strict):
+    name: str
+    description: str = ""
+    languages: list[str] = Field(default_factory=lambda: ["eng"])  # Tesseract traineddata names
+    psm: Literal["auto"] | int = "auto"  # Tesseract page segmentation mode, or choose per image
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+
+    @field_validator("psm")
+    @classmethod
+    def _known_psm(cls, psm: str | int) -> str | int:
+        if psm != "auto" and psm not in (3, 4, 6, 7, 11, 12, 13):
+            raise ValueError("psm must be 'auto' or one of 3, 4, 6, 7, 11, 12, 13")
+        return psm
+
+
+class DisplayProfile(_Strict):
+    """A digital display: how to read its digits into a number."""
+
+    kind: Literal["digital"] = "digital"
+    name: str = "digital"
+    unit: str | None = None
+    polarity: Literal["auto", "dark", "bright"] = "auto"  # dark: LCD segments, bright: LED
+    decimals: int | None = Field(None, ge=0, le=6)  # digits after an unlit or unseen decimal point
+
+
+class CalibrationPoint(_Strict):
+    angle: float = Field(ge=-360, le=360)  # degrees clockwise from 12 o'clock
+    value: float
+
+
+class DialCalibration(_Strict):
+    """An analog dial: needle angle to value, linear between the given points.
+
+    Either `points` (two or more, in clockwise order; several for non-linear scales) or the
+    four min/max keys. The scale runs clockwise from the first point to the last.
+    """
+
+    kind: Literal["analog"] = "analog"
+    name: str = "analog"
+    unit: str | None = None
+    points: list[CalibrationPoint] = Field(default_factory=list)
+    min_angle: float | None = None
+    max_angle: float | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    needle: Literal["auto", "dark", "light"] = "auto"
+
+    @model_validator(mode="after")
+    def _has_a_scale(self) -> DialCalibration:
+        shorthand = (self.min_angle, self.max_angle, self.min_value, self.max_value)
+        if self.points and any(v is not None for v in shorthand):
+            raise ValueError("give either points or min_angle/max_angle/min_value/max_value, not both")
+        if not self.points:
+            if any(v is None for v in shorthand):
+                raise ValueError("a dial needs points, or all of min_angle, max_angle, min_value, max_value")
+            self.points = [
+                CalibrationPoint(angle=self.min_angle, value=self.min_value),
+                CalibrationPoint(angle=self.max_angle, value=self.max_value),
+            ]
+            self.min_angle = self.max_angle = self.min_value = self.max_value = None
+        if len(self.points) < 2:
+            raise ValueError("points: a scale needs at least two points")
+        offsets = self.offsets()
+        if any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)) or offsets[-1] > 360:
+            raise ValueError("points must go clockwise, each after the last, within one turn")
+        values = [p.value for p in self.points]
+        rising = all(b > a for a, b in zip(values, values[1:], strict=False))
+        falling = all(b < a for a, b in zip(values, values[1:], strict=False))
+        if not (rising or falling):
+            raise ValueError("points: values must rise (or fall) steadily along the scale")
+        return self
+
+    def offsets(self) -> list[float]:
+        """Each point's clockwise distance from the first point, in degrees."""
+        first = self.points[0].angle
+        return [0.0] + [(p.angle - first) % 360 or 360.0 for p in self.points[1:]]  # same angle: a full turn
+
+    @property
+    def sweep(self) -> float:
+        return self.offsets()[-1]
+
+    @property
+    def span(self) -> float:
+        return abs(self.points[-1].value - self.points[0].value)
+
+
+Gauge = Annotated[DisplayProfile | DialCalibration, Field(discriminator="kind")]
+
+
+def _resolve(name_or_path: str | Path, folder: Path, what: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise LineInspectError(f"{what} file not found: {path}")
+        return path
+    candidate = folder / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+        raise LineInspectError(f"no {what} named {name_or_path!r} in {folder} (known: {known}); or give a YAML path")
+    return candidate
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise LineInspectError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise LineInspectError(f"{path}: the top level must be a mapping of keys")
+    return raw
+
+
+def _validation_message(path: Path | str, exc: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+    )
+    return f"{path}: {problems}"
+
+
+def load_template(name_or_path: str | Path = "default") -> LabelTemplate:
+    path = _resolve(name_or_path, LABELS_DIR, "label template")
+    raw = _load_yaml(path)
+    raw.setdefault("name", path.stem)
+    try:
+        return LabelTemplate.model_validate(raw)
+    except ValidationError as exc:
+        raise LineInspectError(_validation_message(path, exc)) from None
+
+
+def load_gauge(name_or_path: str | Path) -> DisplayProfile | DialCalibration:
+    path = _resolve(name_or_path, GAUGES_DIR, "gauge config")
+    raw = _load_yaml(path)
+    raw.setdefault("name", path.stem)
+    try:
+        return TypeAdapter(Gauge).validate_python(raw)
+    except ValidationError as exc:
+        raise LineInspectError(_validation_message(path, exc)) from None
+
+
+def dial_calibration(**keys) -> DialCalibration:
+    """A calibration from command-line values, with the same checks as a file's."""
+    try:
+        return DialCalibration.model_validate(keys)
+    except ValidationError as exc:
+        raise LineInspectError(_validation_message("calibration", exc)) from None

@@ -1,0 +1,194 @@
+"""Read an analog dial: find the face, find the needle, turn its angle into a value.
+
+The needle is the one mark on a dial that is long and radial: in a polar unwrap around the
+face's centre it is a line across most radii at one angle, where numbers and ticks cover
+only a narrow band. Needles are dark on light faces, light on black ones, often red; each
+kind of contrast is tried and the clearest wins. The angle is then refined by fitting a
+line to the needle's own pixels, which does not depend on the centre being exact. When no
+angle stands out, the reader says so instead of picking the least bad one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision.ocr.config import DialCalibration
+from vision.ocr.image import decode_bgr
+from vision.ocr.results import DialResult
+from vision.preprocess import ImageDecodeError
+
+WORK_SIDE = 512
+ANGLES = 720  # polar resolution: half a degree
+BAND = (0.25, 0.6)  # radii (fraction of the face) that a needle crosses and its tail does not
+MIN_CONTRAST = 0.35  # needle's profile peak over the typical angle, 0..1
+MIN_UNIQUENESS = 0.15  # how much the needle beats the next best direction
+SCALE_MARGIN = 8.0  # degrees beyond either end still read as that end (needle on its stop pin)
+
+
+@dataclass(frozen=True)
+class Face:
+    cx: float
+    cy: float
+    radius: float
+    found: bool  # False: no circle, the frame's middle was assumed
+
+
+@dataclass(frozen=True)
+class Needle:
+    angle: float  # clockwise from 12 o'clock
+    contrast: float
+    uniqueness: float
+    kind: str  # which contrast showed it: dark, light, colour
+
+
+def find_face(gray: np.ndarray) -> Face:
+    """The dial face: of the circles Hough votes for, the one whose whole outline is an edge.
+
+    Bezels, hubs and round labels are circles too; the face's rim is the large circle whose
+    circumference is backed by a strong radial edge nearly all the way round. A circle in the
+    middle of the frame is preferred; without any, the frame's middle is assumed.
+    """
+    h, w = gray.shape
+    side = min(h, w)
+    blur = cv2.medianBlur(gray, 5)
+    circles = cv2.HoughCircles(blur, cv2.HOUGH_GRADIENT, dp=1.5, minDist=side / 20, param1=70, param2=30,
+                               minRadius=int(side * 0.2), maxRadius=int(side * 0.6))  # fmt: skip
+    if circles is None:
+        return Face(w / 2, h / 2, side * 0.45, False)
+    g = cv2.GaussianBlur(gray, (5, 5), 0).astype(np.float32)
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
+    t = np.linspace(0, 2 * np.pi, 180, endpoint=False)
+    best, best_score = None, 0.0
+    for x, y, r in circles[0][:40]:
+        px = np.clip((x + r * np.cos(t)).astype(int), 0, w - 1)
+        py = np.clip((y + r * np.sin(t)).astype(int), 0, h - 1)
+        radial = np.abs(gx[py, px] * np.cos(t) + gy[py, px] * np.sin(t))
+        support = float((radial > 40).mean())
+        off_centre = math.hypot(x - w / 2, y - h / 2) / side
+        score = support * math.sqrt(r / side) * max(0.0, 1 - off_centre)
+        if score > best_score:
+            best, best_score = (float(x), float(y), float(r)), score
+    if best is None or best_score < 0.15:
+        return Face(w / 2, h / 2, side * 0.45, False)
+    return Face(*best, True)
+
+
+def _ink_maps(image: np.ndarray, radius: float) -> dict[str, np.ndarray]:
+    """Per contrast kind, where a thin feature stands out from the face (0..1)."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    k = max(5, int(radius * 0.12)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    b, g, r = cv2.split(image.astype(np.int16))
+    colour = np.clip(np.maximum(r - np.maximum(g, b), 0) * 2, 0, 255).astype(np.uint8)  # red pointers
+    maps = {
+        "dark": cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel),
+        "light": cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, kernel),
+        "colour": colour,
+    }
+    return {name: m.astype(np.float32) / max(float(np.percentile(m, 99.5)), 20.0) for name, m in maps.items()}
+
+
+def _profile(ink: np.ndarray, face: Face) -> np.ndarray:
+    """Needle evidence per angle (ANGLES values, index 0 = 12 o'clock, clockwise)."""
+    n_r = 64
+    polar = cv2.warpPolar(ink, (n_r, ANGLES), (face.cx, face.cy), face.radius, cv2.WARP_POLAR_LINEAR)
+    # warpPolar's angle 0 points right (3 o'clock) and turns clockwise in image coordinates
+    polar = np.roll(polar, ANGLES // 4, axis=0)
+    band = polar[:, int(BAND[0] * n_r) : int(BAND[1] * n_r)]
+    evidence = np.percentile(np.clip(band, 0, 1), 30, axis=1)  # present along most of the band
+    return np.convolve(np.concatenate([evidence[-2:], evidence, evidence[:2]]), np.ones(5) / 5, "valid")
+
+
+def find_needle(image: np.ndarray, face: Face) -> Needle | None:
+    best: tuple[Needle, np.ndarray] | None = None
+    for kind, ink in _ink_maps(image, face.radius).items():
+        profile = _profile(ink, face)
+        peak = int(np.argmax(profile))
+        top = float(profile[peak])
+        if top <= 0.05:
+            continue
+        away = np.abs((np.arange(ANGLES) - peak + ANGLES // 2) % ANGLES - ANGLES // 2) > ANGLES * 20 // 360
+        second = float(profile[away].max()) if away.any() else 0.0
+        candidate = Needle(peak * 360 / ANGLES, (top - float(np.median(profile))) / top, 1 - second / top, kind)
+        if best is None or candidate.contrast * candidate.uniqueness > best[0].contrast * best[0].uniqueness:
+            best = (candidate, ink)
+    if best is None:
+        return None
+    needle, ink = best
+    return Needle(_refine(ink, face, needle.angle), needle.contrast, needle.uniqueness, needle.kind)
+
+
+def _refine(ink: np.ndarray, face: Face, rough: float) -> float:
+    """Fit a line to the needle's pixels near the rough angle; its direction is the angle."""
+    ys, xs = np.nonzero(ink > 0.5)
+    dx, dy = xs - face.cx, ys - face.cy
+    r = np.hypot(dx, dy) / face.radius
+    theta = np.degrees(np.arctan2(dx, -dy))
+    keep = (np.abs((theta - rough + 180) % 360 - 180) < 6) & (r > 0.15) & (r < 0.85)
+    if keep.sum() < 10:
+        return _wrap(rough)
+    pts = np.stack([xs[keep], ys[keep]], 1).astype(np.float32)
+    vx, vy, _, _ = cv2.fitLine(pts, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    fitted = math.degrees(math.atan2(vx, -vy))
+    if abs((fitted - rough + 180) % 360 - 180) > 90:  # a line has no direction: point it outward
+        fitted += 180
+    if abs((fitted - rough + 180) % 360 - 180) > 8:  # the fit wandered off (a number, a tick)
+        return _wrap(rough)
+    return _wrap(fitted)
+
+
+def _wrap(angle: float) -> float:
+    a = (angle + 180) % 360 - 180
+    return 180.0 if a == -180 else float(a)
+
+
+def value_at(calibration: DialCalibration, angle: float) -> tuple[float | None, str | None]:
+    """The calibrated value at a needle angle, or (None, why) when the needle is off the scale."""
+    offsets = calibration.offsets()
+    sweep = offsets[-1]
+    offset = (angle - calibration.points[0].angle) % 360
+    if offset > sweep:
+        margin = min(SCALE_MARGIN, (360 - sweep) / 2)
+        if offset - sweep <= margin:
+            offset = sweep
+        elif 360 - offset <= margin:
+            offset = 0.0
+        else:
+            first, last = calibration.points[0].angle, calibration.points[-1].angle
+            return None, f"needle at {angle:.1f} deg is outside the calibrated scale ({first:g} to {last:g} deg)"
+    values = [p.value for p in calibration.points]
+    return float(np.interp(offset, offsets, values)), None
+
+
+def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
+    """Image bytes to a DialResult; no dial, no needle or an unreadable image gives a reason, not an error."""
+    start = time.perf_counter()
+    unit = calibration.unit
+    try:
+        image = decode_bgr(data, max_side=WORK_SIDE * 2)
+    except ImageDecodeError as exc:
+        return DialResult(None, None, 0.0, time.perf_counter() - start, unit=unit, reason=f"unreadable image: {exc}")
+    h, w = image.shape[:2]
+    scale = WORK_SIDE / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    face = find_face(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+    notes = [] if face.found else ["no dial outline found: assumed the dial fills the frame"]
+    needle = find_needle(small, face)
+    centre, radius = (face.cx / scale, face.cy / scale), face.radius / scale
+    if needle is None or needle.contrast < MIN_CONTRAST or needle.uniqueness < MIN_UNIQUENESS:
+        why = "no needle found" if needle is None else (
+            f"no needle found (clearest line: contrast {needle.contrast:.2f}, beats the next by {needle.uniqueness:.2f})"
+        )  # fmt: skip
+        return DialResult(None, None, 0.0, time.perf_counter() - start, centre, radius, unit=unit, reason=why,
+                          notes=notes)  # fmt: skip
+    value, off_scale = value_at(calibration, needle.angle)
+    confidence = round(min(1.0, needle.contrast) * min(1.0, 2 * needle.uniqueness) * (1.0 if face.found else 0.7), 4)
+    t = math.radians(needle.angle)
+    tip = (centre[0] + 0.8 * radius * math.sin(t), centre[1] - 0.8 * radius * math.cos(t))
+    return DialResult(value, round(needle.angle, 2), confidence if value is not None else 0.0,
+                      time.perf_counter() - start, centre, radius, tip, unit, off_scale, notes)  # fmt: skip

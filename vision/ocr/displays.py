@@ -1,0 +1,158 @@
+"""Find a digital display in a photo and straighten it into a strip.
+
+A display is a dark window in a lighter panel: LCD glass is darker than the housing around
+it, an LED display is black. Phone photos add shadows, fingers and printed captions, all dark
+too, so a candidate must also be rectangular, clearly darker than its own surround, and hold
+stroke-like detail (digits), and its sides are finally snapped to the window's edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK_WIDTH = 480  # the search runs on a copy this wide: a display is never a small detail
+STRIP_HEIGHT = 128
+AGREE = 70  # percent of the strip an edge must run along to count as the glass's side
+
+
+@dataclass(frozen=True)
+class DisplayCandidate:
+    corners: np.ndarray  # 4x2 float32, image pixels, clockwise from top-left
+    score: float
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    if len(edges) == 0:
+        return 0, 0
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
+
+
+def order_corners(points: np.ndarray) -> np.ndarray:
+    """Any 4 points to top-left, top-right, bottom-right, bottom-left."""
+    pts = np.asarray(points, np.float32)
+    s, d = pts.sum(1), pts[:, 1] - pts[:, 0]
+    return np.array([pts[np.argmin(s)], pts[np.argmin(d)], pts[np.argmax(s)], pts[np.argmax(d)]], np.float32)
+
+
+def find_displays(image: np.ndarray, limit: int = 3) -> list[DisplayCandidate]:
+    """Display windows in a BGR photo, best first (at most `limit`, possibly none)."""
+    h, w = image.shape[:2]
+    scale = WORK_WIDTH / w
+    small = cv2.resize(image, (WORK_WIDTH, max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    otsu, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = float(np.percentile(gray, 95))
+    k = max(3, WORK_WIDTH // 40)
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    found: list[DisplayCandidate] = []
+    # the glass-to-panel contrast varies from photo to photo: try several cut levels
+    for level in np.linspace(otsu, otsu + 0.75 * max(bright - otsu, 0), 5):
+        dark = (gray < level).astype(np.uint8)
+        blobs = cv2.morphologyEx(cv2.morphologyEx(dark, cv2.MORPH_CLOSE, square), cv2.MORPH_OPEN, square)
+        contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for contour in contours:
+            candidate = _judge(contour, dark, blobs, gray, k)
+            if candidate is not None:
+                found.append(DisplayCandidate(candidate[0] / scale, candidate[1]))
+    return _distinct(sorted(found, key=lambda c: -c.score), limit)
+
+
+def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.ndarray, k: int):
+    area = cv2.contourArea(contour)
+    if not 0.01 * dark.size <= area <= 0.85 * dark.size:
+        return None
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
+    if rw < rh:
+        rw, rh, angle = rh, rw, angle - 90
+    if rw / max(rh, 1) < 1.5 or area / (rw * rh + 1e-6) < 0.5:
+        return None
+    # straighten the blob's box and keep the rows and columns that are solidly dark
+    m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+    m[0, 2] += rw / 2 - cx
+    m[1, 2] += rh / 2 - cy
+    size = (max(1, int(rw)), max(1, int(rh)))
+    solid = cv2.warpAffine(blobs, m, size, flags=cv2.INTER_NEAREST) > 0
+    c0, c1 = 0, solid.shape[1]
+    r0 = r1 = 0
+    for _ in range(2):
+        r0, r1 = _longest_run(solid[:, c0:c1].mean(1) >= 0.8)
+        if r1 - r0 < 4:
+            return None
+        c0, c1 = _longest_run(solid[r0:r1].mean(0) >= 0.8)
+    if r1 - r0 < 4 or c1 - c0 < 1.5 * (r1 - r0):
+        return None
+    upright_dark = cv2.warpAffine(dark, m, size, flags=cv2.INTER_NEAREST)[r0:r1, c0:c1]
+    if upright_dark.mean() < 0.7:  # printed text closes into a blob too, but stays half paper
+        return None
+    corners = cv2.transform(
+        np.float32([[c0, r0], [c1, r0], [c1, r1], [c0, r1]])[None], cv2.invertAffineTransform(m)
+    )[0]
+    inside = np.zeros_like(gray)
+    cv2.fillConvexPoly(inside, corners.astype(np.int32), 255)
+    ring = (cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k, 2 * k))) > 0) & (inside == 0)
+    if not ring.any():
+        return None
+    contrast = (float(np.median(gray[ring])) - float(np.median(gray[inside > 0]))) / 255
+    if contrast < 0.08:
+        return None
+    roi = cv2.warpAffine(gray, m, size)[r0:r1, c0:c1]
+    kk = max(5, (r1 - r0) // 3) | 1
+    detail = cv2.morphologyEx(roi, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk)))
+    detail = np.maximum(detail, cv2.morphologyEx(roi, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk))))
+    strokes = float((detail > 12).mean())
+    if strokes < 0.03:  # an empty dark patch: shadow, finger, hole
+        return None
+    return corners, (r1 - r0) * (c1 - c0) * min(contrast, 0.3) * min(strokes, 0.15)
+
+
+def _distinct(candidates: list[DisplayCandidate], limit: int) -> list[DisplayCandidate]:
+    """Drop candidates that are mostly the same window as a better one (found at another level)."""
+    kept: list[DisplayCandidate] = []
+    for c in candidates:
+        centre = c.corners.mean(0)
+        if all(cv2.pointPolygonTest(k.corners.reshape(-1, 1, 2), tuple(map(float, centre)), False) < 0 for k in kept):
+            kept.append(c)
+        if len(kept) == limit:
+            break
+    return kept
+
+
+def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The window as an upright strip STRIP_HEIGHT high, sides snapped to the glass's edges.
+
+    Returns the strip and the 3x3 homography from strip to image pixels (to map boxes back).
+    The blob's box is only roughly the glass (a caption or a shaded panel may have merged in),
+    so the strip is cut with a margin and the glass found in it as the pair of opposite edges
+    that run across most of it: the edge strength at a row is what three quarters of the
+    columns agree on, which text and shadow boundaries never reach.
+    """
+    q = order_corners(corners)
+    width_px = float(np.linalg.norm(q[1] - q[0]))
+    height_px = float(np.linalg.norm(q[3] - q[0]))
+    h = STRIP_HEIGHT
+    w = max(h, round(h * width_px / max(height_px, 1)))
+    my, mx = h // 4, h // 4
+    dst = np.float32([[mx, my], [mx + w, my], [mx + w, my + h], [mx, my + h]])
+    to_strip = cv2.getPerspectiveTransform(q, dst)
+    big = cv2.warpPerspective(
+        image, to_strip, (w + 2 * mx, h + 2 * my), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+    gray = cv2.GaussianBlur(cv2.cvtColor(big, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5), 0)
+    dy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)[:, mx : mx + w]
+    entering, leaving = -np.percentile(dy, AGREE, axis=1), np.percentile(dy, 100 - AGREE, axis=1)
+    top = int(np.argmax(entering[: my + h // 2]))
+    bottom = my + h // 2 + int(np.argmax(leaving[my + h // 2 :]))
+    dx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)[top:bottom]
+    entering, leaving = -np.percentile(dx, AGREE, axis=0), np.percentile(dx, 100 - AGREE, axis=0)
+    left = int(np.argmax(entering[: mx + w // 8]))
+    right = mx + w - w // 8 + int(np.argmax(leaving[mx + w - w // 8 :]))
+    strip = big[top:bottom, left:right]
+    shift = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64)
+    return strip, np.linalg.inv(to_strip) @ shift

@@ -1,0 +1,117 @@
+"""Read a product or shipping label: text, word boxes and confidences, template fields.
+
+Tesseract is called as few times as the label allows: once for a clear label, again with
+another page-segmentation mode only when a required field is still missing or invalid, and
+the orientation detector only when the text lines run vertically. Fields are validated in
+every pass, so keeping a valid field from any pass never admits a guess.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision.ocr.config import LabelTemplate
+from vision.ocr.image import decode_bgr, to_gray
+from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare
+from vision.ocr.results import Box, FieldValue, LabelResult, Word
+from vision.ocr.templates import extract_fields
+from vision.ocr.tesseract import TsvWord, get_engine
+from vision.preprocess import ImageDecodeError
+
+MAX_SIDE = 1800  # 4K phone photos decode at half size: their print is still ~20 px high
+PSM_ORDER = (11, 6, 4)  # sparse text first (labels are scattered fields), then block layouts
+EMPTY_TEMPLATE = LabelTemplate(name="none")
+
+
+@dataclass
+class _Pass:
+    psm: int
+    words: list[Word]
+    text: str
+    fields: dict[str, FieldValue]
+
+    @property
+    def score(self) -> tuple[int, float]:
+        valid = sum(f.value is not None for f in self.fields.values())
+        return valid, sum(w.confidence * len(w.text) for w in self.words)
+
+
+def read_label(
+    data: bytes, template: LabelTemplate | None = None, engine: str = "pytesseract", psm: int | None = None
+) -> LabelResult:
+    """Image bytes to a LabelResult; an unreadable image or a blank one gives a reason, not an error."""
+    start = time.perf_counter()
+    template = template or EMPTY_TEMPLATE
+    tess = get_engine(engine)
+    try:
+        gray = to_gray(decode_bgr(data, max_side=MAX_SIDE))
+    except ImageDecodeError as exc:
+        return _empty(template, tess.name, start, f"unreadable image: {exc}")
+    languages = "+".join(template.languages)
+    page = prepare(gray)
+    if lines_run_vertically(255 - page.image):
+        turns = tess.orientation(page.image)
+        page = prepare(gray, quarter_turns=(turns or 90) // 90)
+    fixed = psm or (None if template.psm == "auto" else int(template.psm))
+    best: _Pass | None = None
+    for mode in (fixed,) if fixed else PSM_ORDER:
+        current = _read(tess, page, languages, mode, template)
+        if best is None or current.score > best.score:
+            best = _merge(current, best)
+        else:
+            best = _merge(best, current)
+        if best.words and not any(_misread(f) for f in best.fields.values()):
+            break
+    assert best is not None
+    reason = None if best.words else "no text found"
+    return LabelResult(best.text, best.words, best.fields, template.name, tess.name, best.psm,
+                       time.perf_counter() - start, reason)  # fmt: skip
+
+
+def _misread(f: FieldValue) -> bool:
+    """Worth another pass: a required field not read, or any field read but invalid."""
+    return (f.required and f.value is None) or f.problem not in (None, "not found")
+
+
+def _read(tess, page: PreparedLabel, languages: str, psm: int, template: LabelTemplate) -> _Pass:
+    raw = [w for w in tess.words(page.image, languages, psm) if w.confidence >= 0]
+    back = np.linalg.inv(page.to_prepared)
+    lines: dict[tuple[int, int, int], list[TsvWord]] = {}
+    for w in raw:
+        lines.setdefault(w.line_key, []).append(w)
+    words: list[Word] = []
+    text_lines: list[str] = []
+    for index, key in enumerate(sorted(lines, key=lambda k: (min(w.top for w in lines[k]), k))):
+        line = sorted(lines[key], key=lambda w: w.left)
+        text_lines.append(" ".join(w.text for w in line))
+        words += [Word(w.text, round(w.confidence / 100, 4), _photo_box(w, back), index) for w in line]
+    text = "\n".join(text_lines)
+    return _Pass(psm, words, text, extract_fields(template, text))
+
+
+def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
+    """The primary pass, with valid fields it lacks taken from the other (each was validated)."""
+    if other is None:
+        return primary
+    fields = {
+        name: f if f.value is not None or other.fields[name].value is None else other.fields[name]
+        for name, f in primary.fields.items()
+    }
+    return _Pass(primary.psm, primary.words, primary.text, fields)
+
+
+def _photo_box(w: TsvWord, back: np.ndarray) -> Box:
+    corners = np.float32([[w.left, w.top], [w.left + w.width, w.top], [w.left + w.width, w.top + w.height],
+                          [w.left, w.top + w.height]])  # fmt: skip
+    mapped = cv2.perspectiveTransform(corners[None], back)[0]
+    (x0, y0), (x1, y1) = mapped.min(0), mapped.max(0)
+    return Box(int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))
+
+
+def _empty(template: LabelTemplate, engine: str, start: float, reason: str) -> LabelResult:
+    fields = extract_fields(template, "")
+    return LabelResult("", [], fields, template.name, engine, None, time.perf_counter() - start, reason)

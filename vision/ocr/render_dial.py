@@ -1,0 +1,109 @@
+"""Rendered analog gauges with a known needle position: test images for the dial reader.
+
+A face with a tick arc and numbers over the calibrated sweep, a needle (dark, or red) with
+its tail and hub, photographed with a little perspective, shading, blur and noise.
+Angles are degrees clockwise from 12 o'clock, as everywhere in vision/ocr.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision.ocr.config import DialCalibration
+
+
+@dataclass(frozen=True)
+class RenderedDial:
+    image: np.ndarray  # BGR
+    value: float
+    angle: float
+    center: tuple[float, float]
+    radius: float
+
+
+def angle_of(calibration: DialCalibration, value: float) -> float:
+    """Inverse of the calibration: the needle angle that shows `value`."""
+    pts = calibration.points
+    offsets = calibration.offsets()
+    for (a, pa), (b, pb) in zip(zip(offsets, pts, strict=True), zip(offsets[1:], pts[1:], strict=True), strict=False):
+        lo, hi = sorted((pa.value, pb.value))
+        if lo <= value <= hi:
+            t = (value - pa.value) / (pb.value - pa.value)
+            return _wrap(pts[0].angle + a + t * (b - a))
+    raise ValueError(f"{value} is outside the calibrated scale")
+
+
+def _value_at(calibration: DialCalibration, offset: float) -> float:
+    """The scale's value `offset` degrees clockwise from its start (for the printed numbers)."""
+    return float(np.interp(offset, calibration.offsets(), [p.value for p in calibration.points]))
+
+
+def _wrap(angle: float) -> float:
+    """Into (-180, 180]."""
+    a = (angle + 180) % 360 - 180
+    return 180.0 if a == -180 else a
+
+
+def _point(cx: float, cy: float, angle: float, r: float) -> tuple[float, float]:
+    t = math.radians(angle)
+    return cx + r * math.sin(t), cy - r * math.cos(t)
+
+
+def render_dial(
+    value: float, calibration: DialCalibration, seed: int, size: int = 480, difficulty: float = 0.5
+) -> RenderedDial:
+    rng = np.random.default_rng(seed)
+    angle = angle_of(calibration, value)
+    dark_face = rng.random() < 0.25
+    face = (35, 35, 35) if dark_face else tuple(int(v) for v in rng.integers(225, 250, 3))
+    ink = (235, 235, 235) if dark_face else (25, 25, 25)
+    background = rng.integers(60, 200, 3).astype(np.float32)
+    scale = 4  # draw big, shrink: anti-aliased geometry
+    s = size * scale
+    img = np.ones((s, s, 3), np.float32) * background
+    cx, cy = s / 2 + rng.uniform(-0.05, 0.05) * s, s / 2 + rng.uniform(-0.05, 0.05) * s
+    r = s * rng.uniform(0.36, 0.44)
+    cv2.circle(img, (int(cx), int(cy)), int(r * 1.08), (60, 60, 60), -1, cv2.LINE_AA)
+    cv2.circle(img, (int(cx), int(cy)), int(r), face, -1, cv2.LINE_AA)
+    start, sweep = calibration.points[0].angle, calibration.sweep
+    majors = int(rng.choice([4, 5, 6, 8, 10]))
+    minors = int(rng.choice([2, 4, 5]))
+    for k in range(majors * minors + 1):
+        a = start + sweep * k / (majors * minors)
+        major = k % minors == 0
+        p0 = _point(cx, cy, a, r * (0.82 if major else 0.88))
+        p1 = _point(cx, cy, a, r * 0.95)
+        cv2.line(img, tuple(map(int, p0)), tuple(map(int, p1)), ink, int(r * (0.02 if major else 0.01)), cv2.LINE_AA)
+        if major:
+            text = f"{round(_value_at(calibration, sweep * k / (majors * minors)), 2):g}"
+            tx, ty = _point(cx, cy, a, r * 0.68)
+            fs = r / 220
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(r / 120)))
+            cv2.putText(img, text, (int(tx - tw / 2), int(ty + th / 2)), cv2.FONT_HERSHEY_SIMPLEX, fs, ink,
+                        max(1, int(r / 120)), cv2.LINE_AA)  # fmt: skip
+    needle = (30, 30, 200) if rng.random() < 0.4 else ((20, 20, 20) if not dark_face else (240, 240, 240))
+    tip = _point(cx, cy, angle, r * rng.uniform(0.75, 0.9))
+    tail = _point(cx, cy, angle + 180, r * rng.uniform(0.1, 0.25))
+    width = r * rng.uniform(0.02, 0.045)
+    side = _point(0, 0, angle + 90, width)
+    poly = np.array(
+        [(tail[0] + side[0], tail[1] + side[1]), (tip[0] + side[0] * 0.3, tip[1] + side[1] * 0.3),
+         (tip[0] - side[0] * 0.3, tip[1] - side[1] * 0.3), (tail[0] - side[0], tail[1] - side[1])], np.int32)  # fmt: skip
+    cv2.fillPoly(img, [poly], needle, cv2.LINE_AA)
+    cv2.circle(img, (int(cx), int(cy)), int(r * rng.uniform(0.05, 0.1)), needle, -1, cv2.LINE_AA)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    src = np.float32([[0, 0], [size, 0], [size, size], [0, size]])
+    dst = src + rng.uniform(-0.03, 0.03, (4, 2)).astype(np.float32) * difficulty * size
+    warp = cv2.getPerspectiveTransform(src, dst)
+    img = cv2.warpPerspective(img, warp, (size, size), borderMode=cv2.BORDER_REPLICATE)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    img *= (1 - 0.3 * difficulty * (yy / size) * rng.uniform(0.3, 1))[..., None]
+    img = cv2.GaussianBlur(img, (0, 0), 0.5 + difficulty * rng.uniform(0, 1.2))
+    img += rng.normal(0, 2 + 6 * difficulty, img.shape).astype(np.float32)
+    centre = cv2.perspectiveTransform(np.float32([[[cx / scale, cy / scale]]]), warp)[0, 0]
+    return RenderedDial(np.clip(img, 0, 255).astype(np.uint8), value, angle, (float(centre[0]), float(centre[1])),
+                        r / scale)  # fmt: skip

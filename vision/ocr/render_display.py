@@ -1,0 +1,314 @@
+"""Rendered seven-segment readouts with known text: training data for the digit reader and
+test images for it.
+
+A strip is the display glass alone (what the reader sees after finding and straightening the
+display); a photo puts that strip in a panel and photographs it badly (perspective, blur,
+glare, noise, JPEG). LCDs show dark segments on grey-green glass with the unlit segments
+faintly visible; LEDs show bright segments on black. Everything follows the generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SEGMENTS = {
+    "0": "abcdef",
+    "1": "bc",
+    "2": "abdeg",
+    "3": "abcdg",
+    "4": "bcfg",
+    "5": "acdfg",
+    "6": "acdefg",
+    "7": "abc",
+    "8": "abcdefg",
+    "9": "abcdfg",
+    "-": "g",
+    " ": "",
+}
+VARIANTS = {"6": "cdefg", "7": "abcf", "9": "abcfg"}  # other common glyphs of the same digits
+
+
+@dataclass(frozen=True)
+class SegmentStyle:
+    """Geometry and look of one display; lengths are fractions of the digit height."""
+
+    digit_height: float  # pixels
+    aspect: float  # digit width / height
+    thickness: float
+    gap: float  # between neighbouring segments
+    slant: float  # degrees, positive leans right (italic)
+    pitch: float  # cell advance / digit width
+    ghost: float  # contrast of unlit segments relative to lit ones (LCD), 0 = invisible
+    led: bool
+    variant_glyphs: bool
+
+
+def random_style(rng: np.random.Generator, digit_height: float = 60.0) -> SegmentStyle:
+    return SegmentStyle(
+        digit_height=digit_height,
+        aspect=float(rng.uniform(0.42, 0.62)),
+        thickness=float(rng.uniform(0.06, 0.17)),
+        gap=float(rng.uniform(0.0, 0.035)),
+        slant=float(rng.choice([0.0, rng.uniform(0, 14)], p=[0.35, 0.65])),
+        pitch=float(rng.uniform(1.2, 1.6)),
+        ghost=float(rng.choice([0.0, rng.uniform(0.03, 0.3)], p=[0.3, 0.7])),
+        led=bool(rng.random() < 0.25),
+        variant_glyphs=bool(rng.random() < 0.3),
+    )
+
+
+def cells_of(text: str) -> list[tuple[str, bool]]:
+    """'-12.50' -> [('-', False), ('1', False), ('2', True), ('5', False), ('0', False)]."""
+    cells: list[tuple[str, bool]] = []
+    for ch in text:
+        if ch == ".":
+            if not cells or cells[-1][1]:
+                cells.append((" ", True))
+            else:
+                cells[-1] = (cells[-1][0], True)
+        elif ch in SEGMENTS:
+            cells.append((ch, False))
+        else:
+            raise ValueError(f"a seven-segment display cannot show {ch!r}")
+    return cells
+
+
+def _segment_polygons(style: SegmentStyle) -> dict[str, np.ndarray]:
+    h = style.digit_height
+    w, t, g = style.aspect * h, style.thickness * h, style.gap * h
+    xl, xr, yt, ym, yb = t / 2, w - t / 2, t / 2, h / 2, h - t / 2
+
+    def horizontal(y: float) -> np.ndarray:
+        a, b = xl + g, xr - g
+        return np.array([(a, y), (a + t / 2, y - t / 2), (b - t / 2, y - t / 2), (b, y), (b - t / 2, y + t / 2), (a + t / 2, y + t / 2)])
+
+    def vertical(x: float, y0: float, y1: float) -> np.ndarray:
+        a, b = y0 + g, y1 - g
+        return np.array([(x, a), (x + t / 2, a + t / 2), (x + t / 2, b - t / 2), (x, b), (x - t / 2, b - t / 2), (x - t / 2, a + t / 2)])
+
+    polys = {
+        "a": horizontal(yt),
+        "g": horizontal(ym),
+        "d": horizontal(yb),
+        "f": vertical(xl, yt, ym),
+        "b": vertical(xr, yt, ym),
+        "e": vertical(xl, ym, yb),
+        "c": vertical(xr, ym, yb),
+    }
+    shear = math.tan(math.radians(style.slant))
+    for p in polys.values():
+        p[:, 0] += (h - p[:, 1]) * shear
+    return polys
+
+
+def draw_strip_ink(
+    text: str, style: SegmentStyle, n_cells: int, size: tuple[int, int], origin: tuple[float, float]
+) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """Lit segments as 1.0, unlit (ghost) segments as `style.ghost`, on a float32 canvas.
+
+    Text is right-aligned in `n_cells` cells starting at `origin` (x, y of the first cell's
+    top-left). Returns the canvas and, per shown character, the horizontal extent of its lit
+    segments (char, x_left, x_right), so callers know what a crop of the strip still shows.
+    """
+    height, width = size
+    lit = np.zeros((height, width), np.float32)
+    ghost = np.zeros((height, width), np.float32)
+    polys = _segment_polygons(style)
+    cells = cells_of(text)
+    cells = [(" ", False)] * max(0, n_cells - len(cells)) + cells
+    w = style.aspect * style.digit_height
+    advance = w * style.pitch
+    t = style.thickness * style.digit_height
+    shown: list[tuple[str, float, float]] = []
+    scale = 16  # fixed-point sub-pixel drawing
+    ox, oy = origin
+    for i, (ch, dot) in enumerate(cells):
+        x0 = ox + i * advance
+        on = SEGMENTS[ch]
+        if style.variant_glyphs and ch in VARIANTS:
+            on = VARIANTS[ch]
+        for name, poly in polys.items():
+            pts = np.round((poly + (x0, oy)) * scale).astype(np.int32)
+            cv2.fillPoly(lit if name in on else ghost, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
+        if on:
+            xs = np.concatenate([polys[name][:, 0] for name in on]) + x0
+            shown.append((ch, float(xs.min()), float(xs.max())))
+        dx = x0 + w + (advance - w) / 2 - t * 0.55
+        dy = oy + style.digit_height - t * 1.1
+        box = np.round(np.array([(dx, dy), (dx + t * 1.1, dy), (dx + t * 1.1, dy + t * 1.1), (dx, dy + t * 1.1)]) * scale)
+        cv2.fillPoly(lit if dot else ghost, [box.astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+        if dot:
+            shown.append((".", dx, dx + t * 1.1))
+    return np.maximum(lit, ghost * style.ghost), shown
+
+
+def random_reading(rng: np.random.Generator) -> str:
+    """A plausible readout: 1-4 integer digits, often decimals, sometimes negative."""
+    integer = str(int(rng.integers(0, 10 ** int(rng.integers(1, 5)))))
+    decimals = int(rng.choice([0, 1, 2, 3], p=[0.3, 0.25, 0.35, 0.1]))
+    text = integer + ("." + "".join(str(d) for d in rng.integers(0, 10, decimals)) if decimals else "")
+    return ("-" + text) if rng.random() < 0.12 else text
+
+
+def render_strip(
+    text: str, rng: np.random.Generator, style: SegmentStyle | None = None, extra_cells: int | None = None
+) -> tuple[np.ndarray, list[tuple[str, float, float]], SegmentStyle]:
+    """A display's glass, BGR uint8, digits filling most of its height; also what each shown
+    character spans horizontally (see `draw_strip_ink`)."""
+    style = style or random_style(rng)
+    n_chars = len(cells_of(text))
+    extra = int(rng.integers(0, 3)) if extra_cells is None else extra_cells
+    n_cells = n_chars + extra
+    h = style.digit_height
+    w = style.aspect * h
+    margin_y = h * float(rng.uniform(0.12, 0.35))
+    margin_x = w * float(rng.uniform(0.3, 0.9))
+    lean = h * math.tan(math.radians(style.slant))
+    height = int(round(h + 2 * margin_y))
+    width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w))
+    ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y))
+    ink = cv2.GaussianBlur(ink, (0, 0), float(rng.uniform(0.3, 1.2)))
+    if style.led:
+        glass = np.array([rng.uniform(5, 40)] * 3, np.float32)
+        colour = np.array(
+            [(40, 40, 255), (60, 255, 80), (255, 200, 60), (60, 160, 255)][int(rng.integers(0, 4))], np.float32
+        )
+        image = glass + ink[..., None] * (colour - glass) * float(rng.uniform(0.6, 1.0))
+    else:
+        glass = np.array([rng.uniform(110, 200), rng.uniform(120, 210), rng.uniform(100, 190)], np.float32)
+        segment = glass * float(rng.uniform(0.12, 0.55))
+        image = glass + ink[..., None] * (segment - glass)
+    return np.clip(image, 0, 255).astype(np.uint8), shown, style
+
+
+def render_photo(
+    text: str, seed: int, led: bool | None = None, difficulty: float = 0.5
+) -> tuple[np.ndarray, SegmentStyle]:
+    """A phone photo of a panel with the display in it (BGR uint8), for tests and the benchmark.
+
+    `difficulty` 0..1 scales tilt, blur, glare and noise.
+    """
+    rng = np.random.default_rng(seed)
+    style = random_style(rng, digit_height=float(rng.uniform(50, 110)))
+    if led is not None:
+        style = SegmentStyle(**{**style.__dict__, "led": led})
+    strip, _, style = render_strip(text, rng, style)
+    sh, sw = strip.shape[:2]
+    border = max(4, sh // 12)
+    framed = cv2.copyMakeBorder(strip, border, border, border, border, cv2.BORDER_CONSTANT, value=(35, 35, 35))
+    panel_colour = np.array([rng.uniform(170, 240)] * 3, np.float32) + rng.uniform(-15, 15, 3)
+    ph, pw = int(framed.shape[0] * rng.uniform(2.2, 3.5)), int(framed.shape[1] * rng.uniform(1.3, 1.9))
+    panel = np.ones((ph, pw, 3), np.float32) * panel_colour
+    yy, xx = np.mgrid[0:ph, 0:pw].astype(np.float32)
+    panel *= (1 + 0.15 * difficulty * ((xx / pw - 0.5) * rng.uniform(-1, 1) + (yy / ph - 0.5) * rng.uniform(-1, 1)))[
+        ..., None
+    ]
+    top = int((ph - framed.shape[0]) * rng.uniform(0.2, 0.5))
+    left = (pw - framed.shape[1]) // 2
+    panel[top : top + framed.shape[0], left : left + framed.shape[1]] = framed
+    label_y = top + framed.shape[0] + int(sh * 0.45)
+    scale = sh / 60
+    cv2.putText(panel, "UNITS", (left + framed.shape[1] // 3, label_y), cv2.FONT_HERSHEY_DUPLEX, scale, (25, 25, 25), 2)
+    if rng.random() < difficulty:  # glare: a soft bright patch over the glass
+        cx, cy = left + rng.uniform(0, framed.shape[1]), top + rng.uniform(0, framed.shape[0])
+        glare = np.exp(-(((xx - cx) / (sw * 0.15)) ** 2 + ((yy - cy) / (sh * 0.4)) ** 2))
+        panel += glare[..., None] * 70 * difficulty
+    tilt = 0.08 * difficulty
+    src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    dst = src + rng.uniform(-tilt, tilt, (4, 2)).astype(np.float32) * np.float32([pw, ph])
+    photo = cv2.warpPerspective(
+        np.clip(panel, 0, 255).astype(np.uint8),
+        cv2.getPerspectiveTransform(src, dst),
+        (pw, ph),
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    photo = cv2.GaussianBlur(photo, (0, 0), 0.4 + 1.2 * difficulty * rng.random())
+    noise = rng.normal(0, 2 + 6 * difficulty, photo.shape)
+    return np.clip(photo + noise, 0, 255).astype(np.uint8), style
+
+
+def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bool]:
+    """One training example: a strip as the reader would cut it from a real photo, and the
+    characters it still shows.
+
+    Real crops are imperfect: cut through a digit at either end, a strip of panel or the
+    display's rim above or below, tilted a little, with glare, shading, blur and JPEG noise.
+    A character cut so that it is neither clearly in nor clearly out makes the example
+    ambiguous, and it is drawn again.
+    """
+    while True:
+        text = random_reading(rng)
+        strip, shown, style = render_strip(text, rng, random_style(rng, digit_height=float(rng.uniform(28, 90))))
+        h, w = strip.shape[:2]
+        cut_left = rng.uniform(0, w * 0.25) if rng.random() < 0.3 else 0.0
+        cut_right = rng.uniform(0, w * 0.25) if rng.random() < 0.3 else 0.0
+        x0, x1 = cut_left, w - cut_right
+        label, ambiguous = [], False
+        for ch, a, b in shown:
+            visible = max(0.0, min(b, x1) - max(a, x0)) / (b - a)
+            if visible >= 0.7 or (ch == "." and visible > 0.99):
+                label.append(ch)
+            elif visible > 0.2:
+                ambiguous = True
+        if ambiguous or not label or label == ["."] or label[0] == "." and len(label) == 1:
+            continue
+        strip = strip[:, int(x0) : int(math.ceil(x1))]
+        return _photograph_strip(strip, rng, style.led), "".join(label).strip("."), style.led
+
+
+def _photograph_strip(strip: np.ndarray, rng: np.random.Generator, led: bool) -> np.ndarray:
+    image = _framed(strip.astype(np.float32), rng)
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    image *= (1 + rng.uniform(-0.3, 0.3) * (xx / w - 0.5) + rng.uniform(-0.2, 0.2) * (yy / h - 0.5))[..., None]
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), float(rng.uniform(1, 6)))
+    image += (grain / (grain.std() + 1e-6) * rng.uniform(0, 12))[..., None]
+    for _ in range(int(rng.integers(0, 3))):  # glare and reflections: soft bright or dark patches
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        sx, sy = w * rng.uniform(0.03, 0.3), h * rng.uniform(0.1, 0.8)
+        patch = np.exp(-(((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
+        image += patch[..., None] * rng.uniform(-40, 110) * (rng.uniform(0.7, 1.0, 3) if led else 1.0)
+    for _ in range(int(rng.integers(0, 4))):  # scratches on the glass
+        p0 = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        p1 = (int(p0[0] + rng.uniform(-w / 3, w / 3)), int(p0[1] + rng.uniform(-h / 2, h / 2)))
+        cv2.line(image, p0, p1, [float(rng.uniform(-30, 30))] * 3, 1, cv2.LINE_AA)
+    angle = rng.uniform(-2.5, 2.5)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    jitter = rng.uniform(-0.04, 0.04, (4, 2)).astype(np.float32) * np.float32([w * 0.2, h])
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    p = cv2.getPerspectiveTransform(src, src + jitter) @ np.vstack([m, [0, 0, 1]])
+    image = cv2.warpPerspective(image, p, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.3, 1.5)) * h / 60)
+    image += rng.normal(0, rng.uniform(1, 10), image.shape).astype(np.float32)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 90))])
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return image
+
+
+def _framed(glass: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a straightened crop catches around the glass: on some sides the display's dark rim
+    and a band of the lighter panel beyond it, on others a cut into the glass itself."""
+    h = glass.shape[0]
+    panel = float(rng.uniform(140, 240))
+    rim = float(rng.uniform(10, 70))
+    for side in range(4):
+        roll = rng.random()
+        if roll < 0.3:
+            rim_px, panel_px = int(h * rng.uniform(0.01, 0.05)) + 1, int(h * rng.uniform(0, 0.25))
+            glass = _pad(glass, rim_px, rim)
+            glass = _pad(glass, panel_px, panel) if panel_px else glass
+        elif roll < 0.4 and side % 2 == 0:  # top or bottom: cut a little into the glass
+            glass = glass[int(h * rng.uniform(0, 0.06)) :]
+        glass = np.rot90(glass).copy()
+    return glass
+
+
+def _pad(image: np.ndarray, size: int, value: float) -> np.ndarray:
+    """Add `size` rows of `value` above the image."""
+    return np.vstack([np.full((size, *image.shape[1:]), value, np.float32), image])

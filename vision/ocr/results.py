@@ -1,0 +1,112 @@
+"""What the OCR readers return: typed, JSON-ready, and never an exception for a bad picture.
+
+Every result carries `reason`: None when something was read, else one sentence a line
+engineer can act on ("no display found", "needle not found"). The value is then empty,
+so a caller never has to tell a crash from a blank reading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in the pixels of the image as given (x, y: top-left corner)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    confidence: float  # 0..1, Tesseract's word confidence / 100
+    box: Box
+    line: int  # index of the text line the word belongs to, in reading order
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One template field: the validated value, or why there is none."""
+
+    name: str
+    value: str | None
+    required: bool
+    raw: str | None = None  # the text matched before normalisation (also kept when invalid)
+    problem: str | None = None  # "not found" or what the validation rejected
+
+
+@dataclass
+class LabelResult:
+    text: str
+    words: list[Word]
+    fields: dict[str, FieldValue]
+    template: str | None
+    engine: str
+    psm: int | None
+    seconds: float
+    reason: str | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        """Required fields that are missing or invalid: what a line must not pass silently."""
+        return [f"{f.name}: {f.problem}" for f in self.fields.values() if f.required and f.problem]
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None and not self.problems
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["problems"] = self.problems
+        out["ok"] = self.ok
+        return out
+
+
+@dataclass(frozen=True)
+class Digit:
+    char: str  # "0".."9", "-", "."
+    confidence: float
+    box: Box | None = None
+
+
+@dataclass
+class DisplayResult:
+    """A seven-segment readout: `text` as shown ("-12.50"), `value` as a number."""
+
+    text: str
+    value: float | None
+    digits: list[Digit]
+    confidence: float
+    seconds: float
+    display: list[tuple[float, float]] | None = None  # corners of the display found, image pixels
+    unit: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DialResult:
+    """An analog gauge: the value the needle points at, through a calibration.
+
+    `angle` is in degrees clockwise from 12 o'clock, in (-180, 180].
+    """
+
+    value: float | None
+    angle: float | None
+    confidence: float
+    seconds: float
+    center: tuple[float, float] | None = None
+    radius: float | None = None
+    tip: tuple[float, float] | None = None
+    unit: str | None = None
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,207 @@
+"""Train the seven-segment line reader on rendered strips and export it to ONNX.
+
+Training only (imports torch); reading needs only the ONNX file it writes. Every example is
+rendered from the seed, so `lineinspect ocr train-digits --seed 0` rebuilds the committed
+model on any machine (bit-for-bit on the same CPU and torch build).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+from annotation.errors import LineInspectError
+from vision.ocr.metrics import char_error_rate
+from vision.ocr.render_display import render_training_strip
+from vision.ocr.sevenseg_model import CHARSET, DOWNSAMPLE, INPUT_HEIGHT, METADATA_KEY, ctc_decode, strip_input
+from vision.progress import progress_bar
+
+OPSET = 18
+PARITY_TOLERANCE = 1e-3
+
+
+class LineReader(nn.Module):
+    """Convolutions that fold the height away, then 1-D context along the line; ~130k weights."""
+
+    def __init__(self, classes: int = len(CHARSET) + 1) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int, kernel: tuple[int, int], padding: tuple[int, int]) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, kernel, padding=padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.body = nn.Sequential(
+            *block(1, 24, (3, 3), (1, 1)),
+            nn.MaxPool2d(2),  # 20 x W/2
+            *block(24, 40, (3, 3), (1, 1)),
+            nn.MaxPool2d(2),  # 10 x W/4
+            *block(40, 56, (3, 3), (1, 1)),
+            *block(56, 56, (3, 3), (1, 1)),
+            nn.MaxPool2d((2, 1)),  # 5 x W/4
+            *block(56, 80, (INPUT_HEIGHT // 8, 1), (0, 0)),  # 1 x W/4
+            *block(80, 80, (1, 5), (0, 2)),
+            *block(80, 80, (1, 5), (0, 2)),
+            nn.Conv2d(80, classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 1, H, W] -> logits [N, W/4, classes]."""
+        return self.body(x).squeeze(2).transpose(1, 2)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    val_exact: float
+    val_char_error: float
+    seconds: float
+
+
+def make_examples(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(n):
+        strip, text, led = render_training_strip(rng)
+        examples.append((strip_input(strip, dark_segments=not led)[0], text))
+    return examples
+
+
+def _batch(examples: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(x.shape[1] for x, _ in examples)
+    width += -width % DOWNSAMPLE
+    x = np.zeros((len(examples), 1, INPUT_HEIGHT, width), np.float32)
+    for i, (img, _) in enumerate(examples):
+        x[i, 0, :, : img.shape[1]] = img
+    targets = torch.tensor([CHARSET.index(c) + 1 for _, t in examples for c in t], dtype=torch.long)
+    target_lengths = torch.tensor([len(t) for _, t in examples], dtype=torch.long)
+    input_lengths = torch.tensor([img.shape[1] // DOWNSAMPLE for img, _ in examples], dtype=torch.long)
+    return torch.from_numpy(x), targets, input_lengths, target_lengths
+
+
+def _evaluate(model: LineReader, examples: list[tuple[np.ndarray, str]]) -> tuple[float, float]:
+    """Exact-match rate and character error rate on rendered strips."""
+    model.eval()
+    pairs = []
+    with torch.no_grad():
+        for x, text in examples:
+            logits = model(torch.from_numpy(x)[None, None])[0]
+            pairs.append(("".join(c.char for c in ctc_decode(torch.softmax(logits, 1).numpy(), x.shape[1])), text))
+    return sum(a == b for a, b in pairs) / len(pairs), char_error_rate(pairs)
+
+
+def train_digits(
+    out: Path,
+    samples: int = 40_000,
+    epochs: int = 12,
+    seed: int = 0,
+    batch_size: int = 64,
+    console: Console | None = None,
+) -> TrainResult:
+    """Render `samples` strips, train the line reader, export it with its metadata."""
+    console = console or Console(stderr=True)
+    if samples < 1000 or epochs < 1:
+        raise LineInspectError("train-digits needs at least 1000 samples and 1 epoch")
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    with progress_bar(console, "strips") as bar:
+        task = bar.add_task("rendering strips", total=samples)
+        rng_seed = np.random.SeedSequence(seed).generate_state(2)
+        examples = []
+        for chunk in range(0, samples, 1000):
+            examples += make_examples(min(1000, samples - chunk), int(rng_seed[0]) + chunk)
+            bar.update(task, completed=len(examples))
+    val = make_examples(max(500, samples // 40), int(rng_seed[1]))
+    model = LineReader()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * math.ceil(len(examples) / batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps, pct_start=0.15)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    order_rng = np.random.default_rng(seed)
+    # batches of similar width waste less padding
+    by_width = np.argsort([x.shape[1] for x, _ in examples], kind="stable")
+    groups = [by_width[i : i + batch_size] for i in range(0, len(by_width), batch_size)]
+    for epoch in range(epochs):
+        model.train()
+        total = 0.0
+        with progress_bar(console, "batches") as bar:
+            task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=len(groups))
+            for g in order_rng.permutation(len(groups)):
+                x, targets, input_lengths, target_lengths = _batch([examples[i] for i in groups[g]])
+                log_probs = model(x).log_softmax(2).transpose(0, 1)  # T, N, C
+                loss = ctc(log_probs, targets, input_lengths, target_lengths)
+                optimiser.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimiser.step()
+                schedule.step()
+                total += loss.item()
+                bar.advance(task)
+        exact, cer = _evaluate(model, val)
+        console.print(
+            f"epoch {epoch + 1}/{epochs}: loss {total / len(groups):.4f}, rendered val exact {exact:.2%}, CER {cer:.2%}"
+        )
+    model.eval()
+    meta = {
+        "kind": "sevenseg-ctc",
+        "charset": CHARSET,
+        "input_height": INPUT_HEIGHT,
+        "downsample": DOWNSAMPLE,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training": {"seed": seed, "samples": samples, "epochs": epochs, "data": "rendered strips only"},
+        "val_rendered": {"exact": exact, "char_error_rate": cer, "strips": len(val)},
+    }
+    _export(model, out, meta, val[:64])
+    seconds = time.perf_counter() - start
+    console.print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB) in {seconds / 60:.1f} min")
+    return TrainResult(out, exact, cer, seconds)
+
+
+def _export(model: LineReader, out: Path, meta: dict, check: list[tuple[np.ndarray, str]]) -> None:
+    """ONNX with a dynamic width, metadata attached, and refused if it disagrees with PyTorch."""
+    import onnx
+    import onnxruntime as ort
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.onnx")
+    try:
+        example = torch.zeros(1, 1, INPUT_HEIGHT, 160)
+        width = torch.export.Dim("width4", min=4, max=1024)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["strip"],
+            output_names=["logits"],
+            dynamic_shapes=({3: DOWNSAMPLE * width},),
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+        proto.doc_string = "lineinspect seven-segment line reader (CTC)"
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        worst = 0.0
+        with torch.no_grad():
+            for x, _ in check:
+                x = x[:, : x.shape[1] - x.shape[1] % DOWNSAMPLE]
+                expected = model(torch.from_numpy(x)[None, None]).numpy()
+                got = session.run(None, {"strip": x[None, None]})[0]
+                worst = max(worst, float(np.abs(expected - got).max()))
+        if worst > PARITY_TOLERANCE:
+            raise LineInspectError(f"ONNX export differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE}); not written")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
