@@ -32,8 +32,9 @@ def _read(path: Path) -> bytes:
 
 def _write_json(path: Path | None, results: list[tuple[Path, dict]]) -> None:
     if path:
-        path.write_text(json.dumps([{"image": str(p), **r} for p, r in results], indent=1, ensure_ascii=False),
-                        encoding="utf-8")  # fmt: skip
+        path.write_text(
+            json.dumps([{"image": str(p), **r} for p, r in results], indent=1, ensure_ascii=False), encoding="utf-8"
+        )
         console.print(f"wrote {path}")
 
 
@@ -68,10 +69,10 @@ def ocr_label(
 def ocr_gauge(
     images: Images,
     kind: Annotated[str | None, typer.Option(help="digital (seven-segment) or analog (dial).")] = None,
-    gauge: Annotated[
-        str | None, typer.Option(help="Gauge config name in configs/ocr/gauges/, or a YAML path.")
+    gauge: Annotated[str | None, typer.Option(help="Gauge config name in configs/ocr/gauges/, or a YAML path.")] = None,
+    min_angle: Annotated[
+        float | None, typer.Option(help="Analog: angle of the scale's start (deg clockwise from 12).")
     ] = None,
-    min_angle: Annotated[float | None, typer.Option(help="Analog: angle of the scale's start (deg clockwise from 12).")] = None,
     max_angle: Annotated[float | None, typer.Option(help="Analog: angle of the scale's end.")] = None,
     min_value: Annotated[float | None, typer.Option(help="Analog: value at the scale's start.")] = None,
     max_value: Annotated[float | None, typer.Option(help="Analog: value at the scale's end.")] = None,
@@ -84,8 +85,7 @@ def ocr_gauge(
     json_out: JsonOut = None,
 ) -> None:
     """Read digital displays or analog dials. Exits 1 when any image gives no value."""
-    from vision.ocr import DialCalibration, DisplayProfile, load_gauge, read_gauge
-    from vision.ocr.config import dial_calibration
+    from vision.ocr import load_gauge, read_gauge
 
     config = load_gauge(gauge) if gauge else None
     kind = kind or (config.kind if config else None)
@@ -94,28 +94,10 @@ def ocr_gauge(
     if config is not None and config.kind != kind:
         raise LineInspectError(f"gauge config {gauge!r} is {config.kind}, not {kind}")
     if kind == "analog":
-        keys = config.model_dump(exclude_none=True) if isinstance(config, DialCalibration) else {"kind": "analog"}
         shorthand = {"min_angle": min_angle, "max_angle": max_angle, "min_value": min_value, "max_value": max_value}
-        if point or any(v is not None for v in shorthand.values()):
-            keys = {k: v for k, v in keys.items() if k not in ("points", *shorthand)}
-            keys.update({k: v for k, v in shorthand.items() if v is not None})
-            if point:
-                keys["points"] = [_calibration_point(p) for p in point]
-        if unit:
-            keys["unit"] = unit
-        if "points" not in keys and "min_angle" not in keys:
-            raise LineInspectError(
-                "an analog dial needs a calibration: --gauge NAME, or --min-angle/--max-angle/--min-value/--max-value, "
-                "or --point ANGLE=VALUE (repeat)"
-            )
-        spec = dial_calibration(**keys)
+        spec = _analog_spec(config, shorthand, point, unit)
     else:
-        profile = config if isinstance(config, DisplayProfile) else DisplayProfile()
-        updates = {"decimals": decimals, "polarity": polarity, "unit": unit}
-        try:
-            spec = DisplayProfile.model_validate({**profile.model_dump(), **{k: v for k, v in updates.items() if v is not None}})
-        except ValueError as exc:
-            raise LineInspectError(f"digital display options: {exc}") from None
+        spec = _digital_spec(config, {"decimals": decimals, "polarity": polarity, "unit": unit})
     results, failed = [], 0
     for path in images:
         result = read_gauge(_read(path), spec)
@@ -124,13 +106,51 @@ def ocr_gauge(
         if kind == "digital" and result.text:
             extra = f", shown {result.text!r}"
         status = result.reason or "ok"
-        print(f"{path}: {shown} {result.unit or ''}".rstrip()
-              + f"  [{status}; confidence {result.confidence:.2f}{extra}, {result.seconds:.2f} s]")  # fmt: skip
+        print(
+            f"{path}: {shown} {result.unit or ''}".rstrip()
+            + f"  [{status}; confidence {result.confidence:.2f}{extra}, {result.seconds:.2f} s]"
+        )
         failed += result.value is None
         results.append((path, result.to_dict()))
     _write_json(json_out, results)
     if failed:
         raise typer.Exit(1)
+
+
+def _analog_spec(config, shorthand: dict, points: list[str] | None, unit: str | None):
+    """The config's calibration, replaced by any given on the command line."""
+    from vision.ocr import DialCalibration
+    from vision.ocr.config import dial_calibration
+
+    keys = config.model_dump(exclude_none=True) if isinstance(config, DialCalibration) else {"kind": "analog"}
+    if points or any(v is not None for v in shorthand.values()):
+        keys = {k: v for k, v in keys.items() if k not in ("points", *shorthand)}
+        keys.update({k: v for k, v in shorthand.items() if v is not None})
+        if points:
+            keys["points"] = [_calibration_point(p) for p in points]
+    if unit:
+        keys["unit"] = unit
+    if "points" not in keys and "min_angle" not in keys:
+        raise LineInspectError(
+            "an analog dial needs a calibration: --gauge NAME, or --min-angle/--max-angle/--min-value/--max-value, "
+            "or --point ANGLE=VALUE (repeat)"
+        )
+    return dial_calibration(**keys)
+
+
+def _digital_spec(config, updates: dict):
+    """The config's display profile (or the default one) with command-line options applied."""
+    from pydantic import ValidationError
+
+    from vision.ocr import DisplayProfile
+
+    profile = config if isinstance(config, DisplayProfile) else DisplayProfile()
+    try:
+        return DisplayProfile.model_validate(
+            {**profile.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+        )
+    except ValidationError as exc:
+        raise LineInspectError(f"digital display options: {exc}") from None
 
 
 def _calibration_point(entry: str) -> dict:
@@ -144,7 +164,7 @@ def _calibration_point(entry: str) -> dict:
 @ocr_app.command("train-digits")
 def train_digits(
     out: Annotated[Path, typer.Option(help="ONNX file to write (the shipped one: vision/ocr/models/sevenseg.onnx).")],
-    samples: Annotated[int, typer.Option(min=1000, help="Rendered training strips.")] = 24_000,
+    samples: Annotated[int, typer.Option(min=1000, help="Rendered training strips.")] = 30_000,
     epochs: Annotated[int, typer.Option(min=1)] = 6,
     seed: Annotated[int, typer.Option(help="Seed for rendering, initialisation and order.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads (default: all).")] = None,
@@ -160,7 +180,9 @@ def train_digits(
 
 
 def bench_ocr(
-    data: Annotated[Path | None, typer.Option(help="Folder holding the real data sets (default ../shared/data).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Folder holding the real data sets (default ../shared/data).")
+    ] = None,
     only: Annotated[
         list[str] | None,
         typer.Option(help="Sections: displays, dials, waybills, rendered-labels, rendered-displays, rendered-dials."),
@@ -216,34 +238,49 @@ def summary_table(report: dict) -> Table:
     if "displays" in report:
         d = report["displays"]
         for group, g in d["groups"].items():
-            table.add_row(f"gaspump {group}", "integer part exact", rate(g["integer_part"]), secs(d["time"]) if group == "all" else "")
+            table.add_row(
+                f"gaspump {group}",
+                "integer part exact",
+                rate(g["integer_part"]),
+                secs(d["time"]) if group == "all" else "",
+            )
             table.add_row("", "... or rounded up", rate(g["integer_part_or_rounded_up"]), "")
     if "dials" in report:
         d = report["dials"]
         for name in ("default_270_sweep", "per_dial_calibration"):
             if name in d:
                 e = d[name]
-                table.add_row(f"analog gauges ({name.replace('_', ' ')})", "error / span median, p90",
-                              f"{e['median_error_of_span']:.1%}, {e['p90_error_of_span']:.1%} "
-                              f"(read {e['read']}/{e['dials']}, {e['within_2pct']} within 2%)",
-                              secs(d["time"]) if name == "default_270_sweep" else "")  # fmt: skip
+                table.add_row(
+                    f"analog gauges ({name.replace('_', ' ')})",
+                    "error / span median, p90",
+                    f"{e['median_error_of_span']:.1%}, {e['p90_error_of_span']:.1%} "
+                    f"(read {e['read']}/{e['dials']}, {e['within_2pct']} within 2%)",
+                    secs(d["time"]) if name == "default_270_sweep" else "",
+                )
     for engine, w in report.get("waybills", {}).items():
         table.add_row(f"waybills ({engine})", "tracking ID exact", rate(w["tracking_id"]), secs(w["time"]))
     for engine, r in report.get("rendered-labels", {}).items():
-        table.add_row(f"rendered labels ({engine})", "all fields right", rate(r["labels_all_fields_right"]), secs(r["time"]))
+        table.add_row(
+            f"rendered labels ({engine})", "all fields right", rate(r["labels_all_fields_right"]), secs(r["time"])
+        )
         table.add_row("", "fields right", rate(r["fields_right"]), "")
         table.add_row("", "character error rate", f"{r['char_error_rate']:.1%}", "")
     if "rendered-displays" in report:
         r = report["rendered-displays"]
-        table.add_row("rendered displays", "exact / CER", f"{rate(r['exact'])} / {r['char_error_rate']:.1%}", secs(r["time"]))
+        table.add_row(
+            "rendered displays", "exact / CER", f"{rate(r['exact'])} / {r['char_error_rate']:.1%}", secs(r["time"])
+        )
         if "stock_tesseract" in r:
             s = r["stock_tesseract"]
             table.add_row("", "stock Tesseract exact / CER", f"{rate(s['exact'])} / {s['char_error_rate']:.1%}", "")
     if "rendered-dials" in report:
         r = report["rendered-dials"]
-        table.add_row("rendered dials", "error / span median, p90",
-                      f"{r['median_error_of_span']:.1%}, {r['p90_error_of_span']:.1%} (read {r['read']}/{r['dials']})",
-                      secs(r["time"]))  # fmt: skip
+        table.add_row(
+            "rendered dials",
+            "error / span median, p90",
+            f"{r['median_error_of_span']:.1%}, {r['p90_error_of_span']:.1%} (read {r['read']}/{r['dials']})",
+            secs(r["time"]),
+        )
     return table
 
 

@@ -49,8 +49,9 @@ def test_command_line_calibration_is_checked_like_a_file():
         dial_calibration(min_angle=-135, max_angle=135, min_value=0, max_value=1, points=[{"angle": 0, "value": 0}])
 
 
-@pytest.mark.parametrize(("calibration", "value", "seed"), [(LINEAR, 3.3, 1), (LINEAR, 9.1, 2), (NON_LINEAR, 0.4, 3),
-                                                           (NON_LINEAR, 7.2, 4)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("calibration", "value", "seed"), [(LINEAR, 3.3, 1), (LINEAR, 9.1, 2), (NON_LINEAR, 0.4, 3), (NON_LINEAR, 7.2, 4)]
+)
 def test_rendered_dials_read_within_two_percent_of_span(calibration, value, seed):
     dial = render_dial(value, calibration, seed=seed)
     result = read_dial(encode_jpeg(dial.image), calibration)

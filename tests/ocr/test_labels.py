@@ -13,8 +13,8 @@ from vision.ocr.render_label import render_label
 WAYBILLS = "shipping-labels-waybill/data/test_images"
 
 
-@pytest.mark.parametrize(("seed", "quarter_turns"), [(0, 0), (1, 0), (2, 1), (4, 3)])
-def test_rendered_labels_give_every_field_right_even_turned_on_their_side(seed, quarter_turns):
+@pytest.mark.parametrize(("seed", "quarter_turns"), [(0, 0), (1, 0), (2, 1), (4, 3), (9, 2)])
+def test_rendered_labels_give_every_field_right_even_turned_on_their_side_or_upside_down(seed, quarter_turns):
     label = render_label(seed, quarter_turns=quarter_turns)
     result = read_label(encode_png(label.image), load_template("default"))
     assert {name: f.value for name, f in result.fields.items()} == label.fields
@@ -43,16 +43,13 @@ def test_korean_label_reads_with_korean_traineddata():
         assert result.fields[name].value == label.fields[name], name
 
 
-def test_a_misread_check_digit_is_reported_as_a_problem():
-    label = render_label(5)
-    tampered = label.image.copy()
-    result = read_label(encode_png(tampered), load_template("default"))
-    serial = label.fields["serial"]
-    text = result.text.replace(serial, serial[:-1] + str((int(serial[-1]) + 1) % 10))
-    from vision.ocr.templates import extract_fields
-
-    fields = extract_fields(load_template("default"), text)
-    assert fields["serial"].value is None and "luhn" in fields["serial"].problem
+def test_a_printed_serial_that_fails_its_check_digit_is_reported_not_passed():
+    label = render_label(5, printed={"serial": "4921583740"})  # Luhn wants 4921583748
+    result = read_label(encode_png(label.image), load_template("default"))
+    serial = result.fields["serial"]
+    assert serial.value is None and serial.raw.replace(" ", "") == "4921583740" and "luhn" in serial.problem
+    assert not result.ok and any(p.startswith("serial:") for p in result.problems)
+    assert result.fields["lot"].value == label.fields["lot"]  # the rest of the label still reads
 
 
 def test_real_waybill_photo_gives_its_tracking_id(shared_data):
@@ -64,7 +61,7 @@ def test_real_waybill_photo_gives_its_tracking_id(shared_data):
 
 def test_waybill_without_a_readable_id_reports_it_missing_instead_of_guessing(shared_data):
     photo = shared_data / WAYBILLS / "reverseWaybill-162127075969633920_1.jpg"
-    result = read_label(photo.read_bytes(), load_template("shipping"))
+    result = read_label(photo.read_bytes(), load_template("shipping"), engine="tesserocr")  # 3 passes: the fast one
     assert result.fields["tracking_id"].value is None
     assert result.problems == ["tracking_id: not found"] and not result.ok
 

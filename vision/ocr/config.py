@@ -28,7 +28,10 @@ class _Strict(BaseModel):
 class FieldSpec(_Strict):
     """One field of a label: where it is (a regular expression) and what makes it valid.
 
-    The pattern's named group `value` is the field; without one, the whole match is.
+    The pattern's named group `value` is the field; without one, the whole match is. With
+    `format`, the value is assembled from the pattern's named groups instead (spaces inside
+    each removed; a [bracketed] part is left out when a group in it did not match), so a
+    fixed layout survives separators that Tesseract dropped or turned into spaces.
     """
 
     pattern: str
@@ -38,6 +41,7 @@ class FieldSpec(_Strict):
     check: Literal["luhn", "gs1", "mod11"] | None = None  # check digit: the value's last character
     digits_only: bool = False  # read O as 0, I/l as 1, ... then demand digits (serials, GTINs)
     compact: bool = False  # drop spaces Tesseract put inside the value (long IDs)
+    format: str | None = None  # build the value from named groups: "{number}_{copy}[_{suffix}]"
     ignore_case: bool = False  # patterns mark case-blind parts themselves: (?i:LOT)
     min: float | None = None  # integers
     max: float | None = None
@@ -50,6 +54,15 @@ class FieldSpec(_Strict):
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
         return pattern
+
+    @model_validator(mode="after")
+    def _format_uses_groups(self) -> FieldSpec:
+        if self.format:
+            groups = set(re.compile(self.pattern).groupindex)
+            missing = set(re.findall(r"{(\w+)}", self.format)) - groups
+            if missing:
+                raise ValueError(f"format uses {', '.join(sorted(missing))}, which the pattern does not capture")
+        return self
 
     def regex(self) -> re.Pattern[str]:
         return re.compile(self.pattern, re.IGNORECASE if self.ignore_case else 0)
@@ -78,6 +91,7 @@ class DisplayProfile(_Strict):
     unit: str | None = None
     polarity: Literal["auto", "dark", "bright"] = "auto"  # dark: LCD segments, bright: LED
     decimals: int | None = Field(None, ge=0, le=6)  # digits after an unlit or unseen decimal point
+    signed: bool = True  # False: the display cannot show a minus (a counter), so a "-" read is glare
 
 
 class CalibrationPoint(_Strict):

@@ -36,6 +36,7 @@ class Face:
     cy: float
     radius: float
     found: bool  # False: no circle, the frame's middle was assumed
+    score: float  # how much of the outline is a strong circular edge, weighted to the frame's middle
 
 
 @dataclass(frozen=True)
@@ -46,36 +47,54 @@ class Needle:
     kind: str  # which contrast showed it: dark, light, colour
 
 
-def find_face(gray: np.ndarray) -> Face:
-    """The dial face: of the circles Hough votes for, the one whose whole outline is an edge.
+def find_faces(gray: np.ndarray, limit: int = 6) -> list[Face]:
+    """Candidate dial faces, best outline first; the frame's middle is always the last resort.
 
-    Bezels, hubs and round labels are circles too; the face's rim is the large circle whose
-    circumference is backed by a strong radial edge nearly all the way round. A circle in the
-    middle of the frame is preferred; without any, the frame's middle is assumed.
+    Bezels, hubs and round labels are circles too. A face's rim is a large circle whose
+    circumference is backed by a strong radial edge nearly all the way round; circles in the
+    middle of the frame are preferred. Which candidate is the dial is settled by the needle.
     """
     h, w = gray.shape
     side = min(h, w)
+    fallback = Face(w / 2, h / 2, side * 0.45, False, 0.1)
     blur = cv2.medianBlur(gray, 5)
-    circles = cv2.HoughCircles(blur, cv2.HOUGH_GRADIENT, dp=1.5, minDist=side / 20, param1=70, param2=30,
-                               minRadius=int(side * 0.2), maxRadius=int(side * 0.6))  # fmt: skip
+    circles = cv2.HoughCircles(
+        blur,
+        cv2.HOUGH_GRADIENT,
+        dp=1.5,
+        minDist=side / 20,
+        param1=70,
+        param2=30,
+        minRadius=int(side * 0.2),
+        maxRadius=int(side * 0.6),
+    )
     if circles is None:
-        return Face(w / 2, h / 2, side * 0.45, False)
+        return [fallback]
     g = cv2.GaussianBlur(gray, (5, 5), 0).astype(np.float32)
     gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
     t = np.linspace(0, 2 * np.pi, 180, endpoint=False)
-    best, best_score = None, 0.0
+    faces = []
     for x, y, r in circles[0][:40]:
         px = np.clip((x + r * np.cos(t)).astype(int), 0, w - 1)
         py = np.clip((y + r * np.sin(t)).astype(int), 0, h - 1)
         radial = np.abs(gx[py, px] * np.cos(t) + gy[py, px] * np.sin(t))
-        support = float((radial > 40).mean())
         off_centre = math.hypot(x - w / 2, y - h / 2) / side
-        score = support * math.sqrt(r / side) * max(0.0, 1 - off_centre)
-        if score > best_score:
-            best, best_score = (float(x), float(y), float(r)), score
-    if best is None or best_score < 0.15:
-        return Face(w / 2, h / 2, side * 0.45, False)
-    return Face(*best, True)
+        score = float((radial > 40).mean()) * math.sqrt(r / side) * max(0.0, 1 - off_centre)
+        if score >= 0.15:
+            faces.append(Face(float(x), float(y), float(r), True, score))
+    faces.sort(key=lambda f: -f.score)
+    return _distinct_faces(faces, side)[:limit] + [fallback]
+
+
+def _distinct_faces(faces: list[Face], side: int) -> list[Face]:
+    kept: list[Face] = []
+    for f in faces:
+        moved = (
+            math.hypot(f.cx - k.cx, f.cy - k.cy) > 0.03 * side or abs(f.radius - k.radius) > 0.05 * side for k in kept
+        )
+        if all(moved):
+            kept.append(f)
+    return kept
 
 
 def _ink_maps(image: np.ndarray, radius: float) -> dict[str, np.ndarray]:
@@ -104,9 +123,9 @@ def _profile(ink: np.ndarray, face: Face) -> np.ndarray:
     return np.convolve(np.concatenate([evidence[-2:], evidence, evidence[:2]]), np.ones(5) / 5, "valid")
 
 
-def find_needle(image: np.ndarray, face: Face) -> Needle | None:
+def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
     best: tuple[Needle, np.ndarray] | None = None
-    for kind, ink in _ink_maps(image, face.radius).items():
+    for kind, ink in inks.items():
         profile = _profile(ink, face)
         peak = int(np.argmax(profile))
         top = float(profile[peak])
@@ -140,6 +159,20 @@ def _refine(ink: np.ndarray, face: Face, rough: float) -> float:
     if abs((fitted - rough + 180) % 360 - 180) > 8:  # the fit wandered off (a number, a tick)
         return _wrap(rough)
     return _wrap(fitted)
+
+
+def _face_and_needle(image: np.ndarray) -> tuple[Face, Needle | None]:
+    """The candidate face around which a needle stands out most clearly: around the wrong
+    centre a needle is no longer radial and its evidence smears over many angles."""
+    best: tuple[float, Face, Needle | None] | None = None
+    ink = _ink_maps(image, min(image.shape[:2]) * 0.4)
+    for face in find_faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)):
+        needle = find_needle(ink, face)
+        quality = needle.contrast * needle.uniqueness * (0.1 + face.score) ** 2 if needle else 0.0
+        if best is None or quality > best[0]:
+            best = (quality, face, needle)
+    assert best is not None
+    return best[1], best[2]
 
 
 def _wrap(angle: float) -> float:
@@ -176,19 +209,20 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
     h, w = image.shape[:2]
     scale = WORK_SIDE / max(h, w)
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    face = find_face(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+    face, needle = _face_and_needle(small)
     notes = [] if face.found else ["no dial outline found: assumed the dial fills the frame"]
-    needle = find_needle(small, face)
     centre, radius = (face.cx / scale, face.cy / scale), face.radius / scale
     if needle is None or needle.contrast < MIN_CONTRAST or needle.uniqueness < MIN_UNIQUENESS:
-        why = "no needle found" if needle is None else (
-            f"no needle found (clearest line: contrast {needle.contrast:.2f}, beats the next by {needle.uniqueness:.2f})"
-        )  # fmt: skip
-        return DialResult(None, None, 0.0, time.perf_counter() - start, centre, radius, unit=unit, reason=why,
-                          notes=notes)  # fmt: skip
+        why = "no needle found"
+        if needle is not None:
+            why += f" (clearest line: contrast {needle.contrast:.2f}, beats the next by {needle.uniqueness:.2f})"
+        return DialResult(
+            None, None, 0.0, time.perf_counter() - start, centre, radius, unit=unit, reason=why, notes=notes
+        )
     value, off_scale = value_at(calibration, needle.angle)
     confidence = round(min(1.0, needle.contrast) * min(1.0, 2 * needle.uniqueness) * (1.0 if face.found else 0.7), 4)
     t = math.radians(needle.angle)
     tip = (centre[0] + 0.8 * radius * math.sin(t), centre[1] - 0.8 * radius * math.cos(t))
-    return DialResult(value, round(needle.angle, 2), confidence if value is not None else 0.0,
-                      time.perf_counter() - start, centre, radius, tip, unit, off_scale, notes)  # fmt: skip
+    seconds = time.perf_counter() - start
+    confidence = confidence if value is not None else 0.0
+    return DialResult(value, round(needle.angle, 2), confidence, seconds, centre, radius, tip, unit, off_scale, notes)

@@ -8,6 +8,7 @@ stroke-like detail (digits), and its sides are finally snapped to the window's e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -15,7 +16,7 @@ import numpy as np
 
 WORK_WIDTH = 480  # the search runs on a copy this wide: a display is never a small detail
 STRIP_HEIGHT = 128
-AGREE = 70  # percent of the strip an edge must run along to count as the glass's side
+PAD = 0.15  # strip height kept beyond the window's ends: a rim reads as nothing, a cut digit as a wrong one
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,15 @@ def find_displays(image: np.ndarray, limit: int = 3) -> list[DisplayCandidate]:
     # the glass-to-panel contrast varies from photo to photo: try several cut levels
     for level in np.linspace(otsu, otsu + 0.75 * max(bright - otsu, 0), 5):
         dark = (gray < level).astype(np.uint8)
-        blobs = cv2.morphologyEx(cv2.morphologyEx(dark, cv2.MORPH_CLOSE, square), cv2.MORPH_OPEN, square)
-        contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for contour in contours:
+        closed = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, square)
+        blobs = cv2.morphologyEx(closed, cv2.MORPH_OPEN, square)  # solid dark windows
+        for contour in cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]:
             candidate = _judge(contour, dark, blobs, gray, k)
+            if candidate is not None:
+                found.append(DisplayCandidate(candidate[0] / scale, candidate[1]))
+        contours, hierarchy = cv2.findContours(closed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        for contour, (_, _, _, parent) in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=True):
+            candidate = _judge_framed(contour, gray) if parent >= 0 else None  # light glass in a dark bezel
             if candidate is not None:
                 found.append(DisplayCandidate(candidate[0] / scale, candidate[1]))
     return _distinct(sorted(found, key=lambda c: -c.score), limit)
@@ -71,7 +77,7 @@ def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.nd
     (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
     if rw < rh:
         rw, rh, angle = rh, rw, angle - 90
-    if rw / max(rh, 1) < 1.5 or area / (rw * rh + 1e-6) < 0.5:
+    if rw / max(rh, 1) < 1.2 or area / (rw * rh + 1e-6) < 0.5:
         return None
     # straighten the blob's box and keep the rows and columns that are solidly dark
     m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
@@ -86,14 +92,12 @@ def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.nd
         if r1 - r0 < 4:
             return None
         c0, c1 = _longest_run(solid[r0:r1].mean(0) >= 0.8)
-    if r1 - r0 < 4 or c1 - c0 < 1.5 * (r1 - r0):
+    if r1 - r0 < 4 or c1 - c0 < 1.2 * (r1 - r0):
         return None
     upright_dark = cv2.warpAffine(dark, m, size, flags=cv2.INTER_NEAREST)[r0:r1, c0:c1]
     if upright_dark.mean() < 0.7:  # printed text closes into a blob too, but stays half paper
         return None
-    corners = cv2.transform(
-        np.float32([[c0, r0], [c1, r0], [c1, r1], [c0, r1]])[None], cv2.invertAffineTransform(m)
-    )[0]
+    corners = cv2.transform(np.float32([[c0, r0], [c1, r0], [c1, r1], [c0, r1]])[None], cv2.invertAffineTransform(m))[0]
     inside = np.zeros_like(gray)
     cv2.fillConvexPoly(inside, corners.astype(np.int32), 255)
     ring = (cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k, 2 * k))) > 0) & (inside == 0)
@@ -105,11 +109,33 @@ def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.nd
     roi = cv2.warpAffine(gray, m, size)[r0:r1, c0:c1]
     kk = max(5, (r1 - r0) // 3) | 1
     detail = cv2.morphologyEx(roi, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk)))
-    detail = np.maximum(detail, cv2.morphologyEx(roi, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk))))
+    detail = np.maximum(
+        detail, cv2.morphologyEx(roi, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk)))
+    )
     strokes = float((detail > 12).mean())
     if strokes < 0.03:  # an empty dark patch: shadow, finger, hole
         return None
     return corners, (r1 - r0) * (c1 - c0) * min(contrast, 0.3) * min(strokes, 0.15)
+
+
+def _judge_framed(hole: np.ndarray, gray: np.ndarray):
+    """Light glass inside a dark bezel: the hole in a dark ring, if it is a rectangle with digits."""
+    area = cv2.contourArea(hole)
+    if not 0.01 * gray.size <= area <= 0.85 * gray.size:
+        return None
+    rect = cv2.minAreaRect(hole)
+    rw, rh = sorted(rect[1], reverse=True)
+    if not 1.2 <= rw / max(rh, 1) <= 12 or area / (rw * rh + 1e-6) < 0.85:
+        return None
+    x, y, w, h = cv2.boundingRect(hole)
+    roi = gray[y : y + h, x : x + w]
+    kk = max(5, int(rh) // 3) | 1
+    strokes = float(
+        (cv2.morphologyEx(roi, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kk, kk))) > 12).mean()
+    )
+    if strokes < 0.03:
+        return None
+    return cv2.boxPoints(rect), area * 0.3 * min(strokes, 0.15)
 
 
 def _distinct(candidates: list[DisplayCandidate], limit: int) -> list[DisplayCandidate]:
@@ -125,20 +151,22 @@ def _distinct(candidates: list[DisplayCandidate], limit: int) -> list[DisplayCan
 
 
 def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The window as an upright strip STRIP_HEIGHT high, sides snapped to the glass's edges.
+    """The window as an upright strip STRIP_HEIGHT high, top and bottom snapped to the glass.
 
     Returns the strip and the 3x3 homography from strip to image pixels (to map boxes back).
-    The blob's box is only roughly the glass (a caption or a shaded panel may have merged in),
-    so the strip is cut with a margin and the glass found in it as the pair of opposite edges
-    that run across most of it: the edge strength at a row is what three quarters of the
-    columns agree on, which text and shadow boundaries never reach.
+    The blob's box is only roughly the glass: a caption or a shaded panel may have merged in
+    below or above, so the strip is cut with a margin and its top and bottom moved to the
+    strongest edges across it (the median over columns ignores edges that do not run the full
+    width, such as a caption's letters). The ends are not snapped: the first digit of a
+    display is often a lone '1' whose stroke looks just like the glass's edge; a little margin
+    instead leaves the reader a rim, which it was trained to ignore.
     """
     q = order_corners(corners)
     width_px = float(np.linalg.norm(q[1] - q[0]))
     height_px = float(np.linalg.norm(q[3] - q[0]))
     h = STRIP_HEIGHT
     w = max(h, round(h * width_px / max(height_px, 1)))
-    my, mx = h // 4, h // 4
+    my, mx = h // 4, max(h // 4, math.ceil(PAD * h))
     dst = np.float32([[mx, my], [mx + w, my], [mx + w, my + h], [mx, my + h]])
     to_strip = cv2.getPerspectiveTransform(q, dst)
     big = cv2.warpPerspective(
@@ -146,13 +174,10 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     )
     gray = cv2.GaussianBlur(cv2.cvtColor(big, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5), 0)
     dy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)[:, mx : mx + w]
-    entering, leaving = -np.percentile(dy, AGREE, axis=1), np.percentile(dy, 100 - AGREE, axis=1)
+    entering, leaving = -np.median(dy, axis=1), np.median(dy, axis=1)  # into the glass, out of it
     top = int(np.argmax(entering[: my + h // 2]))
     bottom = my + h // 2 + int(np.argmax(leaving[my + h // 2 :]))
-    dx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)[top:bottom]
-    entering, leaving = -np.percentile(dx, AGREE, axis=0), np.percentile(dx, 100 - AGREE, axis=0)
-    left = int(np.argmax(entering[: mx + w // 8]))
-    right = mx + w - w // 8 + int(np.argmax(leaving[mx + w - w // 8 :]))
+    left, right = round(mx - PAD * h), round(mx + w + PAD * h)
     strip = big[top:bottom, left:right]
     shift = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64)
     return strip, np.linalg.inv(to_strip) @ shift

@@ -15,7 +15,7 @@ import numpy as np
 
 WORK_WIDTH = 640
 TARGET_TEXT_HEIGHT = 30  # pixels: Tesseract reads best with capitals about this tall
-MAX_SIDE = 5000  # upscaling stops here, however small the print
+MAX_SIDE = 4000  # upscaling stops here, however small the print
 
 
 @dataclass
@@ -60,7 +60,9 @@ def find_label(gray: np.ndarray) -> np.ndarray | None:
 
 def _order(points: np.ndarray) -> np.ndarray:
     s, d = points.sum(1), points[:, 1] - points[:, 0]
-    return np.array([points[np.argmin(s)], points[np.argmin(d)], points[np.argmax(s)], points[np.argmax(d)]], np.float32)
+    return np.array(
+        [points[np.argmin(s)], points[np.argmin(d)], points[np.argmax(s)], points[np.argmax(d)]], np.float32
+    )
 
 
 def _crop_to(quad: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -83,6 +85,22 @@ def text_height(binary: np.ndarray) -> float:
     h, w = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
     glyphs = (h >= 6) & (h <= binary.shape[0] / 8) & (w <= 3 * h) & (w >= 2)
     return float(np.median(h[glyphs])) if glyphs.sum() >= 5 else 0.0
+
+
+def text_extent(binary: np.ndarray, height: float) -> tuple[int, int, int, int]:
+    """Box around the glyph-sized blobs (stray ones at the edges ignored), with a margin."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    x, y, w, h = (stats[1:, i] for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    glyphs = (h >= 0.5 * height) & (h <= 2 * height) & (w <= 3 * h)
+    margin = int(3 * height)
+    rows, cols = binary.shape
+    if glyphs.sum() < 5:
+        return 0, 0, cols, rows
+    x0 = max(0, int(np.percentile(x[glyphs], 1)) - margin)
+    y0 = max(0, int(np.percentile(y[glyphs], 1)) - margin)
+    x1 = min(cols, int(np.percentile((x + w)[glyphs], 99)) + margin)
+    y1 = min(rows, int(np.percentile((y + h)[glyphs], 99)) + margin)
+    return x0, y0, x1, y1
 
 
 def estimate_skew(binary: np.ndarray, limit: float = 12.0) -> float:
@@ -158,7 +176,13 @@ def prepare(gray: np.ndarray, quarter_turns: int = 0, crop: bool = True) -> Prep
         transform = m @ transform
     work = cv2.warpPerspective(gray, transform, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     binary = ink(work, max(work.shape) // 40)
+    cut = print_cut(work)
     height = text_height(binary)
+    if height:  # keep only where the print is: Tesseract's time grows with the area it searches
+        x0, y0, x1, y1 = text_extent(binary, height)
+        transform = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ transform
+        size = (x1 - x0, y1 - y0)
+        binary = binary[y0:y1, x0:x1]
     skew = estimate_skew(binary)
     if abs(skew) >= 0.4:
         m, size = rotation_matrix(skew, size)
@@ -170,7 +194,7 @@ def prepare(gray: np.ndarray, quarter_turns: int = 0, crop: bool = True) -> Prep
     size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
     work = cv2.warpPerspective(gray, transform, size, flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    return PreparedLabel(binarise(work), transform, quad is not None, skew, scale, height)
+    return PreparedLabel(binarise(work, cut), transform, quad is not None, skew, scale, height)
 
 
 def flatten(gray: np.ndarray) -> np.ndarray:
@@ -185,14 +209,21 @@ def flatten(gray: np.ndarray) -> np.ndarray:
     return np.clip(gray.astype(np.float32) / np.maximum(paper, 1) * 255, 0, 255).astype(np.uint8)
 
 
-def binarise(gray: np.ndarray) -> np.ndarray:
+def print_cut(gray: np.ndarray) -> float:
+    """The grey level between print and paper once shading is divided out (Otsu, whole frame)."""
+    cut, _ = cv2.threshold(flatten(gray), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return cut
+
+
+def binarise(gray: np.ndarray, cut: float) -> np.ndarray:
     """Black print on white, without the speckle that texture and sensor noise leave.
 
-    After flattening, one global Otsu cut separates print from paper everywhere; blobs
-    smaller than the dot of an i are removed (Tesseract slows to a crawl on speckle).
+    After flattening, one global cut (`print_cut` of the whole frame, so cropping to the
+    print does not move it) separates print from paper everywhere; blobs smaller than the
+    dot of an i are removed (Tesseract slows to a crawl on speckle).
     """
     flat = flatten(gray)
-    _, binary = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    _, binary = cv2.threshold(flat, cut, 255, cv2.THRESH_BINARY_INV)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < max(4, (TARGET_TEXT_HEIGHT // 10) ** 2)
     small[0] = False

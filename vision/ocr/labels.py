@@ -24,6 +24,7 @@ from vision.preprocess import ImageDecodeError
 
 MAX_SIDE = 1800  # 4K phone photos decode at half size: their print is still ~20 px high
 PSM_ORDER = (11, 6, 4)  # sparse text first (labels are scattered fields), then block layouts
+UPRIGHT_CONFIDENCE = 0.6  # below this mean word confidence, and with fields misread, check the orientation
 EMPTY_TEMPLATE = LabelTemplate(name="none")
 
 
@@ -52,24 +53,46 @@ def read_label(
     except ImageDecodeError as exc:
         return _empty(template, tess.name, start, f"unreadable image: {exc}")
     languages = "+".join(template.languages)
+    turns = 0
     page = prepare(gray)
     if lines_run_vertically(255 - page.image):
-        turns = tess.orientation(page.image)
-        page = prepare(gray, quarter_turns=(turns or 90) // 90)
+        detected = _quarter_turns(tess, page)
+        turns = detected if detected in (1, 3) else 1  # the glyphs say a quarter turn; the detector says which
+        page = prepare(gray, quarter_turns=turns)
+    best = _passes(tess, page, languages, psm, template)
+    if _confidence(best) < UPRIGHT_CONFIDENCE and any(_misread(f) for f in best.fields.values()):
+        extra = _quarter_turns(tess, page)  # upside down, or the other quarter turn
+        if extra:
+            turned = _passes(tess, prepare(gray, quarter_turns=turns + extra), languages, psm, template)
+            best = _merge(turned, best) if turned.score > best.score else _merge(best, turned)
+    reason = None if best.words else "no text found"
+    return LabelResult(
+        best.text, best.words, best.fields, template.name, tess.name, best.psm, time.perf_counter() - start, reason
+    )
+
+
+def _passes(tess, page: PreparedLabel, languages: str, psm: int | None, template: LabelTemplate) -> _Pass:
+    """Read with the first page-segmentation mode, and the next ones while a field is misread."""
     fixed = psm or (None if template.psm == "auto" else int(template.psm))
     best: _Pass | None = None
     for mode in (fixed,) if fixed else PSM_ORDER:
         current = _read(tess, page, languages, mode, template)
-        if best is None or current.score > best.score:
-            best = _merge(current, best)
-        else:
-            best = _merge(best, current)
+        best = _merge(current, best) if best is None or current.score > best.score else _merge(best, current)
         if best.words and not any(_misread(f) for f in best.fields.values()):
             break
     assert best is not None
-    reason = None if best.words else "no text found"
-    return LabelResult(best.text, best.words, best.fields, template.name, tess.name, best.psm,
-                       time.perf_counter() - start, reason)  # fmt: skip
+    return best
+
+
+def _quarter_turns(tess, page: PreparedLabel) -> int:
+    """Clockwise quarter turns the prepared page needs, from Tesseract's orientation detector (0 if unsure)."""
+    turns = tess.orientation(page.image)
+    return 0 if turns is None else turns // 90
+
+
+def _confidence(p: _Pass) -> float:
+    chars = sum(len(w.text) for w in p.words)
+    return sum(w.confidence * len(w.text) for w in p.words) / chars if chars else 0.0
 
 
 def _misread(f: FieldValue) -> bool:
@@ -105,8 +128,9 @@ def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
 
 
 def _photo_box(w: TsvWord, back: np.ndarray) -> Box:
-    corners = np.float32([[w.left, w.top], [w.left + w.width, w.top], [w.left + w.width, w.top + w.height],
-                          [w.left, w.top + w.height]])  # fmt: skip
+    corners = np.float32(
+        [[w.left, w.top], [w.left + w.width, w.top], [w.left + w.width, w.top + w.height], [w.left, w.top + w.height]]
+    )
     mapped = cv2.perspectiveTransform(corners[None], back)[0]
     (x0, y0), (x1, y1) = mapped.min(0), mapped.max(0)
     return Box(int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))

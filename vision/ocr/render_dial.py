@@ -83,16 +83,30 @@ def render_dial(
             tx, ty = _point(cx, cy, a, r * 0.68)
             fs = r / 220
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(r / 120)))
-            cv2.putText(img, text, (int(tx - tw / 2), int(ty + th / 2)), cv2.FONT_HERSHEY_SIMPLEX, fs, ink,
-                        max(1, int(r / 120)), cv2.LINE_AA)  # fmt: skip
+            cv2.putText(
+                img,
+                text,
+                (int(tx - tw / 2), int(ty + th / 2)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                fs,
+                ink,
+                max(1, int(r / 120)),
+                cv2.LINE_AA,
+            )
     needle = (30, 30, 200) if rng.random() < 0.4 else ((20, 20, 20) if not dark_face else (240, 240, 240))
     tip = _point(cx, cy, angle, r * rng.uniform(0.75, 0.9))
     tail = _point(cx, cy, angle + 180, r * rng.uniform(0.1, 0.25))
     width = r * rng.uniform(0.02, 0.045)
     side = _point(0, 0, angle + 90, width)
     poly = np.array(
-        [(tail[0] + side[0], tail[1] + side[1]), (tip[0] + side[0] * 0.3, tip[1] + side[1] * 0.3),
-         (tip[0] - side[0] * 0.3, tip[1] - side[1] * 0.3), (tail[0] - side[0], tail[1] - side[1])], np.int32)  # fmt: skip
+        [
+            (tail[0] + side[0], tail[1] + side[1]),
+            (tip[0] + side[0] * 0.3, tip[1] + side[1] * 0.3),
+            (tip[0] - side[0] * 0.3, tip[1] - side[1] * 0.3),
+            (tail[0] - side[0], tail[1] - side[1]),
+        ],
+        np.int32,
+    )
     cv2.fillPoly(img, [poly], needle, cv2.LINE_AA)
     cv2.circle(img, (int(cx), int(cy)), int(r * rng.uniform(0.05, 0.1)), needle, -1, cv2.LINE_AA)
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
@@ -105,5 +119,6 @@ def render_dial(
     img = cv2.GaussianBlur(img, (0, 0), 0.5 + difficulty * rng.uniform(0, 1.2))
     img += rng.normal(0, 2 + 6 * difficulty, img.shape).astype(np.float32)
     centre = cv2.perspectiveTransform(np.float32([[[cx / scale, cy / scale]]]), warp)[0, 0]
-    return RenderedDial(np.clip(img, 0, 255).astype(np.uint8), value, angle, (float(centre[0]), float(centre[1])),
-                        r / scale)  # fmt: skip
+    return RenderedDial(
+        np.clip(img, 0, 255).astype(np.uint8), value, angle, (float(centre[0]), float(centre[1])), r / scale
+    )

@@ -43,6 +43,8 @@ class SegmentStyle:
     slant: float  # degrees, positive leans right (italic)
     pitch: float  # cell advance / digit width
     ghost: float  # contrast of unlit segments relative to lit ones (LCD), 0 = invisible
+    point_size: float  # decimal point side / segment thickness
+    point_gap: float  # where the point sits in the gap after its digit, 0 = against the digit
     led: bool
     variant_glyphs: bool
 
@@ -56,6 +58,8 @@ def random_style(rng: np.random.Generator, digit_height: float = 60.0) -> Segmen
         slant=float(rng.choice([0.0, rng.uniform(0, 14)], p=[0.35, 0.65])),
         pitch=float(rng.uniform(1.2, 1.6)),
         ghost=float(rng.choice([0.0, rng.uniform(0.03, 0.3)], p=[0.3, 0.7])),
+        point_size=float(rng.uniform(0.8, 1.6)),
+        point_gap=float(rng.uniform(0.0, 0.5)),
         led=bool(rng.random() < 0.25),
         variant_glyphs=bool(rng.random() < 0.3),
     )
@@ -84,11 +88,29 @@ def _segment_polygons(style: SegmentStyle) -> dict[str, np.ndarray]:
 
     def horizontal(y: float) -> np.ndarray:
         a, b = xl + g, xr - g
-        return np.array([(a, y), (a + t / 2, y - t / 2), (b - t / 2, y - t / 2), (b, y), (b - t / 2, y + t / 2), (a + t / 2, y + t / 2)])
+        return np.array(
+            [
+                (a, y),
+                (a + t / 2, y - t / 2),
+                (b - t / 2, y - t / 2),
+                (b, y),
+                (b - t / 2, y + t / 2),
+                (a + t / 2, y + t / 2),
+            ]
+        )
 
     def vertical(x: float, y0: float, y1: float) -> np.ndarray:
         a, b = y0 + g, y1 - g
-        return np.array([(x, a), (x + t / 2, a + t / 2), (x + t / 2, b - t / 2), (x, b), (x - t / 2, b - t / 2), (x - t / 2, a + t / 2)])
+        return np.array(
+            [
+                (x, a),
+                (x + t / 2, a + t / 2),
+                (x + t / 2, b - t / 2),
+                (x, b),
+                (x - t / 2, b - t / 2),
+                (x - t / 2, a + t / 2),
+            ]
+        )
 
     polys = {
         "a": horizontal(yt),
@@ -137,12 +159,13 @@ def draw_strip_ink(
         if on:
             xs = np.concatenate([polys[name][:, 0] for name in on]) + x0
             shown.append((ch, float(xs.min()), float(xs.max())))
-        dx = x0 + w + (advance - w) / 2 - t * 0.55
-        dy = oy + style.digit_height - t * 1.1
-        box = np.round(np.array([(dx, dy), (dx + t * 1.1, dy), (dx + t * 1.1, dy + t * 1.1), (dx, dy + t * 1.1)]) * scale)
+        p = t * style.point_size
+        dx = x0 + w + max(0.02 * style.digit_height, style.point_gap * (advance - w) - p / 2)
+        dy = oy + style.digit_height - p
+        box = np.round(np.array([(dx, dy), (dx + p, dy), (dx + p, dy + p), (dx, dy + p)]) * scale)
         cv2.fillPoly(lit if dot else ghost, [box.astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
         if dot:
-            shown.append((".", dx, dx + t * 1.1))
+            shown.append((".", dx, dx + p))
     return np.maximum(lit, ghost * style.ghost), shown
 
 

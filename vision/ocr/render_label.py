@@ -75,10 +75,22 @@ def random_fields(rng: np.random.Generator) -> dict[str, str]:
 
 def label_lines(fields: dict[str, str], korean: bool) -> list[str]:
     if korean:
-        return ["한빛 정밀 주식회사", f"품번: {fields['part_number']}", f"로트: {fields['lot']}",
-                f"제조번호: {fields['serial']}", f"제조일자: {fields['date']}", f"GTIN: {fields['gtin']}"]  # fmt: skip
-    return ["ACME PRECISION PARTS", f"P/N: {fields['part_number']}", f"LOT: {fields['lot']}",
-            f"S/N: {fields['serial']}", f"MFG DATE: {fields['date']}", f"GTIN: {fields['gtin']}"]  # fmt: skip
+        return [
+            "한빛 정밀 주식회사",
+            f"품번: {fields['part_number']}",
+            f"로트: {fields['lot']}",
+            f"제조번호: {fields['serial']}",
+            f"제조일자: {fields['date']}",
+            f"GTIN: {fields['gtin']}",
+        ]
+    return [
+        "ACME PRECISION PARTS",
+        f"P/N: {fields['part_number']}",
+        f"LOT: {fields['lot']}",
+        f"S/N: {fields['serial']}",
+        f"MFG DATE: {fields['date']}",
+        f"GTIN: {fields['gtin']}",
+    ]
 
 
 def draw_label(lines: list[str], korean: bool, rng: np.random.Generator, font_px: int = 34) -> np.ndarray:
@@ -105,10 +117,17 @@ def draw_label(lines: list[str], korean: bool, rng: np.random.Generator, font_px
     return np.asarray(label)
 
 
-def render_label(seed: int, korean: bool = False, quarter_turns: int = 0, difficulty: float = 0.5) -> RenderedLabel:
-    """A photographed label (BGR) with its expected fields. `difficulty` 0..1 scales the damage."""
+def render_label(
+    seed: int,
+    korean: bool = False,
+    quarter_turns: int = 0,
+    difficulty: float = 0.5,
+    printed: dict[str, str] | None = None,
+) -> RenderedLabel:
+    """A photographed label (BGR) with its expected fields. `difficulty` 0..1 scales the damage;
+    `printed` overrides fields (to print an invalid one, say)."""
     rng = np.random.default_rng(seed)
-    fields = random_fields(rng)
+    fields = {**random_fields(rng), **(printed or {})}
     lines = label_lines(fields, korean)
     flat = draw_label(lines, korean, rng, font_px=int(rng.integers(26, 40)))
     lh, lw = flat.shape
@@ -125,8 +144,9 @@ def render_label(seed: int, korean: bool = False, quarter_turns: int = 0, diffic
     scene = scene * (1 - mask[..., None]) + paper[..., None] * mask[..., None]
     src = np.float32([[0, 0], [scene_w, 0], [scene_w, scene_h], [0, scene_h]])
     dst = src + rng.uniform(-0.04, 0.04, (4, 2)).astype(np.float32) * difficulty * np.float32([scene_w, scene_h])
-    scene = cv2.warpPerspective(scene, cv2.getPerspectiveTransform(src, dst), (scene_w, scene_h),
-                                borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    scene = cv2.warpPerspective(
+        scene, cv2.getPerspectiveTransform(src, dst), (scene_w, scene_h), borderMode=cv2.BORDER_REPLICATE
+    )
     yy, xx = np.mgrid[0:scene_h, 0:scene_w].astype(np.float32)
     shade = 1 - 0.35 * difficulty * (xx / scene_w) * rng.uniform(0.5, 1)
     scene = cv2.GaussianBlur(scene * shade[..., None], (0, 0), 0.5 + difficulty * rng.uniform(0, 1))

@@ -23,6 +23,8 @@ from vision.ocr.sevenseg_model import DEFAULT_MODEL, INPUT_HEIGHT, CharReading, 
 from vision.preprocess import ImageDecodeError
 
 MIN_CONFIDENCE = 0.5  # below this a character is more likely glare than a digit
+MIN_MEAN_CONFIDENCE = 0.7  # a reading less sure than this is refused
+WHOLE_FRAME_CONFIDENCE = 0.8  # no display found: read the frame only if its digits are this sure
 MAX_SIDE = 1600  # displays are large in the frame; bigger photos are decoded reduced
 
 
@@ -54,8 +56,7 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         windows = [(None, image, np.eye(3))]
     best: _Reading | None = None
     for corners, strip, homography in windows:
-        inputs = [strip_input(strip, dark) for dark in polarities]
-        for chars in reader.read(inputs):
+        for chars in reader.read([strip_input(strip, dark) for dark in polarities]):
             reading = _Reading(chars, homography, strip.shape[0], corners)
             if best is None or reading.score > best.score:
                 best = reading
@@ -67,7 +68,12 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
 def _result(best: _Reading | None, profile: DisplayProfile, start: float) -> DisplayResult:
     if best is None or best.score == 0:
         return _empty("no seven-segment digits found", start, profile)
-    chars = [c for c in best.chars if c.confidence >= MIN_CONFIDENCE]
+    sureness = best.score / min(sum(c.char.isdigit() for c in best.chars), 3)  # mean digit confidence
+    if best.corners is None and sureness < WHOLE_FRAME_CONFIDENCE:
+        return _empty("no display found (and nothing in the frame reads clearly as digits)", start, profile)
+    if sureness < MIN_MEAN_CONFIDENCE:
+        return _empty(f"digits unclear (mean confidence {sureness:.2f})", start, profile)
+    chars = _one_point([c for c in best.chars if c.confidence >= MIN_CONFIDENCE and (profile.signed or c.char != "-")])
     text = _tidy("".join(c.char for c in chars), profile)
     digits = [Digit(c.char, round(c.confidence, 4), _box(c, best)) for c in chars]
     confidence = round(min((d.confidence for d in digits), default=0.0), 4)
@@ -82,12 +88,18 @@ def _result(best: _Reading | None, profile: DisplayProfile, start: float) -> Dis
     return DisplayResult(text, value, digits, confidence, seconds, corners, profile.unit)
 
 
+def _one_point(chars: list[CharReading]) -> list[CharReading]:
+    """A readout lights one decimal point; LCDs show the unlit ones faintly. Keep the surest."""
+    points = [c for c in chars if c.char == "."]
+    if len(points) <= 1:
+        return chars
+    keep = max(points, key=lambda c: c.confidence)
+    return [c for c in chars if c.char != "." or c is keep]
+
+
 def _tidy(text: str, profile: DisplayProfile) -> str:
     """Apply what the profile knows: where the decimal point sits when it is not lit or seen."""
     text = text.strip(".")
-    if text.count(".") > 1:  # keep the last point: readouts put it before the decimals
-        head, _, tail = text.rpartition(".")
-        text = head.replace(".", "") + "." + tail
     if profile.decimals and "." not in text and len(text.lstrip("-")) > profile.decimals:
         text = text[: -profile.decimals] + "." + text[-profile.decimals :]
     return text

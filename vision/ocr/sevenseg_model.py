@@ -99,7 +99,9 @@ class SevenSegModel:
             raise LineInspectError(f"{path} is not a loadable ONNX model: {exc}") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
-            raise LineInspectError(f"{path} has no {METADATA_KEY} metadata: train it with `lineinspect ocr train-digits`")
+            raise LineInspectError(
+                f"{path} has no {METADATA_KEY} metadata: train it with `lineinspect ocr train-digits`"
+            )
         self.meta = json.loads(raw)
         if self.meta.get("charset") != CHARSET or self.meta.get("input_height") != INPUT_HEIGHT:
             raise LineInspectError(f"{path} was trained for another input ({self.meta.get('charset')!r}); retrain it")

@@ -99,8 +99,8 @@ def _evaluate(model: LineReader, examples: list[tuple[np.ndarray, str]]) -> tupl
 
 def train_digits(
     out: Path,
-    samples: int = 40_000,
-    epochs: int = 12,
+    samples: int = 30_000,
+    epochs: int = 6,
     seed: int = 0,
     batch_size: int = 64,
     console: Console | None = None,
@@ -201,7 +201,9 @@ def _export(model: LineReader, out: Path, meta: dict, check: list[tuple[np.ndarr
                 got = session.run(None, {"strip": x[None, None]})[0]
                 worst = max(worst, float(np.abs(expected - got).max()))
         if worst > PARITY_TOLERANCE:
-            raise LineInspectError(f"ONNX export differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE}); not written")
+            raise LineInspectError(
+                f"ONNX export differs from PyTorch by {worst:.2e} (> {PARITY_TOLERANCE}); not written"
+            )
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

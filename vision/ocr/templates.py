@@ -16,9 +16,27 @@ from datetime import datetime
 from vision.ocr.config import FieldSpec, LabelTemplate
 from vision.ocr.results import FieldValue
 
-_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1",
-                                   "Z": "2", "z": "2", "S": "5", "s": "5", "B": "8", "G": "6", "b": "6", "g": "9",
-                                   "T": "7"})  # fmt: skip
+_DIGIT_LOOKALIKES = str.maketrans(
+    {
+        "O": "0",
+        "o": "0",
+        "D": "0",
+        "Q": "0",
+        "I": "1",
+        "l": "1",
+        "|": "1",
+        "i": "1",
+        "Z": "2",
+        "z": "2",
+        "S": "5",
+        "s": "5",
+        "B": "8",
+        "G": "6",
+        "b": "6",
+        "g": "9",
+        "T": "7",
+    }
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -79,10 +97,23 @@ def _validate(spec: FieldSpec, raw: str) -> tuple[str | None, str | None]:
     return value, None
 
 
+def _assemble(template: str, groups: dict[str, str | None]) -> str:
+    """`format` of a field: {group}s with spaces removed; [parts] dropped when a group in them is empty."""
+    parts = {k: re.sub(r"\s+", "", v or "") for k, v in groups.items()}
+
+    def optional(m: re.Match[str]) -> str:
+        return m.group(1) if all(parts.get(n) for n in re.findall(r"{(\w+)}", m.group(1))) else ""
+
+    return re.sub(r"\[([^\]]*)\]", optional, template).format(**parts)
+
+
 def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
     first_problem: tuple[str, str] | None = None
     for match in spec.regex().finditer(text):
-        raw = match.group("value") if "value" in match.re.groupindex else match.group(0)
+        if spec.format:
+            raw = _assemble(spec.format, match.groupdict())
+        else:
+            raw = match.group("value") if "value" in match.re.groupindex else match.group(0)
         if raw is None:
             continue
         value, problem = _validate(spec, raw)

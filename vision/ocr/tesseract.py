@@ -94,8 +94,10 @@ class PytesseractEngine:
         try:
             tsv = self._tess.image_to_data(Image.fromarray(image), lang=languages, config=f"--psm {psm}")
         except self._tess.TesseractError as exc:
-            raise LineInspectError(f"tesseract failed ({exc.message.strip()}); for languages {languages!r} "
-                                   f"install their traineddata, e.g. tesseract-ocr-kor") from None
+            raise LineInspectError(
+                f"tesseract failed ({exc.message.strip()}); for languages {languages!r} "
+                f"install their traineddata, e.g. tesseract-ocr-kor"
+            ) from None
         return parse_tsv(tsv)
 
     def orientation(self, image: np.ndarray) -> int | None:
@@ -132,7 +134,9 @@ class TesserocrEngine:
             try:
                 self._apis[key] = self._lib.PyTessBaseAPI(path=self._path, lang=languages, psm=psm)
             except RuntimeError:
-                raise LineInspectError(f"Tesseract could not load {languages!r} from {self._path}; {INSTALL_HINT}") from None
+                raise LineInspectError(
+                    f"Tesseract could not load {languages!r} from {self._path}; {INSTALL_HINT}"
+                ) from None
         return self._apis[key]
 
     def words(self, image: np.ndarray, languages: str, psm: int) -> list[TsvWord]:

@@ -1,0 +1,130 @@
+"""The OCR commands as a user runs them: `lineinspect ocr label|gauge` and `lineinspect bench ocr`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from serving.cli import app
+from vision.ocr.config import DialCalibration
+from vision.ocr.render_dial import render_dial
+from vision.ocr.render_display import render_photo
+from vision.ocr.render_label import render_label
+
+LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
+runner = CliRunner()
+
+
+def test_ocr_label_prints_the_fields_and_writes_words_with_boxes(tmp_path):
+    label = render_label(1)
+    image = tmp_path / "label.png"
+    cv2.imwrite(str(image), label.image)
+    result = runner.invoke(app, ["ocr", "label", str(image), "--json", str(tmp_path / "out.json")])
+    assert result.exit_code == 0, result.output
+    assert f"serial={label.fields['serial']}" in result.stdout and "[ok;" in result.stdout
+    saved = json.loads((tmp_path / "out.json").read_text())[0]
+    assert saved["fields"]["lot"]["value"] == label.fields["lot"] and saved["ok"] is True
+    assert {"text", "confidence", "box", "line"} <= set(saved["words"][0])
+
+
+def test_ocr_label_exits_1_when_a_required_field_is_missing(tmp_path):
+    image = tmp_path / "blank.png"
+    cv2.imwrite(str(image), np.full((200, 300, 3), 230, np.uint8))
+    result = runner.invoke(app, ["ocr", "label", str(image)])
+    assert result.exit_code == 1 and "no text found" in result.stdout
+
+
+def test_ocr_gauge_reads_a_dial_with_a_calibration_from_the_command_line(tmp_path):
+    calibration = DialCalibration(min_angle=-120, max_angle=120, min_value=0, max_value=16)
+    dial = render_dial(11.0, calibration, seed=11)
+    image = tmp_path / "dial.png"
+    cv2.imwrite(str(image), dial.image)
+    result = runner.invoke(
+        app,
+        [
+            "ocr",
+            "gauge",
+            str(image),
+            "--kind",
+            "analog",
+            "--min-angle",
+            "-120",
+            "--max-angle",
+            "120",
+            "--min-value",
+            "0",
+            "--max-value",
+            "16",
+            "--unit",
+            "bar",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    value = float(result.stdout.split(": ")[1].split()[0])
+    assert abs(value - 11.0) < 0.02 * 16 and " bar " in result.stdout
+
+
+def test_ocr_gauge_takes_calibration_points_for_a_non_linear_scale(tmp_path):
+    calibration = DialCalibration(
+        points=[{"angle": -135, "value": 0}, {"angle": 0, "value": 1}, {"angle": 135, "value": 10}]
+    )
+    dial = render_dial(4.0, calibration, seed=12)
+    image = tmp_path / "dial.png"
+    cv2.imwrite(str(image), dial.image)
+    result = runner.invoke(
+        app,
+        ["ocr", "gauge", str(image), "--kind", "analog", "--point", "-135=0", "--point", "0=1", "--point", "135=10"],
+    )
+    assert result.exit_code == 0, result.output
+    assert abs(float(result.stdout.split(": ")[1].split()[0]) - 4.0) < 0.2
+
+
+def test_ocr_gauge_reads_a_digital_display_with_a_named_profile(tmp_path):
+    photo, _ = render_photo("73.40", seed=8, led=False)
+    image = tmp_path / "display.jpg"
+    cv2.imwrite(str(image), photo)
+    result = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "fuel-pump-lcd"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{image}: 73.4 L") and "shown '73.40'" in result.stdout
+
+
+def test_an_analog_reading_without_a_calibration_is_a_clear_error(tmp_path):
+    image = tmp_path / "dial.png"
+    cv2.imwrite(str(image), np.full((100, 100, 3), 200, np.uint8))
+    result = subprocess.run(
+        [LINEINSPECT, "ocr", "gauge", str(image), "--kind", "analog"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert "needs a calibration" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_ocr_reports_rendered_sets_with_stock_tesseract_alongside(tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "ocr",
+            "--only",
+            "rendered-displays",
+            "--only",
+            "rendered-dials",
+            "--rendered",
+            "4",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    displays, dials = report["rendered-displays"], report["rendered-dials"]
+    assert displays["exact"]["of"] == 4 and displays["exact"]["right"] >= 3
+    assert displays["stock_tesseract"]["exact"]["right"] <= displays["exact"]["right"]
+    assert dials["dials"] == 4 and dials["median_error_of_span"] < 0.02
+    assert "rendered displays" in result.stdout and "ms mean" in result.stdout
