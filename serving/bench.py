@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter, sleep
+from time import perf_counter
 
 import cv2
 import httpx
@@ -29,6 +24,7 @@ from rich.table import Table
 
 from annotation.errors import LineInspectError
 from serving.engine import LoadedModel, prepare
+from serving.local_server import LocalServer
 from serving.settings import EngineSettings, cpu_count
 from vision.preprocess import probe
 
@@ -157,50 +153,6 @@ def resident_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise LineInspectError(f"no VmRSS for process {pid}")
-
-
-class LocalServer:
-    """`lineinspect serve` in a subprocess on a free loopback port, with a throwaway data folder and no keys."""
-
-    def __init__(self, model: Path, config: Path | None, overrides: list[str]) -> None:
-        self.data = tempfile.TemporaryDirectory(prefix="lineinspect-bench-")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = ["serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port)]
-        args += ["--config", str(config)] if config else []
-        for entry in [f"data_dir={self.data.name}", "auth.mode=disabled", "server.log_level=warning", *overrides]:
-            args += ["--set", entry]
-        self.log = Path(self.data.name) / "server.log"
-        with self.log.open("wb") as log:
-            code = "from serving.cli import main; main()"
-            self.process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=log, stderr=subprocess.STDOUT)
-        self._wait_ready(timeout=120)
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = perf_counter() + timeout
-        while perf_counter() < deadline:
-            if self.process.poll() is not None:
-                raise LineInspectError(f"the service exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            sleep(0.2)
-        self.stop()
-        raise LineInspectError(f"the service was not ready within {timeout:.0f} s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.data.cleanup()
 
 
 def run_loads(

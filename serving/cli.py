@@ -113,6 +113,24 @@ def dataset_from_folders(
     console.print(f"wrote {out}: {len(tasks)} tasks, labels {', '.join(labels)}; use --images-root {root}")
 
 
+@dataset_app.command("sample")
+def dataset_sample(
+    out: Annotated[Path, typer.Argument(help="Folder for the images, export.json and README.txt.")],
+    normal: Annotated[int, typer.Option(help="Number of normal images.")] = 300,
+    defect: Annotated[int, typer.Option(help="Number of defect images.")] = 300,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
+    texture: Annotated[
+        list[str] | None, typer.Option(help="Surface(s) to draw: brushed, machined, cast, painted, knurled (repeat).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+) -> None:
+    """Generate synthetic normal/defect surface images with a Label Studio export pointing at them."""
+    from vision.sample_data import TEXTURES, generate
+
+    data = generate(out, normal, defect, size=(size, size), seed=seed, textures=texture or TEXTURES)
+    console.print(f"wrote {len(data.images)} images and {data.export}; use --images-root {data.root}")
+
+
 @app.command()
 def train(
     exports: Exports,
@@ -201,12 +219,14 @@ def inspect(
 ) -> None:
     """Inspect images offline with an ONNX model."""
     from serving.offline import collect_inputs, inspect_paths
+    from vision.onnx_model import OnnxClassifier
 
+    classifier = OnnxClassifier(model)
     options = import_options(images_root, prefix_map, from_name, normal_label, defect_label, "majority")
     found = collect_inputs(inputs, options)
     if not found:
         raise LineInspectError(f"no images found in {' '.join(inputs)}")
-    summary = inspect_paths(model, found, out, batch_size=batch_size, console=console)
+    summary = inspect_paths(classifier, found, out, batch_size=batch_size, console=console)
     console.print(
         f"{summary.images} images: {summary.defects} defect, {summary.images - summary.defects - summary.errors} "
         f"normal, {summary.errors} unreadable; wrote {summary.out}"
@@ -273,5 +293,5 @@ def main() -> None:
     try:
         app()  # typer handles usage errors and exit codes itself
     except LineInspectError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -122,8 +122,9 @@ def bench_serve(
     set_: Overrides = None,
 ) -> None:
     """Throughput and latency of the service over HTTP against the engine's in-process ceiling."""
-    from serving.bench import LocalServer, bench_serve, sample_images
+    from serving.bench import bench_serve, sample_images
     from serving.engine import load_model
+    from serving.local_server import LocalServer
 
     settings = _settings(config, set_, model=model)
     if settings.model is None:

@@ -49,11 +49,14 @@ def collect_inputs(inputs: Iterable[str], options: ImportOptions) -> list[tuple[
 
 
 def inspect_paths(
-    model_path: Path, inputs: list[tuple[Path, str]], out: Path, batch_size: int = 32, console: Console | None = None
+    classifier: OnnxClassifier,
+    inputs: list[tuple[Path, str]],
+    out: Path,
+    batch_size: int = 32,
+    console: Console | None = None,
 ) -> InspectSummary:
     """Score every input and write the CSV (to a temporary name first, so it is never half-written)."""
     console = console or Console(stderr=True)
-    classifier = OnnxClassifier(model_path)
     meta = classifier.meta
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +81,7 @@ def inspect_paths(
                 score = float(pred.probabilities[meta.defect_index])
                 verdict = "defect" if score >= meta.threshold else "normal"
                 defects += verdict == "defect"
-                row.update(score=f"{score:.6f}", verdict=verdict, label=meta.classes[int(pred.probabilities.argmax())])
+                row.update(score=repr(score), verdict=verdict, label=meta.classes[int(pred.probabilities.argmax())])
             writer.writerow(row)
             progress.advance(task)
     tmp.replace(out)

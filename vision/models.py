@@ -1,4 +1,7 @@
-"""torchvision classifiers with a fresh head, pretrained weights from local files only."""
+"""Classifiers: torchvision architectures with a fresh head, or the project's compact CNN.
+
+Pretrained weights come from local files only.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,36 @@ ARCHITECTURES = {
 }
 
 
+COMPACT_CNN = "compact_cnn"
+
+
+class CompactCNN(nn.Module):
+    """A small VGG-style network for small local defects, trained from scratch on a CPU.
+
+    torchvision's architectures shrink the image 4x in their stem and average over the
+    whole image at the end, which dilutes a scratch or a pit a few pixels wide: from
+    scratch on a few hundred images they stay at chance for many epochs. This keeps full
+    resolution for its first convolutions and takes the global maximum of its feature
+    maps, so one strong local response decides the class.
+    """
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in widths:
+            for _ in range(2):
+                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+                channels = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
 def cached_weights_path(architecture: str) -> Path:
     """Where torch.hub would have cached the ImageNet checkpoint (we never download it)."""
     weights = getattr(torchvision.models, ARCHITECTURES[architecture]).DEFAULT
@@ -31,25 +64,29 @@ def cached_weights_path(architecture: str) -> Path:
 def build_model(
     architecture: str, num_classes: int, pretrained: str = "auto", console: Console | None = None
 ) -> nn.Module:
-    """A torchvision classifier with a `num_classes` head.
+    """A classifier with a `num_classes` head.
 
     `pretrained`: "auto" loads ImageNet weights from the torch hub cache when present,
-    "none" starts from scratch, anything else is a path to a state dict file.
+    "none" starts from scratch, anything else is a path to a state dict file (for
+    `compact_cnn`, one saved from an earlier run: it has no ImageNet weights).
     """
-    if architecture not in ARCHITECTURES:
-        raise LineInspectError(f"model.architecture {architecture!r} unknown; choose one of {', '.join(ARCHITECTURES)}")
+    if architecture not in (*ARCHITECTURES, COMPACT_CNN):
+        choices = ", ".join((COMPACT_CNN, *ARCHITECTURES))
+        raise LineInspectError(f"model.architecture {architecture!r} unknown; choose one of {choices}")
     console = console or Console(stderr=True)
+    if architecture == COMPACT_CNN:
+        model = CompactCNN(num_classes)
+        source = None if pretrained in ("auto", "none") else _weights_source(architecture, pretrained)
+        if source is not None:
+            _load_weights(model, source, architecture)
+            console.print(f"initial weights: {source}")
+        return model
     model = getattr(torchvision.models, architecture)(weights=None)
     source = _weights_source(architecture, pretrained)
     if source is None:
         console.print(f"[yellow]notice:[/] no pretrained weights for {architecture}: training from scratch")
     else:
-        state = torch.load(source, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise LineInspectError(f"weights file {source} does not fit {architecture}: {str(exc)[:300]}") from None
+        _load_weights(model, source, architecture)
         console.print(f"pretrained weights: {source}")
     _replace_head(model, num_classes)
     _fast_batchnorm_statistics(model)
@@ -66,6 +103,15 @@ def _fast_batchnorm_statistics(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = 0.1
+
+
+def _load_weights(model: nn.Module, source: Path, architecture: str) -> None:
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise LineInspectError(f"weights file {source} does not fit {architecture}: {str(exc)[:300]}") from None
 
 
 def _weights_source(architecture: str, pretrained: str) -> Path | None:

@@ -106,3 +106,11 @@ def test_too_small_an_image_size_is_refused_with_a_clear_error(tmp_path: Path):
 def test_small_images_always_get_their_defects(tmp_path):
     data = generate(tmp_path, n_normal=0, n_defect=150, size=(96, 96), seed=0)
     assert all(1 <= len(image.defects) <= 3 for image in data.images)
+
+
+def test_textures_choose_the_surfaces_and_unknown_ones_are_refused(tmp_path: Path):
+    data = generate(tmp_path / "one", 4, 4, size=SIZE, seed=2, textures=["knurled"])
+    assert {sample.texture for sample in data.images} == {"knurled"}
+    assert "knurled" in (data.root / "README.txt").read_text()
+    with pytest.raises(LineInspectError, match="unknown sample textures.*glass"):
+        generate(tmp_path / "bad", 1, 1, size=SIZE, textures=["glass"])
