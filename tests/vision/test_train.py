@@ -123,7 +123,7 @@ def test_compact_cnn_learns_small_defects_from_scratch_and_exports_with_parity(t
 
     data = generate(tmp_path / "data", n_normal=300, n_defect=300, size=(128, 128), seed=5, textures=["brushed"])
     manifest = load_exports([data.export], ImportOptions(images_root=data.root))
-    recipe = load_recipe(DEMO_RECIPE, {"train.epochs": 6, "train.workers": 0})
+    recipe = load_recipe(DEMO_RECIPE, {"train.epochs": 6, "train.lr": 0.002, "train.workers": 0})
     result = train(manifest, recipe, tmp_path / "run")
     assert result.best_metric >= 0.85  # validation ROC-AUC; chance is 0.5
     exported = export_run(tmp_path / "run", tmp_path / "model.onnx")
