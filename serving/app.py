@@ -20,13 +20,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import KeyRing
-from serving.engine import Engine, LoadedModel, Outcome
+from serving.engine import Engine, LoadedModel, Outcome, Refused
 from serving.metrics import Metrics
-from serving.routes import health, inspect, inspections, models
+from serving.ocr import OcrService
+from serving.routes import health, inspect, inspections, models, ocr
 from serving.routes.errors import ApiError, error_body, install_error_handlers
-from serving.routes.schemas import InspectionResult, ModelRef, Timings
+from serving.routes.schemas import InspectionResult, ModelRef, OcrStep, Timings
 from serving.settings import ServeSettings
 from serving.storage import Database, InspectionRecord, RecordWriter, Spool, Tags
+from vision.ocr import LabelTemplate
 
 log = logging.getLogger("lineinspect.service")
 API_DESCRIPTION = """Line cameras post each part's image and get a verdict; every inspection is recorded.
@@ -46,6 +48,7 @@ class Service:
         spool = Spool(settings.data_dir / "spool.jsonl")
         self.writer = RecordWriter(self.db, spool, settings.records, settings.images_dir, self.metrics)
         self.keys = KeyRing(self.db, settings.auth.refresh_seconds)
+        self.ocr = OcrService(settings.ocr, settings.limits.max_pixels, self.metrics)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +66,7 @@ class Service:
         """After the server has finished the requests in flight: stop inference, then drain the records."""
         await self.keys.stop()
         await self.engine.stop()
+        await asyncio.to_thread(self.ocr.stop)
         await asyncio.to_thread(self.writer.close)
         self.db.close()
         log.info("stopped; every record written or spooled")
@@ -73,14 +77,18 @@ class Service:
         log.info("reloaded: serving %s %s (sha256 %s) from %s", model.name, model.version, model.sha256, path)
         return model
 
-    async def inspect(self, image: bytes, tags: Tags, client: str | None) -> InspectionResult:
-        """Judge one image and record it; a refused image is recorded too, then raised as `Refused`."""
+    async def inspect(
+        self, image: bytes, tags: Tags, client: str | None, template: LabelTemplate | None = None
+    ) -> InspectionResult:
+        """Judge one image (and read its label with `template`) and record it; a refused image is recorded
+        too, then raised as `Refused`."""
         outcome = await self.engine.inspect(image)
         record = self._record(outcome, image, tags, client)
         if outcome.error is not None:
             self.writer.submit(record)
             outcome.error.record_id = record.id
             raise outcome.error
+        step = await self._read_label(image, template, record) if template else None
         keep = self.settings.records.keep_images
         kept = (keep.defects and record.verdict == "defect") or abs(record.score - record.threshold) < keep.band
         self.writer.submit(record, image if kept else None)
@@ -95,7 +103,30 @@ class Service:
             probabilities=dict(zip(meta.classes, outcome.probabilities.tolist(), strict=True)),
             model=ModelRef(name=meta.name, version=meta.version),
             timings_ms=Timings(**outcome.timings),
+            ocr=step,
         )
+
+    async def _read_label(self, image: bytes, template: LabelTemplate, record: InspectionRecord) -> OcrStep:
+        """The part's label, into its record too; OCR failing never costs the verdict, it becomes the reason."""
+        started = perf_counter()
+        try:
+            result = await self.ocr.read_label(image, template)
+            fields, problems = {name: f.value for name, f in result.fields.items()}, result.problems
+            text, reason = result.text, result.reason
+        except Refused as exc:
+            fields, problems, text, reason = {}, [], "", str(exc)
+        step = OcrStep(
+            template=template.name,
+            fields=fields,
+            problems=problems,
+            text=text,
+            reason=reason,
+            ms=(perf_counter() - started) * 1e3,
+        )
+        record.ocr_template, record.ocr_fields, record.ocr_ms = step.template, step.fields, step.ms
+        record.ocr_missing = bool(reason or problems)
+        record.ocr_problems = reason or "; ".join(problems) or None
+        return step
 
     def _record(self, outcome: Outcome, image: bytes, tags: Tags, client: str | None) -> InspectionRecord:
         model = outcome.model
@@ -202,7 +233,7 @@ def create_app(settings: ServeSettings, model: LoadedModel) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
-    for module in (inspect, inspections, models, health):
+    for module in (inspect, inspections, models, ocr, health):
         app.include_router(module.router)
     install_error_handlers(app, service.metrics)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes, metrics=service.metrics)

@@ -131,6 +131,16 @@ def prepare(data: bytes, spec: PreprocessSpec) -> Prepared:
 
 
 def _decode_checked(data: bytes, spec: PreprocessSpec) -> np.ndarray:
+    check_image(data, spec.max_pixels)
+    try:
+        return decode(data, spec)
+    except ImageDecodeError as exc:
+        raise Refused("corrupt_image", f"{exc}; the image may be truncated") from None
+
+
+def check_image(data: bytes, max_pixels: int) -> None:
+    """Refuse, from the header alone, what no reader should decode: empty, not an image, a format not
+    accepted, too many pixels."""
     if not data:
         raise Refused("empty_image", "the image is empty (0 bytes)")
     try:
@@ -141,15 +151,11 @@ def _decode_checked(data: bytes, spec: PreprocessSpec) -> np.ndarray:
         raise Refused("not_an_image", f"not an image this service reads (send {', '.join(ACCEPTED_FORMATS)})") from None
     if fmt not in ACCEPTED_FORMATS:
         raise Refused("unsupported_format", f"{fmt} images are not accepted: send {', '.join(ACCEPTED_FORMATS)}")
-    if width * height > spec.max_pixels:
+    if width * height > max_pixels:
         raise Refused(
             "too_many_pixels",
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of {spec.max_pixels:,}",
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}",
         )
-    try:
-        return decode(data, spec)
-    except ImageDecodeError as exc:
-        raise Refused("corrupt_image", f"{exc}; the image may be truncated") from None
 
 
 @dataclass

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+OCR_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0)  # a label takes seconds
 STAGES = ("decode", "preprocess", "queue", "infer", "total")
 
 
@@ -38,6 +39,14 @@ class Metrics:
         self.rejected = Counter(
             "lineinspect_rejected", "Requests refused, by reason (error code).", ["reason"], registry=r
         )
+        self.ocr_seconds = Histogram(
+            "lineinspect_ocr_seconds", "OCR time per image by kind (label, digital, analog) and stage (queue, read).",
+            ["kind", "stage"], buckets=OCR_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ocr_results = Counter(
+            "lineinspect_ocr_results", "OCR readings by kind and result: read, fields_missing, or the reason none was.",
+            ["kind", "result"], registry=r,
+        )  # fmt: skip
         self.records_written = Counter("lineinspect_records_written", "Records stored in the database.", registry=r)
         self.records_spooled = Counter("lineinspect_records_spooled", "Records spooled to JSONL.", registry=r)
         self.records_lost = Counter("lineinspect_records_lost", "Records neither stored nor spooled.", registry=r)

@@ -75,6 +75,14 @@ class RecordSettings(_Strict):
     keep_images: KeepImages = KeepImages()
 
 
+class OcrSettings(_Strict):
+    """Labels and gauges read by /v1/ocr/* and by /v1/inspect?ocr=TEMPLATE."""
+
+    config_dir: Path | None = None  # labels/NAME.yaml and gauges/NAME.yaml; None: the shipped configs/ocr
+    engine: Literal["pytesseract", "tesserocr"] = "pytesseract"  # tesserocr: Tesseract kept loaded, one at a time
+    max_concurrency: int = Field(0, ge=0)  # images read at once (Tesseract is CPU-bound); 0: one per core
+
+
 class ServeSettings(_Strict):
     model: Path | None = None  # the ONNX model to serve; `--model` overrides
     model_dirs: list[Path] = Field(default_factory=list)  # reload allow-list; empty: the folder of `model`
@@ -86,6 +94,7 @@ class ServeSettings(_Strict):
     limits: LimitSettings = LimitSettings()
     auth: AuthSettings = AuthSettings()
     records: RecordSettings = RecordSettings()
+    ocr: OcrSettings = OcrSettings()
 
     @property
     def resolved_database_url(self) -> str:

@@ -50,6 +50,11 @@ inspections = sa.Table(
     *(sa.Column(f"{stage}_ms", sa.Float()) for stage in ("decode", "preprocess", "queue", "infer", "total")),
     sa.Column("error_code", sa.String(64)),
     sa.Column("error", sa.Text()),
+    sa.Column("ocr_template", sa.String(128)),
+    sa.Column("ocr_fields", sa.JSON()),
+    sa.Column("ocr_missing", sa.Boolean()),
+    sa.Column("ocr_problems", sa.Text()),
+    sa.Column("ocr_ms", sa.Float()),
 )  # fmt: skip
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -108,6 +113,11 @@ class InspectionRecord(BaseModel):
     total_ms: float | None = None
     error_code: str | None = None
     error: str | None = None
+    ocr_template: str | None = None  # the label template read with ocr=TEMPLATE
+    ocr_fields: dict[str, str | None] | None = None  # field name -> validated value, None when missing or invalid
+    ocr_missing: bool | None = None  # a required field missing or invalid, or no text read at all
+    ocr_problems: str | None = None  # why: "serial: not found", "no text found", ...
+    ocr_ms: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {**self.__dict__, "created_at": naive_utc(self.created_at)}
@@ -130,6 +140,7 @@ class InspectionFilter:
     verdict: str | None = None  # normal | defect | error
     since: datetime | None = None
     until: datetime | None = None
+    ocr_missing: bool | None = None
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -182,6 +193,8 @@ class Database:
             query = query.where(inspections.c.error_code.is_not(None))
         elif where.verdict is not None:
             query = query.where(inspections.c.verdict == where.verdict)
+        if where.ocr_missing is not None:
+            query = query.where(inspections.c.ocr_missing == where.ocr_missing)
         if where.since is not None:
             query = query.where(inspections.c.created_at >= naive_utc(where.since))
         if where.until is not None:

@@ -22,6 +22,10 @@ REASON_STATUS = {
     "too_many_pixels": 413,
     "model_path_forbidden": 403,
     "model_not_found": 404,
+    "unknown_template": 422,
+    "unknown_gauge": 422,
+    "missing_gauge": 422,
+    "ocr_unavailable": 503,
 }
 STATUS_CODE = {
     400: "bad_request",

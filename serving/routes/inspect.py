@@ -14,17 +14,11 @@ from serving.engine import Refused
 from serving.routes.deps import Client, service
 from serving.routes.errors import ApiError
 from serving.routes.schemas import BatchResult, ErrorBody, ErrorDetail, InspectionResult
-from serving.routes.uploads import RAW_TYPES, TAG_NAMES, read_images, tags_for
+from serving.routes.uploads import TAG_NAMES, option, read_image, read_images, tags_for, upload_docs
+from vision.ocr import LabelTemplate
 
 router = APIRouter(tags=["inspect"])
 
-_TAG_DOCS = {
-    "line": "Production line",
-    "station": "Station on the line",
-    "camera": "Camera at the station",
-    "part_id": "The part's serial or tracking id",
-}
-_BINARY = {"type": "string", "format": "binary"}
 ERRORS = {
     status: {"model": ErrorBody, "description": text}
     for status, text in {
@@ -32,46 +26,28 @@ ERRORS = {
         401: "missing or invalid API key",
         413: "body over limits.max_body_mb, image over limits.max_pixels, or too many images",
         415: "Content-Type or image format not accepted",
-        422: "not an image, a corrupt or truncated image, or an invalid tag",
+        422: "not an image, a corrupt or truncated image, an invalid tag, or an unknown ocr template",
     }.items()
 }
-
-
-def _upload_docs(field: str, many: bool) -> dict:
-    image = {"type": "array", "items": _BINARY} if many else _BINARY
-    tags = {name: {"type": "string", "maxLength": 128, "description": text} for name, text in _TAG_DOCS.items()}
-    if many:
-        tags["part_id"] = {"type": "array", "items": tags["part_id"], "description": "One per image, in order"}
-    content = {
-        "multipart/form-data": {"schema": {"type": "object", "required": [field], "properties": {field: image, **tags}}}
-    }
-    parameters = []
-    if not many:
-        content.update({media: {"schema": _BINARY} for media in RAW_TYPES})
-        parameters = [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
-             "description": f"{_TAG_DOCS[name]} (with a raw image body; multipart sends it as a form field)"}
-            for name in TAG_NAMES
-        ]  # fmt: skip
-    return {"requestBody": {"required": True, "content": content}, "parameters": parameters}
+OCR_OPTION = {"ocr": ("Also read the part's label with this template (configs/ocr/labels/NAME.yaml)", "default")}
+FIELDS = (*TAG_NAMES, "ocr")
 
 
 @router.post(
     "/v1/inspect",
     response_model=InspectionResult,
     responses=ERRORS,
-    openapi_extra=_upload_docs("image", many=False),
+    openapi_extra=upload_docs("image", options=OCR_OPTION),
     summary="Inspect one image",
 )
 async def inspect(request: Request, client: Client) -> Response:
-    """One image as multipart field `image` or as a raw image body; the verdict, and a stored record."""
+    """One image as multipart field `image` or as a raw image body; the verdict, and a stored record.
+    With `ocr=TEMPLATE` the label is read from the same image: its fields are in the answer and the record."""
     svc = service(request)
-    images, fields = await read_images(request, "image")
-    if len(images) > 1:
-        raise ApiError(400, "too_many_images", f"{len(images)} images: send one, or several to /v1/inspect/batch")
-    tags = tags_for(fields, 1)[0]
+    image, fields = await read_image(request, FIELDS)
+    tags, template = tags_for(fields, 1)[0], _template(request, fields)
     try:
-        result = await svc.inspect(images[0], tags, client)
+        result = await svc.inspect(image, tags, client, template)
     except Refused as exc:
         raise ApiError.refused(exc, id=exc.record_id) from None
     return Response(result.model_dump_json(), media_type="application/json")
@@ -81,24 +57,34 @@ async def inspect(request: Request, client: Client) -> Response:
     "/v1/inspect/batch",
     response_model=BatchResult,
     responses=ERRORS,
-    openapi_extra=_upload_docs("images", many=True),
+    openapi_extra=upload_docs("images", many=True, options=OCR_OPTION),
     summary="Inspect several images",
 )
 async def inspect_batch(request: Request, client: Client) -> Response:
     """Several images as repeated multipart field `images`: one result each, in order; a refused image gets
-    an error entry and the others are still inspected."""
+    an error entry and the others are still inspected. `ocr=TEMPLATE` reads every image's label."""
     svc = service(request)
-    images, fields = await read_images(request, "images")
+    images, fields = await read_images(request, "images", FIELDS)
     limit = svc.settings.limits.max_batch_images
     if len(images) > limit:
         raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} (max_batch_images)")
+    all_tags, template = tags_for(fields, len(images)), _template(request, fields)
 
     async def one(image: bytes, tags) -> InspectionResult | ErrorBody:
         try:
-            return await svc.inspect(image, tags, client)
+            return await svc.inspect(image, tags, client, template)
         except Refused as exc:
             svc.metrics.rejected.labels(exc.reason).inc()
             return ErrorBody(error=ErrorDetail(code=exc.reason, message=str(exc), id=exc.record_id))
 
-    results = await asyncio.gather(*(one(i, t) for i, t in zip(images, tags_for(fields, len(images)), strict=True)))
+    results = await asyncio.gather(*(one(i, t) for i, t in zip(images, all_tags, strict=True)))
     return Response(BatchResult(results=results).model_dump_json(), media_type="application/json")
+
+
+def _template(request: Request, fields: dict[str, list[str]]) -> LabelTemplate | None:
+    """The label template `ocr` names, checked before any inference; None without `ocr`."""
+    name = option(request, fields, "ocr")
+    try:
+        return None if name is None else service(request).ocr.template(name)
+    except Refused as exc:
+        raise ApiError.refused(exc) from None

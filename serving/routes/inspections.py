@@ -38,11 +38,14 @@ async def list_inspections(
     verdict: Literal["normal", "defect", "error"] | None = None,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive; UTC when no offset is given")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    ocr_missing: Annotated[
+        bool | None, Query(description="true: labels read (ocr=) without every required field; false: with all")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> InspectionPage:
     """Inspection records, newest first; `verdict=error` lists refused images."""
-    where = InspectionFilter(line, station, camera, part_id, verdict, since, until)
+    where = InspectionFilter(line, station, camera, part_id, verdict, since, until, ocr_missing)
     items = await _read(request, service(request).db.list_inspections, where, limit + 1, offset)
     more = len(items) > limit
     return InspectionPage(items=items[:limit], next_offset=offset + limit if more else None)

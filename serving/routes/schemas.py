@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.storage import InspectionRecord
+from vision.ocr import Digit, FieldValue, Word
 
 
 class ModelRef(BaseModel):
@@ -25,6 +26,17 @@ class Timings(BaseModel):
     total: float
 
 
+class OcrStep(BaseModel):
+    """The label read in the same request as the verdict (`ocr=TEMPLATE`), and stored in its record."""
+
+    template: str
+    fields: dict[str, str | None] = Field(description="Each field's validated value; null when missing or invalid")
+    problems: list[str] = Field(description="Required fields missing or invalid, and why")
+    text: str
+    reason: str | None = Field(description="Why nothing was read (no text found, OCR unavailable); else null")
+    ms: float
+
+
 class InspectionResult(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -38,6 +50,19 @@ class InspectionResult(BaseModel):
                     "probabilities": {"normal": 0.0269, "defect": 0.9731},
                     "model": {"name": "lineinspect-defect", "version": "20250101-1a2b3c4d"},
                     "timings_ms": {"decode": 2.1, "preprocess": 1.3, "queue": 0.4, "infer": 4.8, "total": 8.9},
+                    "ocr": {
+                        "template": "default",
+                        "fields": {
+                            "part_number": "WU-8540-N",
+                            "lot": "L220128V2",
+                            "serial": None,
+                            "date": "2022-01-28",
+                        },
+                        "problems": ["serial: '4579018923' fails its luhn check digit"],
+                        "text": "P/N: WU-8540-N\nLOT: L220128V2\nS/N: 4579018923\nMFG DATE: 2022-01-28",
+                        "reason": None,
+                        "ms": 2474.7,
+                    },
                 }
             ]
         }
@@ -50,6 +75,7 @@ class InspectionResult(BaseModel):
     probabilities: dict[str, float]
     model: ModelRef
     timings_ms: Timings
+    ocr: OcrStep | None = Field(None, description="With ocr=TEMPLATE: the label read from the same image")
 
 
 class ErrorDetail(BaseModel):
@@ -111,3 +137,108 @@ class Readiness(BaseModel):
     )
     spool_pending: int
     database_error: str | None
+
+
+class LabelAnswer(BaseModel):
+    """POST /v1/ocr/label: the text, each word with its box and confidence, and the template's fields."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "ACME PRECISION PARTS\nP/N: WU-8540-N\nLOT: L220128V2\nS/N: 4579018922",
+                    "words": [
+                        {"text": "LOT:", "confidence": 0.96, "box": {"x": 162, "y": 260, "width": 70, "height": 28},
+                         "line": 2},
+                        {"text": "L220128V2", "confidence": 0.93, "box": {"x": 240, "y": 258, "width": 190,
+                         "height": 30}, "line": 2},
+                    ],
+                    "fields": {
+                        "lot": {"name": "lot", "value": "L220128V2", "required": True, "raw": "L220128V2",
+                                "problem": None},
+                        "serial": {"name": "serial", "value": "4579018922", "required": True, "raw": "4579018922",
+                                   "problem": None},
+                        "date": {"name": "date", "value": None, "required": True, "raw": None,
+                                 "problem": "not found"},
+                    },
+                    "problems": ["date: not found"],
+                    "ok": False,
+                    "template": "default",
+                    "engine": "pytesseract",
+                    "psm": 11,
+                    "seconds": 2.47,
+                    "reason": None,
+                }
+            ]
+        }
+    )  # fmt: skip
+    text: str
+    words: list[Word]
+    fields: dict[str, FieldValue] = Field(description="Every template field: its value, or the problem with it")
+    problems: list[str] = Field(description="Required fields missing or invalid: never guessed")
+    ok: bool = Field(description="Text read and every required field valid")
+    template: str
+    engine: str
+    psm: int | None = Field(description="Tesseract page-segmentation mode of the reading kept")
+    seconds: float
+    reason: str | None = Field(description="Why nothing was read (no text found); null when text was")
+
+
+class DisplayAnswer(BaseModel):
+    """A digital (seven-segment) display's reading."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "digital", "gauge": "fuel-pump-lcd", "text": "73.40", "value": 73.4,
+                    "digits": [{"char": "7", "confidence": 1.0, "box": {"x": 206, "y": 56, "width": 29, "height": 137}},
+                               {"char": "3", "confidence": 0.9999, "box": None}],
+                    "confidence": 0.9998, "seconds": 0.42,
+                    "display": [[101.1, 67.6], [443.9, 63.5], [445.3, 183.3], [102.5, 187.3]],
+                    "unit": "L", "reason": None,
+                }
+            ]
+        }
+    )  # fmt: skip
+    kind: Literal["digital"] = "digital"
+    gauge: str
+    text: str = Field(description="As shown, e.g. -12.50")
+    value: float | None = Field(description="null when no display or no clear digits were found (see reason)")
+    digits: list[Digit] = Field(description="Each character read, with its confidence and box")
+    confidence: float
+    seconds: float
+    display: list[tuple[float, float]] | None = Field(description="Corners of the display found, image pixels")
+    unit: str | None
+    reason: str | None
+
+
+class DialAnswer(BaseModel):
+    """An analog dial's reading: the needle's angle through the gauge's calibration."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "analog", "gauge": "pressure-0-10bar", "value": 6.43, "angle": 38.63, "confidence": 1.0,
+                    "seconds": 0.34, "center": [244.0, 221.5], "radius": 203.9, "tip": [345.8, 94.0], "unit": "bar",
+                    "reason": None, "notes": [],
+                }
+            ]
+        }
+    )  # fmt: skip
+    kind: Literal["analog"] = "analog"
+    gauge: str
+    value: float | None = Field(description="null when no needle was found or it is off the scale (see reason)")
+    angle: float | None = Field(description="Degrees clockwise from 12 o'clock")
+    confidence: float
+    seconds: float
+    center: tuple[float, float] | None
+    radius: float | None
+    tip: tuple[float, float] | None
+    unit: str | None
+    reason: str | None
+    notes: list[str]
+
+
+GaugeAnswer = Annotated[DisplayAnswer | DialAnswer, Field(discriminator="kind")]

@@ -17,10 +17,18 @@ RAW_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/tiff")
 TAG_NAMES = ("line", "station", "camera", "part_id")
 MAX_TAG_LENGTH = 128
 ACCEPTED = f"multipart/form-data, or a raw {', '.join(RAW_TYPES)} body"
+TAG_DOCS = {
+    "line": "Production line",
+    "station": "Station on the line",
+    "camera": "Camera at the station",
+    "part_id": "The part's serial or tracking id",
+}
+_BINARY = {"type": "string", "format": "binary"}
 
 
-async def read_images(request: Request, field: str) -> tuple[list[bytes], dict[str, list[str]]]:
-    """The images sent in `field` (or the raw body) and the tag values (form fields or query parameters)."""
+async def read_images(request: Request, field: str, names: tuple[str, ...]) -> tuple[list[bytes], dict[str, list[str]]]:
+    """The images sent in `field` (or the raw body) and the values of `names` (form fields, or query
+    parameters with a raw body)."""
     content_type = request.headers.get("content-type", "")
     media = content_type.partition(";")[0].strip().lower()
     if media == "multipart/form-data":
@@ -33,12 +41,12 @@ async def read_images(request: Request, field: str) -> tuple[list[bytes], dict[s
             )
         fields: dict[str, list[str]] = {}
         for name, data in parts:
-            if name in TAG_NAMES:
+            if name in names:
                 fields.setdefault(name, []).append(data.decode("utf-8", "replace"))
         return images, fields
     if media in RAW_TYPES:
         query = request.query_params
-        return [await request.body()], {name: query.getlist(name) for name in TAG_NAMES if name in query}
+        return [await request.body()], {name: query.getlist(name) for name in names if name in query}
     got = f"Content-Type {media!r}" if media else "no Content-Type"
     raise ApiError(415, "unsupported_media_type", f"{got} is not accepted: send {ACCEPTED}")
 
@@ -84,16 +92,66 @@ def parse_multipart(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     return parts
 
 
+async def read_image(request: Request, names: tuple[str, ...]) -> tuple[bytes, dict[str, list[str]]]:
+    """One image, as multipart field `image` or a raw body, and the values of `names`."""
+    images, fields = await read_images(request, "image", names)
+    if len(images) > 1:
+        raise ApiError(400, "too_many_images", f"{len(images)} images: send one (POST /v1/inspect/batch takes several)")
+    return images[0], fields
+
+
+def _check(name: str, values: list[str], once: bool = True) -> None:
+    for value in values:
+        if len(value) > MAX_TAG_LENGTH or not value.isprintable():
+            raise ApiError(422, "invalid_field", f"{name}: at most {MAX_TAG_LENGTH} printable characters")
+    if once and len(values) > 1:
+        raise ApiError(422, "invalid_field", f"{name} given {len(values)} times: give it once")
+
+
+def option(request: Request, fields: dict[str, list[str]], name: str) -> str | None:
+    """A setting of the request, such as `ocr=TEMPLATE`: a form field, else a query parameter; at most once."""
+    values = fields.get(name) or request.query_params.getlist(name)
+    _check(name, values)
+    return values[0] if values else None
+
+
 def tags_for(fields: dict[str, list[str]], images: int) -> list[Tags]:
     """Tags for each image: line, station and camera once; part_id once per image, in order, or not at all."""
-    for name, values in fields.items():
-        for value in values:
-            if len(value) > MAX_TAG_LENGTH or not value.isprintable():
-                raise ApiError(422, "invalid_field", f"{name}: at most {MAX_TAG_LENGTH} printable characters")
-        if name != "part_id" and len(values) > 1:
-            raise ApiError(422, "invalid_field", f"{name} given {len(values)} times: give it once")
+    for name in TAG_NAMES:
+        _check(name, fields.get(name, []), once=name != "part_id")
     part_ids = fields.get("part_id") or [None] * images
     if len(part_ids) != images:
         raise ApiError(422, "invalid_field", f"{len(part_ids)} part_id values for {images} images: give one per image")
     shared = {name: fields[name][0] for name in ("line", "station", "camera") if fields.get(name)}
     return [Tags(part_id=part_id, **shared) for part_id in part_ids]
+
+
+def upload_docs(
+    field: str, many: bool = False, tags: bool = True, options: dict[str, tuple[str, str]] | None = None
+) -> dict:
+    """OpenAPI for a body read by hand: the image field (or a raw body), the tags, and `options`
+    (name -> (description, example)), which go as form fields or query parameters."""
+    image = {"type": "array", "items": _BINARY} if many else _BINARY
+    tag = {"type": "string", "maxLength": MAX_TAG_LENGTH}
+    form = {name: {**tag, "description": text} for name, text in TAG_DOCS.items()} if tags else {}
+    parameters = []
+    if many and tags:
+        form["part_id"] = {"type": "array", "items": form["part_id"], "description": "One per image, in order"}
+    elif tags:
+        parameters = [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+             "description": f"{TAG_DOCS[name]} (with a raw image body; multipart sends it as a form field)"}
+            for name in TAG_NAMES
+        ]  # fmt: skip
+    for name, (text, example) in (options or {}).items():
+        form[name] = {"type": "string", "description": text, "example": example}
+        parameters.append(
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "example": example,
+             "description": f"{text} (or as a form field)"}
+        )  # fmt: skip
+    content = {
+        "multipart/form-data": {"schema": {"type": "object", "required": [field], "properties": {field: image, **form}}}
+    }
+    if not many:
+        content.update({media: {"schema": _BINARY} for media in RAW_TYPES})
+    return {"requestBody": {"required": True, "content": content}, "parameters": parameters}
