@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import KeyRing
 from serving.engine import Engine, LoadedModel, Outcome, Refused
+from serving.labelstudio_backend import LabelStudioBackend
 from serving.metrics import Metrics
 from serving.ocr import OcrService
-from serving.routes import health, inspect, inspections, models, ocr
+from serving.routes import health, inspect, inspections, ml_backend, models, ocr
 from serving.routes.errors import ApiError, error_body, install_error_handlers
 from serving.routes.schemas import InspectionResult, ModelRef, OcrStep, Timings
 from serving.settings import ServeSettings
@@ -49,6 +50,7 @@ class Service:
         self.writer = RecordWriter(self.db, spool, settings.records, settings.images_dir, self.metrics)
         self.keys = KeyRing(self.db, settings.auth.refresh_seconds)
         self.ocr = OcrService(settings.ocr, settings.limits.max_pixels, self.metrics)
+        self.labelstudio = LabelStudioBackend(settings.labelstudio, self.engine)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +69,7 @@ class Service:
         await self.keys.stop()
         await self.engine.stop()
         await asyncio.to_thread(self.ocr.stop)
+        await self.labelstudio.close()
         await asyncio.to_thread(self.writer.close)
         self.db.close()
         log.info("stopped; every record written or spooled")
@@ -233,7 +236,7 @@ def create_app(settings: ServeSettings, model: LoadedModel) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
-    for module in (inspect, inspections, models, ocr, health):
+    for module in (inspect, inspections, models, ocr, ml_backend, health):
         app.include_router(module.router)
     install_error_handlers(app, service.metrics)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes, metrics=service.metrics)

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from annotation.errors import LineInspectError
-from serving import cli_ocr, cli_serve
+from serving import cli_labelstudio, cli_ocr, cli_serve
 
 console = Console(stderr=True)
 app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
@@ -25,6 +25,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
 cli_serve.register(app)  # serve, keys, bench serve
 cli_ocr.register(app)  # ocr label|gauge, bench ocr
+cli_labelstudio.register(app)  # labelstudio up|down|project|import|pull|predict|connect|send-review
 
 Exports = Annotated[list[Path], typer.Argument(help="Label Studio export(s): JSON, JSON-MIN or CSV.")]
 ImagesRoot = Annotated[

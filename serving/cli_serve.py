@@ -37,7 +37,7 @@ def _settings(config: Path | None, overrides: list[str] | None, **values):
     return load_settings(config, {**parse_overrides(overrides or []), **given})
 
 
-def _database(config: Path | None, overrides: list[str] | None):
+def open_database(config: Path | None, overrides: list[str] | None):
     from sqlalchemy.exc import SQLAlchemyError
 
     from serving.storage import Database
@@ -86,7 +86,7 @@ def keys_create(
     """Create a key and print it (stdout); only its hash is stored, so it cannot be shown again."""
     from serving.auth import create_key
 
-    key = create_key(_database(config, set_), name)
+    key = create_key(open_database(config, set_), name)
     print(key)
     console.print(f"created a key for {name}: keep it now, it is not shown again")
 
@@ -95,7 +95,7 @@ def keys_create(
 def keys_list(config: Config = None, set_: Overrides = None) -> None:
     """List keys: name, first characters, created and revoked times (never the keys themselves)."""
     table = Table("name", "key starts", "created", "revoked")
-    for key in _database(config, set_).list_keys():
+    for key in open_database(config, set_).list_keys():
         revoked = f"{key.revoked_at:%Y-%m-%d %H:%M:%S}" if key.revoked_at else ""
         table.add_row(key.name, key.prefix + "...", f"{key.created_at:%Y-%m-%d %H:%M:%S}", revoked)
     Console().print(table)
@@ -104,7 +104,7 @@ def keys_list(config: Config = None, set_: Overrides = None) -> None:
 @keys_app.command("revoke")
 def keys_revoke(name: str, config: Config = None, set_: Overrides = None) -> None:
     """Revoke a client's key; a running service refuses it within auth.refresh_seconds."""
-    _database(config, set_).revoke_key(name)
+    open_database(config, set_).revoke_key(name)
     console.print(f"revoked the key of {name}")
 
 

@@ -47,6 +47,10 @@ class Metrics:
             "lineinspect_ocr_results", "OCR readings by kind and result: read, fields_missing, or the reason none was.",
             ["kind", "result"], registry=r,
         )  # fmt: skip
+        self.labelstudio = Counter(
+            "lineinspect_labelstudio_calls", "ML-backend calls from Label Studio by endpoint and outcome.",
+            ["endpoint", "outcome"], registry=r,
+        )  # fmt: skip
         self.records_written = Counter("lineinspect_records_written", "Records stored in the database.", registry=r)
         self.records_spooled = Counter("lineinspect_records_spooled", "Records spooled to JSONL.", registry=r)
         self.records_lost = Counter("lineinspect_records_lost", "Records neither stored nor spooled.", registry=r)

@@ -83,6 +83,18 @@ class OcrSettings(_Strict):
     max_concurrency: int = Field(0, ge=0)  # images read at once (Tesseract is CPU-bound); 0: one per core
 
 
+class LabelStudioSettings(_Strict):
+    """The ML-backend protocol at /labelstudio: where task images come from, which choices to answer."""
+
+    url: str | None = None  # Label Studio's address for task images; None: the hostname it sent to /setup
+    token: str | None = None  # None: $LABEL_STUDIO_API_KEY, else the token Label Studio sent to /setup
+    from_name: str | None = None  # the Choices control to answer; None: the only one on an image
+    label_map: dict[str, str] = Field(default_factory=dict)  # verdict -> the project's choice, when named otherwise
+
+    def resolved_token(self) -> str | None:
+        return self.token or os.environ.get("LABEL_STUDIO_API_KEY")
+
+
 class ServeSettings(_Strict):
     model: Path | None = None  # the ONNX model to serve; `--model` overrides
     model_dirs: list[Path] = Field(default_factory=list)  # reload allow-list; empty: the folder of `model`
@@ -95,6 +107,7 @@ class ServeSettings(_Strict):
     auth: AuthSettings = AuthSettings()
     records: RecordSettings = RecordSettings()
     ocr: OcrSettings = OcrSettings()
+    labelstudio: LabelStudioSettings = LabelStudioSettings()
 
     @property
     def resolved_database_url(self) -> str:

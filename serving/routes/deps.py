@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from serving.routes.errors import ApiError
 
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY (from `lineinspect keys create`)")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as X-API-Key")
+basic = HTTPBasic(
+    auto_error=False, description="Label Studio's ML-backend connection (Basic Auth): any user, the API key as password"
+)
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -27,10 +30,23 @@ async def client_name(
     header_key: Annotated[str | None, Security(api_key_header)],
 ) -> str | None:
     """The name of the calling client's key; None when the config says `auth: disabled`."""
+    return _identify(request, credentials.credentials if credentials else header_key)
+
+
+async def backend_client_name(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    header_key: Annotated[str | None, Security(api_key_header)],
+    password: Annotated[HTTPBasicCredentials | None, Security(basic)],
+) -> str | None:
+    """As `client_name`, and the key may come as a Basic Auth password: Label Studio sends no other header."""
+    return _identify(request, password.password if password else credentials.credentials if credentials else header_key)
+
+
+def _identify(request: Request, key: str | None) -> str | None:
     svc = service(request)
     if svc.settings.auth.mode == "disabled":
         return None
-    key = credentials.credentials if credentials else header_key
     if not key:
         raise ApiError(
             401, "missing_api_key", "send an API key: Authorization: Bearer KEY or X-API-Key: KEY", CHALLENGE
@@ -42,3 +58,4 @@ async def client_name(
 
 
 Client = Annotated[str | None, Depends(client_name)]
+BackendClient = Annotated[str | None, Depends(backend_client_name)]

@@ -198,3 +198,21 @@ def service(server_factory, models) -> dict:
     server.start()
     with server.client(key) as client:
         yield {"server": server, "key": key, "client": client}
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory) -> Iterator[dict]:
+    """One real Label Studio 1.23 for the session (installed once into its own venv), on a free loopback port.
+
+    Local-files storage serves from `docroot`, a folder the tests fill with copies of real images."""
+    from annotation.labelstudio import server as ls_server
+
+    root = tmp_path_factory.mktemp("label-studio")
+    docroot = root / "docroot"
+    docroot.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    info = ls_server.up(root / "data", port, docroot, log=print)
+    yield {"info": info, "url": info.url, "token": info.token, "docroot": docroot, "data_dir": root / "data"}
+    ls_server.down(root / "data")

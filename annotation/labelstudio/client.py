@@ -1,0 +1,132 @@
+"""Connect to a Label Studio and say what to do when it fails: wrong URL, server down, bad token.
+
+The SDK (label-studio-sdk 2.x) takes legacy tokens and personal access tokens (JWT refresh
+tokens) alike; what it does not do is explain a refusal. Every call the round trip makes goes
+through `call`, which turns transport and API errors into a `LabelStudioError` with a fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urljoin
+
+import httpx
+import jwt
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from annotation.errors import LineInspectError
+from annotation.labelstudio.server import DEFAULT_PORT, read_info
+
+T = TypeVar("T")
+
+
+class LabelStudioError(LineInspectError):
+    """Label Studio refused or could not be reached; the message says what to do."""
+
+
+def default_connection(data_dir: Path | None) -> tuple[str, str | None]:
+    """URL and token: LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY, else the server `labelstudio up` started."""
+    info = read_info(data_dir) if data_dir else None
+    url = os.environ.get("LABEL_STUDIO_URL") or (info.url if info else f"http://127.0.0.1:{DEFAULT_PORT}")
+    token = os.environ.get("LABEL_STUDIO_API_KEY") or (info.token if info else None)
+    return url, token
+
+
+class Connection:
+    """A checked connection to one Label Studio."""
+
+    def __init__(self, url: str, token: str | None, timeout: float = 60.0) -> None:
+        if not token:
+            raise LabelStudioError(
+                "no Label Studio API token: pass --token, set LABEL_STUDIO_API_KEY, or start a local server "
+                "with `lineinspect labelstudio up` (its token is found automatically)"
+            )
+        if not url.startswith(("http://", "https://")):
+            raise LabelStudioError(f"Label Studio URL {url!r} must start with http:// or https://")
+        self.url, self.token = url.rstrip("/"), token
+        try:
+            self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout)
+        except ApiError as exc:  # the SDK checks a JWT's expiry as it starts
+            raise LabelStudioError(f"the API token is not usable: {_detail(exc)}; make a new one in the UI") from None
+        self.user = self.call(self.sdk.users.whoami, "check the token")
+
+    def call(self, fn: Callable[..., T], doing: str, *args, not_found: str | None = None, **kwargs) -> T:
+        """`fn(*args, **kwargs)` with Label Studio's failures as LabelStudioError (404 -> `not_found` if given)."""
+        try:
+            return fn(*args, **kwargs)
+        except httpx.ConnectError:
+            raise LabelStudioError(
+                f"cannot {doing}: nothing answers at {self.url}. Is Label Studio running there? "
+                "(`lineinspect labelstudio up` starts a local one; check --url or LABEL_STUDIO_URL)"
+            ) from None
+        except httpx.TimeoutException:
+            raise LabelStudioError(f"cannot {doing}: {self.url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise LabelStudioError(f"cannot {doing}: {type(exc).__name__}: {exc}") from None
+        except ApiError as exc:
+            raise self._api_error(exc, doing, not_found) from None
+
+    def download(self, reference: str) -> bytes:
+        """The bytes of an image Label Studio serves (an upload or a local-files path)."""
+        url = urljoin(self.url + "/", reference)
+        if not url.startswith(self.url + "/"):
+            raise LabelStudioError(f"{reference!r} is not served by {self.url}; refusing to fetch it")
+        headers = self.sdk._client_wrapper.get_headers()  # the SDK's auth, access token refreshed when needed
+        response = self.call(httpx.get, f"download {reference}", url, headers=headers, timeout=60.0)
+        if response.status_code != 200:
+            hint = ""
+            if "/data/local-files" in reference:
+                hint = (
+                    ": for local-files storage, Label Studio must run with"
+                    " LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+                    " set to a folder that holds the file"
+                )
+            raise LabelStudioError(f"Label Studio cannot serve image {reference} (HTTP {response.status_code}){hint}")
+        return response.content
+
+    def _api_error(self, exc: ApiError, doing: str, not_found: str | None) -> LabelStudioError:
+        status = exc.status_code
+        if status == 401:
+            return LabelStudioError(
+                f"cannot {doing}: Label Studio at {self.url} refused the token. {_token_hint(self.token)}"
+            )
+        if status == 404 and not_found:
+            return LabelStudioError(not_found)
+        if status == 404:
+            return LabelStudioError(
+                f"cannot {doing}: {self.url} answered 404. Is this the address of Label Studio (not of a page in it)?"
+            )
+        if status == 403 and "reserved network" in _detail(exc):
+            return LabelStudioError(
+                f"cannot {doing}: {_detail(exc)}. Label Studio refuses loopback and private addresses unless it runs "
+                "with USE_DEFAULT_BANNED_SUBNETS=false (`lineinspect labelstudio up` sets it); or use an address "
+                "Label Studio may reach"
+            )
+        if status == 403:
+            return LabelStudioError(f"cannot {doing}: the token's user may not do this (HTTP 403): {_detail(exc)}")
+        return LabelStudioError(f"cannot {doing}: Label Studio answered HTTP {status}: {_detail(exc)}")
+
+
+def _token_hint(token: str) -> str:
+    try:
+        kind = jwt.decode(token, options={"verify_signature": False}).get("token_type")
+    except jwt.InvalidTokenError:
+        kind = None
+    if kind is None:
+        return (
+            "It is a legacy token: either it is wrong, or legacy tokens are disabled in this organization "
+            "(Organization > API Tokens Settings > legacy tokens, or start Label Studio with "
+            "--enable-legacy-api-token the first time). Or use a personal access token from Account & Settings."
+        )
+    return "It is a personal access token: it was revoked, or it belongs to another Label Studio; make a new one."
+
+
+def _detail(exc: ApiError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("validation_errors") or body)
+    return str(body)[:300]

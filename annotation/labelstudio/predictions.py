@@ -1,0 +1,85 @@
+"""Pre-annotations: the model's verdict on unlabelled tasks, so annotators confirm instead of label.
+
+Each prediction selects the project's own choice for the verdict and carries `model_version`
+and a `score`: how sure the verdict is, 0 at the threshold and 1 at a probability of 0 or 1.
+Label Studio's uncertainty sampling shows the lowest scores first, so `order_by_uncertainty`
+switches the project to it and annotators see the images nearest the threshold first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotation.labelstudio.cache import fetch, is_served
+from annotation.labelstudio.client import Connection, LabelStudioError
+from annotation.labelstudio.label_config import ChoicesControl, confidence
+from annotation.labelstudio.projects import list_tasks, project_control
+from vision.onnx_model import OnnxClassifier
+from vision.predict import iter_predictions
+
+UNCERTAINTY = "Uncertainty sampling"
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    tasks: int
+    predicted: int
+    skipped_labelled: int
+    skipped_predicted: int
+    unreadable: list[tuple[int, str]]  # (task id, why)
+
+
+def push_predictions(
+    conn: Connection,
+    project_id: int,
+    classifier: OnnxClassifier,
+    cache: Path,
+    label_map: dict[str, str] | None = None,
+    from_name: str | None = None,
+    overwrite: bool = False,
+    order_by_uncertainty: bool = False,
+) -> PredictSummary:
+    """Predict every unlabelled task that has no prediction from this model version yet."""
+    control = project_control(conn, project_id, from_name)
+    choices = {verdict: control.choice_for(verdict, label_map) for verdict in ("normal", "defect")}
+    version = f"{classifier.meta.name}-{classifier.meta.version}"
+    tasks = list_tasks(conn, project_id)
+    labelled = [t for t in tasks if t.get("total_annotations")]
+    done = [
+        t for t in tasks if not t.get("total_annotations") and version in (t.get("predictions_model_versions") or [])
+    ]
+    todo = [t for t in tasks if t not in labelled and (overwrite or t not in done)]
+    local = {t["id"]: _local_image(conn, t, control, cache / str(project_id)) for t in todo}
+    unreadable = [(task_id, why) for task_id, why in local.items() if isinstance(why, str)]
+    todo = [t for t in todo if isinstance(local[t["id"]], Path)]
+    made = 0
+    for task, prediction in zip(todo, iter_predictions(classifier, [local[t["id"]] for t in todo]), strict=True):
+        if prediction.probabilities is None:
+            unreadable.append((task["id"], prediction.error or "unreadable"))
+            continue
+        score = float(prediction.probabilities[classifier.meta.defect_index])
+        verdict = "defect" if score >= classifier.threshold else "normal"
+        conn.call(
+            conn.sdk.predictions.create, f"write the prediction for task {task['id']}", task=task["id"],
+            result=control.result(choices[verdict]), score=confidence(score, classifier.threshold),
+            model_version=version,
+        )  # fmt: skip
+        made += 1
+    if order_by_uncertainty:
+        conn.call(conn.sdk.projects.update, "switch to uncertainty sampling", project_id, sampling=UNCERTAINTY)
+    skipped_done = 0 if overwrite else len(done)
+    return PredictSummary(len(tasks), made, len(labelled), skipped_done, unreadable)
+
+
+def _local_image(conn: Connection, task: dict, control: ChoicesControl, folder: Path) -> Path | str:
+    """The task's image as a file here (downloaded once when Label Studio serves it), or why not."""
+    reference = (task.get("data") or {}).get(control.image_key)
+    if not isinstance(reference, str) or not reference:
+        return f"the task has no {control.image_key!r} field"
+    if not is_served(reference, conn.url):
+        return Path(reference)
+    try:
+        return fetch(conn, reference, folder)
+    except LabelStudioError as exc:
+        return str(exc)

@@ -1,0 +1,203 @@
+"""The Label Studio round trip against a real Label Studio 1.23 started by the test run.
+
+Projects, imports (upload and local files, twice), annotations made through the API, exports
+pulled in each format and trained from, predictions pushed and read back, and the error cases
+a user meets. The ML-backend protocol is exercised by Label Studio itself (test_ml_backend.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+from annotation.exports import ImportOptions, load_export
+from annotation.labelstudio.client import Connection, LabelStudioError
+from annotation.labelstudio.label_config import LabelConfigError
+from annotation.labelstudio.predictions import UNCERTAINTY, push_predictions
+from annotation.labelstudio.projects import create_project, import_local, import_upload, list_tasks
+from annotation.labelstudio.pull import pull
+from tests.serving.conftest import cli
+from vision.onnx_model import OnnxClassifier
+
+PER_CLASS = 12
+
+
+@pytest.fixture(scope="module")
+def conn(label_studio) -> Connection:
+    return Connection(label_studio["url"], label_studio["token"])
+
+
+@pytest.fixture(scope="module")
+def image_folder(casting_images, tmp_path_factory) -> Path:
+    """12 defect and 12 normal casting images, in class folders."""
+    folder = tmp_path_factory.mktemp("ls-images")
+    for label, paths in casting_images.items():
+        (folder / label).mkdir()
+        for path in paths[:PER_CLASS]:
+            shutil.copy(path, folder / label / path.name)
+    return folder
+
+
+def _truth(name: str) -> str:
+    """Casting file names say the class: cast_def_0_12.jpeg, cast_ok_0_34.jpeg."""
+    return "defect" if "_def_" in name else "normal"
+
+
+def _annotate(conn: Connection, project_id: int, tasks: list[dict], key: str = "image") -> None:
+    for task in tasks:
+        choice = _truth(task["data"][key])
+        conn.sdk.annotations.create(
+            id=task["id"], result=[{"from_name": "verdict", "to_name": "image", "type": "choices",
+                                    "value": {"choices": [choice]}}],
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uploaded(conn, image_folder) -> dict:
+    """A project with the 24 images uploaded, 20 of them annotated through the API (4 left for predictions)."""
+    project = create_project(conn, "casting upload")
+    first = import_upload(conn, project.id, image_folder, log=lambda _: None)
+    tasks = sorted(list_tasks(conn, project.id), key=lambda t: t["id"])
+    _annotate(conn, project.id, tasks[:20])
+    return {"project": project.id, "first": first, "tasks": tasks}
+
+
+def test_upload_import_adds_every_image_once(conn, uploaded, image_folder):
+    assert (uploaded["first"].found, uploaded["first"].added) == (2 * PER_CLASS, 2 * PER_CLASS)
+    again = import_upload(conn, uploaded["project"], image_folder, log=lambda _: None)
+    assert (again.added, again.already_there) == (0, 2 * PER_CLASS)
+    tasks = list_tasks(conn, uploaded["project"])
+    assert len(tasks) == 2 * PER_CLASS
+    assert all(t["data"]["image"].startswith(f"/data/upload/{uploaded['project']}/") for t in tasks)
+
+
+def test_local_files_import_is_served_in_place_and_not_duplicated(conn, label_studio, image_folder, tmp_path):
+    folder = label_studio["docroot"] / "line-3"
+    shutil.copytree(image_folder / "defect", folder)
+    project = create_project(conn, "casting local files")
+    first = import_local(conn, project.id, folder, label_studio["docroot"])
+    assert (first.found, first.added) == (PER_CLASS, PER_CLASS)
+    assert import_local(conn, project.id, folder, label_studio["docroot"]).added == 0
+    tasks = list_tasks(conn, project.id)
+    assert all(t["data"]["image"].startswith("/data/local-files/?d=") for t in tasks)
+    summary = pull(conn, project.id, tmp_path / "local.json", "json", tmp_path / "cache")
+    assert summary.downloaded == PER_CLASS
+    cached = {Path(t["data"]["image"]).read_bytes() for t in json.loads((tmp_path / "local.json").read_text())}
+    assert cached == {p.read_bytes() for p in folder.iterdir()}
+
+
+def test_local_files_outside_the_document_root_are_refused(conn, label_studio, image_folder):
+    project = create_project(conn, "outside docroot")
+    with pytest.raises(LabelStudioError, match="document root"):
+        import_local(conn, project.id, image_folder, label_studio["docroot"])
+
+
+@pytest.mark.parametrize("fmt", ["json", "json-min", "csv"])
+def test_pull_resolves_images_for_training(conn, uploaded, image_folder, fmt, tmp_path):
+    out = tmp_path / f"export.{'csv' if fmt == 'csv' else 'json'}"
+    summary = pull(conn, uploaded["project"], out, fmt, tmp_path / "cache")
+    assert (summary.tasks, summary.labelled) == (2 * PER_CLASS, 20)
+    assert summary.downloaded == 2 * PER_CLASS
+    manifest = load_export(out, ImportOptions())
+    assert len(manifest.items) == 20
+    originals = {p.read_bytes(): _truth(p.name) for p in image_folder.rglob("*.jpeg")}
+    for item in manifest.items:
+        assert originals[Path(item.path).read_bytes()] == item.label  # the right bytes under the right label
+    again = pull(conn, uploaded["project"], out, fmt, tmp_path / "cache")
+    assert (again.downloaded, again.cached) == (0, 2 * PER_CLASS)
+
+
+def test_train_from_a_pulled_export_and_push_predictions(conn, uploaded, tmp_path, label_studio):
+    export = tmp_path / "export.json"
+    cache = tmp_path / "cache"
+    env_args = ["--url", label_studio["url"], "--token", label_studio["token"]]
+    cli("labelstudio", "pull", "--project", uploaded["project"], "--out", export, "--cache", cache, *env_args)
+    cli("train", export, "--out", tmp_path / "run",
+        "--set", "model.architecture=compact_cnn", "--set", "input.height=64", "--set", "input.width=64",
+        "--set", "train.epochs=1", "--set", "train.workers=0", "--set", "model.pretrained=none")  # fmt: skip
+    model = tmp_path / "model.onnx"
+    cli("export", tmp_path / "run", "--out", model)
+
+    classifier = OnnxClassifier(model)
+    summary = push_predictions(conn, uploaded["project"], classifier, cache, order_by_uncertainty=True)
+    assert (summary.tasks, summary.predicted, summary.skipped_labelled, summary.unreadable) == (24, 4, 20, [])
+    version = f"{classifier.meta.name}-{classifier.meta.version}"
+    unlabelled = [t for t in list_tasks(conn, uploaded["project"]) if not t["total_annotations"]]
+    for task in unlabelled:
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == version
+        assert 0.0 <= prediction["score"] <= 1.0
+        (result,) = prediction["result"]
+        assert (result["from_name"], result["to_name"], result["type"]) == ("verdict", "image", "choices")
+        assert result["value"]["choices"][0] in ("normal", "defect")
+    assert conn.sdk.projects.get(uploaded["project"]).sampling == UNCERTAINTY
+    again = push_predictions(conn, uploaded["project"], classifier, cache)
+    assert (again.predicted, again.skipped_predicted) == (0, 4)
+
+
+def test_project_with_other_choice_names_needs_a_label_map(conn, uploaded, tmp_path, models):
+    project = create_project(conn, "OK/NG line", labels=("OK", "NG"))
+    classifier = OnnxClassifier(models["model"])
+    with pytest.raises(LabelConfigError, match="no choice 'normal'"):
+        push_predictions(conn, project.id, classifier, tmp_path)
+
+
+def test_config_without_choices_is_reported(conn, tmp_path, models):
+    config = '<View><Image name="img" value="$image"/><TextArea name="note" toName="img"/></View>'
+    project = conn.sdk.projects.create(title="no choices", label_config=config)
+    with pytest.raises(LabelConfigError, match="no <Choices> control"):
+        push_predictions(conn, project.id, OnnxClassifier(models["model"]), tmp_path)
+    with pytest.raises(LabelConfigError, match="no <Choices> control"):
+        pull(conn, project.id, tmp_path / "x.json", "json", tmp_path)
+
+
+def test_image_the_server_cannot_serve_fails_the_pull_without_writing(conn, tmp_path):
+    project = create_project(conn, "missing file")
+    conn.sdk.projects.import_tasks(project.id, request=[{"image": "/data/local-files/?d=gone/part-17.jpeg"}])
+    out = tmp_path / "export.json"
+    with pytest.raises(LabelStudioError, match=r"cannot serve image .*part-17.jpeg \(HTTP 404\).*LOCAL_FILES"):
+        pull(conn, project.id, out, "json", tmp_path / "cache")
+    assert list(tmp_path.iterdir()) == []  # no export, no half-written file, no cache entry
+
+
+def test_project_not_found(conn, tmp_path):
+    with pytest.raises(LabelStudioError, match="project 987654 not found .* project list"):
+        pull(conn, 987654, tmp_path / "x.json", "json", tmp_path)
+
+
+def test_server_down(label_studio):
+    with pytest.raises(LabelStudioError, match=r"nothing answers at http://127.0.0.1:9\. .*labelstudio up"):
+        Connection("http://127.0.0.1:9", label_studio["token"])
+
+
+def test_wrong_url(label_studio):
+    with pytest.raises(LabelStudioError, match="answered 404. Is this the address of Label Studio"):
+        Connection(label_studio["url"] + "/projects", label_studio["token"])
+
+
+def test_bad_legacy_token(label_studio):
+    with pytest.raises(LabelStudioError, match="refused the token. It is a legacy token"):
+        Connection(label_studio["url"], "0123456789abcdef0123456789abcdef01234567")
+
+
+def test_bad_personal_access_token(label_studio):
+    forged = jwt.encode(
+        {"token_type": "refresh", "exp": int(time.time()) + 3600, "user_id": 1},
+        "a-signing-key-that-label-studio-does-not-know",
+    )
+    with pytest.raises(LabelStudioError, match="refused the token. It is a personal access token"):
+        Connection(label_studio["url"], forged)
+
+
+def test_cli_errors_are_one_line(label_studio, tmp_path):
+    result = cli("labelstudio", "pull", "--project", "1", "--out", tmp_path / "x.json",
+                 "--url", "http://127.0.0.1:9", "--token", "abc123abc123", check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "nothing answers at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.json").exists()
