@@ -217,15 +217,20 @@ def connect(
         str | None,
         typer.Option(envvar="LINEINSPECT_API_KEY", help="An API key of the service (`lineinspect keys create`)."),
     ] = None,
+    label: LabelMap = None,
     url: Url = None,
     token: Token = None,
     data_dir: DataDir = DEFAULT_DATA,
 ) -> None:
-    """Connect the project to the service's ML backend (/labelstudio), so Label Studio asks it for predictions."""
+    """Connect the project to the service's ML backend (/labelstudio), so Label Studio asks it for predictions.
+
+    With --label, the service needs the same mapping in its config (labelstudio.label_map)."""
     from annotation.labelstudio.projects import project_control
 
     conn = _connect(url, token, data_dir)
     control = project_control(conn, project)  # a config we cannot answer is reported here, in words
+    for verdict in ("normal", "defect"):
+        control.choice_for(verdict, _label_map(label))
     auth = (
         {"auth_method": "BASIC_AUTH", "basic_auth_user": "labelstudio", "basic_auth_pass": service_key}
         if service_key

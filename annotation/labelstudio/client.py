@@ -128,5 +128,5 @@ def _token_hint(token: str) -> str:
 def _detail(exc: ApiError) -> str:
     body = exc.body
     if isinstance(body, dict):
-        return str(body.get("detail") or body.get("validation_errors") or body)
+        return str(body.get("validation_errors") or body.get("detail") or body)
     return str(body)[:300]

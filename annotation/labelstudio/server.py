@@ -1,12 +1,12 @@
 """A Label Studio of our own, for development and tests: installed apart, started on loopback.
 
-A development server may connect to an ML backend on loopback or a private network (Label
-Studio's default SSRF protection refuses those addresses). Label Studio brings Django and about 110 packages, so it lives in its own virtual environment
+Label Studio brings Django and about 110 packages, so it lives in its own virtual environment
 (`<home>/venv-<version>`), never in the project's. `up` starts it with an admin user and an API
 token made here, and writes them to `<data-dir>/lineinspect-server.json` (mode 600) so that the
 other `lineinspect labelstudio` commands find the server without being told. The token is a
 legacy token, enabled on first start (`--enable-legacy-api-token`): Label Studio 1.23 otherwise
-only accepts personal access tokens, which are made in the UI.
+only accepts personal access tokens, which are made in the UI. The server may connect to an ML
+backend on loopback or a private network (Label Studio's SSRF protection refuses those by default).
 """
 
 from __future__ import annotations
