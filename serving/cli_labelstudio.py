@@ -187,18 +187,15 @@ def predict(
     """Write the model's verdicts as pre-annotations on the project's unlabelled tasks."""
     from annotation.labelstudio.predictions import push_predictions
     from vision.onnx_model import OnnxClassifier
+    from vision.predict import iter_defect_scores
 
     classifier = OnnxClassifier(model)
     conn = _connect(url, token, data_dir)
     summary = push_predictions(
-        conn,
-        project,
-        classifier,
-        cache,
-        _label_map(label),
-        overwrite=overwrite,
-        order_by_uncertainty=order_by_uncertainty,
-    )
+        conn, project, lambda paths: iter_defect_scores(classifier, paths), classifier.threshold,
+        f"{classifier.meta.name}-{classifier.meta.version}", cache, _label_map(label),
+        overwrite=overwrite, order_by_uncertainty=order_by_uncertainty,
+    )  # fmt: skip
     console.print(
         f"{summary.tasks} tasks: {summary.predicted} predicted, {summary.skipped_labelled} labelled, "
         f"{summary.skipped_predicted} already predicted by this model, {len(summary.unreadable)} unreadable"

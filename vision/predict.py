@@ -46,3 +46,12 @@ def iter_predictions(
             by_index = dict(zip(ok, probs, strict=True))
             for i, path in enumerate(chunk):
                 yield Prediction(Path(path), by_index.get(i), loaded[i][1])
+
+
+def iter_defect_scores(classifier: OnnxClassifier, paths: Iterable[Path]) -> Iterator[tuple[float | None, str | None]]:
+    """(defect score, None), or (None, why the image could not be scored), per path in order."""
+    for prediction in iter_predictions(classifier, paths):
+        if prediction.probabilities is None:
+            yield None, prediction.error
+        else:
+            yield float(prediction.probabilities[classifier.meta.defect_index]), None

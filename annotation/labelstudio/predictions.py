@@ -8,6 +8,7 @@ switches the project to it and annotators see the images nearest the threshold f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from annotation.labelstudio.cache import fetch, is_served
 from annotation.labelstudio.client import Connection, LabelStudioError
 from annotation.labelstudio.label_config import ChoicesControl, confidence
 from annotation.labelstudio.projects import list_tasks, project_control
-from vision.onnx_model import OnnxClassifier
-from vision.predict import iter_predictions
 
 UNCERTAINTY = "Uncertainty sampling"
+# The model, as this module sees it: image files in, (defect score, None) or (None, why not) out, in order.
+ScoreFiles = Callable[[list[Path]], Iterable[tuple[float | None, str | None]]]
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class PredictSummary:
 def push_predictions(
     conn: Connection,
     project_id: int,
-    classifier: OnnxClassifier,
+    score_files: ScoreFiles,
+    threshold: float,
+    model_version: str,
     cache: Path,
     label_map: dict[str, str] | None = None,
     from_name: str | None = None,
@@ -43,7 +46,7 @@ def push_predictions(
     """Predict every unlabelled task that has no prediction from this model version yet."""
     control = project_control(conn, project_id, from_name)
     choices = {verdict: control.choice_for(verdict, label_map) for verdict in ("normal", "defect")}
-    version = f"{classifier.meta.name}-{classifier.meta.version}"
+    version = model_version
     tasks = list_tasks(conn, project_id)
     labelled = [t for t in tasks if t.get("total_annotations")]
     done = [
@@ -54,15 +57,14 @@ def push_predictions(
     unreadable = [(task_id, why) for task_id, why in local.items() if isinstance(why, str)]
     todo = [t for t in todo if isinstance(local[t["id"]], Path)]
     made = 0
-    for task, prediction in zip(todo, iter_predictions(classifier, [local[t["id"]] for t in todo]), strict=True):
-        if prediction.probabilities is None:
-            unreadable.append((task["id"], prediction.error or "unreadable"))
+    for task, (score, why) in zip(todo, score_files([local[t["id"]] for t in todo]), strict=True):
+        if score is None:
+            unreadable.append((task["id"], why or "unreadable"))
             continue
-        score = float(prediction.probabilities[classifier.meta.defect_index])
-        verdict = "defect" if score >= classifier.threshold else "normal"
+        verdict = "defect" if score >= threshold else "normal"
         conn.call(
             conn.sdk.predictions.create, f"write the prediction for task {task['id']}", task=task["id"],
-            result=control.result(choices[verdict]), score=confidence(score, classifier.threshold),
+            result=control.result(choices[verdict]), score=confidence(score, threshold),
             model_version=version,
         )  # fmt: skip
         made += 1

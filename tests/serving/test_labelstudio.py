@@ -23,6 +23,7 @@ from annotation.labelstudio.projects import create_project, import_local, import
 from annotation.labelstudio.pull import pull
 from tests.serving.conftest import cli
 from vision.onnx_model import OnnxClassifier
+from vision.predict import iter_defect_scores
 
 PER_CLASS = 12
 
@@ -124,7 +125,7 @@ def test_train_from_a_pulled_export_and_push_predictions(conn, uploaded, tmp_pat
     cli("export", tmp_path / "run", "--out", model)
 
     classifier = OnnxClassifier(model)
-    summary = push_predictions(conn, uploaded["project"], classifier, cache, order_by_uncertainty=True)
+    summary = _push(conn, uploaded["project"], model, cache, order_by_uncertainty=True)
     assert (summary.tasks, summary.predicted, summary.skipped_labelled, summary.unreadable) == (24, 4, 20, [])
     version = f"{classifier.meta.name}-{classifier.meta.version}"
     unlabelled = [t for t in list_tasks(conn, uploaded["project"]) if not t["total_annotations"]]
@@ -136,22 +137,30 @@ def test_train_from_a_pulled_export_and_push_predictions(conn, uploaded, tmp_pat
         assert (result["from_name"], result["to_name"], result["type"]) == ("verdict", "image", "choices")
         assert result["value"]["choices"][0] in ("normal", "defect")
     assert conn.sdk.projects.get(uploaded["project"]).sampling == UNCERTAINTY
-    again = push_predictions(conn, uploaded["project"], classifier, cache)
-    assert (again.predicted, again.skipped_predicted) == (0, 4)
+    again = cli(
+        "labelstudio", "predict", "--project", uploaded["project"], "--model", model, "--cache", cache, *env_args
+    )
+    assert "0 predicted, 20 labelled, 4 already predicted by this model" in " ".join(again.stderr.split())
+
+
+def _push(conn, project_id, model: Path, cache: Path, **options):
+    classifier = OnnxClassifier(model)
+    version = f"{classifier.meta.name}-{classifier.meta.version}"
+    scores = lambda paths: iter_defect_scores(classifier, paths)  # noqa: E731
+    return push_predictions(conn, project_id, scores, classifier.threshold, version, cache, **options)
 
 
 def test_project_with_other_choice_names_needs_a_label_map(conn, uploaded, tmp_path, models):
     project = create_project(conn, "OK/NG line", labels=("OK", "NG"))
-    classifier = OnnxClassifier(models["model"])
     with pytest.raises(LabelConfigError, match="no choice 'normal'"):
-        push_predictions(conn, project.id, classifier, tmp_path)
+        _push(conn, project.id, models["model"], tmp_path)
 
 
 def test_config_without_choices_is_reported(conn, tmp_path, models):
     config = '<View><Image name="img" value="$image"/><TextArea name="note" toName="img"/></View>'
     project = conn.sdk.projects.create(title="no choices", label_config=config)
     with pytest.raises(LabelConfigError, match="no <Choices> control"):
-        push_predictions(conn, project.id, OnnxClassifier(models["model"]), tmp_path)
+        _push(conn, project.id, models["model"], tmp_path)
     with pytest.raises(LabelConfigError, match="no <Choices> control"):
         pull(conn, project.id, tmp_path / "x.json", "json", tmp_path)
 
