@@ -210,3 +210,12 @@ def test_cli_errors_are_one_line(label_studio, tmp_path):
     assert "nothing answers at http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_up_again_returns_the_running_server(label_studio):
+    from annotation.labelstudio import server as ls_server
+
+    port = int(label_studio["url"].rsplit(":", 1)[1])
+    again = ls_server.up(label_studio["data_dir"], port, label_studio["docroot"])
+    assert (again.pid, again.token) == (label_studio["info"].pid, label_studio["token"])
+    assert ls_server.healthy(again.url)
