@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, png_header_claiming
 from tests.serving.conftest import metric
-
-
-def _png_header_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims a huge size over a few bytes of data: a decompression bomb's shape."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def _gif() -> bytes:
@@ -59,7 +47,7 @@ CASES = {
     "no content type": ({"content": JPEG}, 415, "unsupported_media_type"),
     "unsupported image format": (form(_gif()), 415, "unsupported_format"),
     "too many pixels": (raw(_big_png(), "image/png"), 413, "too_many_pixels"),
-    "decompression bomb header": (raw(_png_header_claiming(100_000, 100_000), "image/png"), 413, "too_many_pixels"),
+    "decompression bomb header": (raw(png_header_claiming(100_000, 100_000), "image/png"), 413, "too_many_pixels"),
     "oversized body": (raw(b"\xff\xd8" + bytes(2 * 1024 * 1024)), 413, "body_too_large"),
     "wrong field name": (form(JPEG, field="file"), 400, "missing_image"),
     "two images to the single route": ({"files": [("image", ("a", JPEG)), ("image", ("b", JPEG))]}, 400,
