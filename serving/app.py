@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.auth import KeyRing
 from serving.engine import Engine, LoadedModel, Outcome, Refused
+from serving.journal import Journal
 from serving.labelstudio_backend import LabelStudioBackend
 from serving.metrics import Metrics
 from serving.ocr import OcrService
@@ -47,7 +48,8 @@ class Service:
         self.engine = Engine(model, settings.engine, settings.limits.max_pixels, self.metrics)
         self.db = Database(settings.resolved_database_url)
         spool = Spool(settings.data_dir / "spool.jsonl")
-        self.writer = RecordWriter(self.db, spool, settings.records, settings.images_dir, self.metrics)
+        journal = Journal(settings.data_dir / "journal", settings.records.fsync)
+        self.writer = RecordWriter(self.db, spool, journal, settings.records, settings.images_dir, self.metrics)
         self.keys = KeyRing(self.db, settings.auth.refresh_seconds)
         self.ocr = OcrService(settings.ocr, settings.limits.max_pixels, self.metrics)
         self.labelstudio = LabelStudioBackend(settings.labelstudio, self.engine)

@@ -72,6 +72,7 @@ class RecordSettings(_Strict):
     batch_size: int = Field(500, ge=1)
     max_delay_ms: float = Field(100.0, ge=0)  # records gather this long into one insert
     retry_seconds: float = Field(5.0, gt=0)
+    fsync: bool = False  # journal each record to disk before answering (survives power loss, not just a kill)
     keep_images: KeepImages = KeepImages()
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -25,6 +25,9 @@ from annotation.errors import LineInspectError
 from serving.metrics import Metrics
 from serving.settings import RecordSettings
 from vision.preprocess import probe
+
+if TYPE_CHECKING:
+    from serving.journal import Journal
 
 log = logging.getLogger("lineinspect.records")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -321,13 +324,15 @@ class RecordWriter:
 
     Batches whatever is queued into one insert; while the database fails, records go to the spool
     and the database is retried every `retry_seconds`. `close` drains the queue: a clean shutdown
-    loses nothing.
+    loses nothing; the journal covers a process that is killed.
     """
 
     def __init__(
-        self, db: Database, spool: Spool, settings: RecordSettings, images_dir: Path, metrics: Metrics
-    ) -> None:
-        self.db, self.spool, self.settings, self.images_dir, self.metrics = db, spool, settings, images_dir, metrics
+        self, db: Database, spool: Spool, journal: Journal, settings: RecordSettings, images_dir: Path,
+        metrics: Metrics,
+    ) -> None:  # fmt: skip
+        self.db, self.spool, self.journal, self.settings = db, spool, journal, settings
+        self.images_dir, self.metrics = images_dir, metrics
         self.database_ok = False
         self._migrated = False
         self.failing = False  # neither the database nor the spool took the last records
@@ -348,13 +353,23 @@ class RecordWriter:
 
     def start(self) -> None:
         self._connect()
+        recovered = self.journal.recover()
+        if recovered:
+            self._write(recovered)
+        self.journal.discard_leftovers()
         self._thread.start()
 
     def submit(self, record: InspectionRecord, image: bytes | None = None) -> None:
-        """Queue a record (with the image bytes to keep, if any); never blocks: a full queue spools."""
+        """Journal the record, then queue it (with the image bytes to keep, if any); never blocks: a full
+        queue spools."""
         self._submitted += 1
         try:
-            self._queue.put_nowait((record, image))
+            seq = self.journal.append(record)
+        except OSError as exc:  # the record still goes to the database; only a kill before that loses it
+            seq = 0
+            log.warning("journal %s cannot be written: %s", self.journal.folder, exc)
+        try:
+            self._queue.put_nowait((record, image, seq))
         except queue.Full:
             self._spool([record], "record queue full")
             self._mark_handled(1)
@@ -368,6 +383,7 @@ class RecordWriter:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
+        self.journal.close(everything_stored=not self.failing)
 
     def _run(self) -> None:
         while True:
@@ -386,7 +402,9 @@ class RecordWriter:
                     break
             items = [b for b in batch if b is not _STOP]
             if items:
-                self._write([self._keep(record, image) for record, image in items])
+                self.journal.rotate()
+                self._write([self._keep(record, image) for record, image, _ in items])
+                self.journal.stored_up_to(max(seq for _, _, seq in items))
                 self._mark_handled(len(items))
             if batch[-1] is _STOP:
                 return
