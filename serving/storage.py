@@ -404,7 +404,8 @@ class RecordWriter:
             if items:
                 self.journal.rotate()
                 self._write([self._keep(record, image) for record, image, _ in items])
-                self.journal.stored_up_to(max(seq for _, _, seq in items))
+                if not self.failing:  # records neither stored nor spooled stay in the journal for the next start
+                    self.journal.stored_up_to(max(seq for _, _, seq in items))
                 self._mark_handled(len(items))
             if batch[-1] is _STOP:
                 return

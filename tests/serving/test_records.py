@@ -135,3 +135,23 @@ def test_sigkill_under_load_loses_no_answered_record(server_factory, tmp_path):
     assert count >= len(answered) and len(set(answered)) == len(answered)
     server.stop()
     assert list((server.root / "data" / "journal").glob("segment-*")) == []  # a clean stop leaves no journal
+
+
+def test_locked_database_spools_records_until_the_lock_is_gone(server_factory, tmp_path):
+    server = server_factory({**TRUSTED, "records": {"retry_seconds": 0.2}}, root=tmp_path / "svc").start()
+    client = server.client()
+    locker = sqlite3.connect(server.root / "data" / "lineinspect.db", timeout=0, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another program holds the database
+    try:
+        ids = [post(server.url, seed, line="L-locked").json()["id"] for seed in range(3)]
+        ready = wait_for(lambda: (r := client.get("/readyz").json())["spool_pending"] == 3 and r, timeout=60,
+                         what="records spooled while the database is locked")  # fmt: skip
+        assert ready["records"] == "spool" and "locked" in ready["database_error"]
+        assert metric(client.get("/metrics").text, "lineinspect_database_up") == 0
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    wait_for(lambda: client.get("/readyz").json()["records"] == "database", what="the database to be used again")
+    assert ids and set(ids) <= stored_ids(server)
+    client.close()
+    server.stop()
