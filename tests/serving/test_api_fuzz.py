@@ -1,0 +1,35 @@
+"""Fuzz every operation of the service's OpenAPI schema (schemathesis strategies run by hypothesis):
+whatever a client sends, the answer is never a 5xx, an error always has the documented JSON shape,
+and the service stays ready."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from tests.serving.conftest import metric
+
+EXAMPLES = 30
+
+
+def test_no_request_makes_the_service_fail(service):
+    schema = schemathesis.openapi.from_url(service["server"].url + "/openapi.json")
+    headers = {"Authorization": f"Bearer {service['key']}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+    for operation in operations:
+
+        @given(operation.as_strategy())
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def call(case):
+            response = case.call(headers=headers, timeout=60)
+            assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                assert error["code"] and error["message"]
+
+        call()
+    client = service["client"]
+    assert client.get("/readyz").status_code == 200
+    text = client.get("/metrics").text
+    assert metric(text, "lineinspect_http_requests_total", route="/v1/inspect", method="POST", status="500") == 0
