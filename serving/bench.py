@@ -45,6 +45,7 @@ class LoadResult:
     p95_ms: float
     p99_ms: float
     mean_batch: float | None = None  # from the server's metrics
+    server_errors: int = 0  # 5xx answers, and connections the server dropped
 
     @property
     def throughput(self) -> float:
@@ -155,11 +156,11 @@ async def http_load(
     requests = _requests(url, images, headers)
     tls = ssl.create_default_context()
     latencies: list[float] = []
-    errors = 0
+    errors = server_errors = 0
     started = stop_at = 0.0
 
     async def client_loop(k: int, ready: asyncio.Barrier) -> None:
-        nonlocal errors, started, stop_at
+        nonlocal errors, server_errors, started, stop_at
         connection = _Connection(url, tls)
         try:
             await connection.post(requests[k % len(requests)])
@@ -169,9 +170,14 @@ async def http_load(
                 stop_at = started + seconds
             while perf_counter() < stop_at:
                 begun = perf_counter()
-                status = await connection.post(requests[k % len(requests)])
+                try:
+                    status = await connection.post(requests[k % len(requests)])
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    connection.close()
+                    status = 599  # dropped by the server: counted as a server error
                 latencies.append((perf_counter() - begun) * 1e3)
                 errors += status != 200
+                server_errors += status >= 500
                 k += concurrency
         finally:
             connection.close()
@@ -180,7 +186,9 @@ async def http_load(
     await asyncio.gather(*(client_loop(i, ready) for i in range(concurrency)))
     elapsed = perf_counter() - started
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies else (float("nan"),) * 3
-    return LoadResult(concurrency, len(latencies), errors, elapsed, float(p50), float(p95), float(p99))
+    return LoadResult(
+        concurrency, len(latencies), errors, elapsed, float(p50), float(p95), float(p99), server_errors=server_errors
+    )
 
 
 def batch_totals(url: str, headers: dict[str, str]) -> tuple[float, float]:

@@ -148,6 +148,41 @@ def bench_serve(
             server.stop()
 
 
+@bench_app.command("soak")
+def bench_soak(
+    model: ModelFile = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Folder of images to send (default: generated 512x512 JPEGs).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024, help="Concurrent connections.")] = 64,
+    duration: Annotated[float, typer.Option(min=1, max=3600, help="Seconds in all.")] = 300.0,
+    window: Annotated[float, typer.Option(min=1, help="Seconds per reported window.")] = 30.0,
+    max_growth_mb: Annotated[float, typer.Option(help="Fail when the server's memory grows more than this.")] = 50.0,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Sustained load on a service started on loopback: fails on any 5xx or memory growth over the bound."""
+    from serving.bench import sample_images
+    from serving.local_server import LocalServer
+    from serving.soak import soak
+
+    settings = _settings(config, set_, model=model)
+    if settings.model is None:
+        raise LineInspectError("no model: pass --model MODEL.onnx")
+    server = LocalServer(settings.model, config, set_ or [])
+    try:
+        result = soak(
+            server.url, server.process.pid, sample_images(images), concurrency, duration, window, {}, Console()
+        )
+    finally:
+        server.stop()
+    verdict = "passed" if result.server_errors == 0 and result.growth_mb <= max_growth_mb else "FAILED"
+    console.print(f"soak {verdict}: {result.server_errors} server errors, memory {result.growth_mb:+.0f} MB after "
+                  f"the first window (bound {max_growth_mb:.0f} MB)", highlight=False)  # fmt: skip
+    if verdict != "passed":
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the service's commands to the main CLI."""
     app.command()(serve)
