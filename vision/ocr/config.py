@@ -71,8 +71,12 @@ class FieldSpec(_Strict):
 class LabelTemplate(_Strict):
     name: str
     description: str = ""
-    languages: list[str] = Field(default_factory=lambda: ["eng"])  # Tesseract traineddata names
+    # Tesseract traineddata names; with a second script the first re-reads the Latin words
+    languages: list[str] = Field(default_factory=lambda: ["eng"])
     psm: Literal["auto"] | int = "auto"  # Tesseract page segmentation mode, or choose per image
+    # capital height (pixels) the print is scaled to: thin label fonts read better larger than
+    # Tesseract's usual 30, blurred photos (waybills) do not
+    text_height: int = Field(default=30, ge=16, le=80)
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
 
     @field_validator("psm")

@@ -139,11 +139,19 @@ def _judge_framed(hole: np.ndarray, gray: np.ndarray):
 
 
 def _distinct(candidates: list[DisplayCandidate], limit: int) -> list[DisplayCandidate]:
-    """Drop candidates that are mostly the same window as a better one (found at another level)."""
+    """Drop candidates that are mostly the same window as a better one (found at another level).
+
+    A much smaller candidate inside a better one is kept: at a light cut the glass can merge
+    with a shaded panel or a shadow into one big dark blob, and only the darker cut that
+    found the glass alone gives a strip that reads."""
     kept: list[DisplayCandidate] = []
     for c in candidates:
-        centre = c.corners.mean(0)
-        if all(cv2.pointPolygonTest(k.corners.reshape(-1, 1, 2), tuple(map(float, centre)), False) < 0 for k in kept):
+        centre, area = tuple(map(float, c.corners.mean(0))), cv2.contourArea(c.corners)
+        if all(
+            cv2.pointPolygonTest(k.corners.reshape(-1, 1, 2), centre, False) < 0
+            or area < 0.7 * cv2.contourArea(k.corners)
+            for k in kept
+        ):
             kept.append(c)
         if len(kept) == limit:
             break

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 WORK_WIDTH = 640
-TARGET_TEXT_HEIGHT = 30  # pixels: Tesseract reads best with capitals about this tall
+TARGET_TEXT_HEIGHT = 30  # pixels: Tesseract reads best with capitals about this tall (a template can ask more)
 MAX_SIDE = 4000  # upscaling stops here, however small the print
 
 
@@ -158,11 +158,14 @@ def rotation_matrix(angle: float, size: tuple[int, int]) -> tuple[np.ndarray, tu
     return np.vstack([m, [0, 0, 1]]), (nw, nh)
 
 
-def prepare(gray: np.ndarray, quarter_turns: int = 0, crop: bool = True) -> PreparedLabel:
+def prepare(
+    gray: np.ndarray, quarter_turns: int = 0, crop: bool = True, target_height: int = TARGET_TEXT_HEIGHT
+) -> PreparedLabel:
     """Photo (gray) to a binarised, upright page with text at Tesseract's preferred size.
 
     `quarter_turns` rotates by that many 90-degree turns clockwise first (from the
-    orientation step); `crop=False` keeps the whole frame (when the label finder is wrong).
+    orientation step); `crop=False` keeps the whole frame (when the label finder is wrong);
+    `target_height` is the capital height the print is scaled to.
     """
     h, w = gray.shape
     transform = np.eye(3)
@@ -176,7 +179,7 @@ def prepare(gray: np.ndarray, quarter_turns: int = 0, crop: bool = True) -> Prep
         transform = m @ transform
     work = cv2.warpPerspective(gray, transform, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     binary = ink(work, max(work.shape) // 40)
-    cut = print_cut(work)
+    cut = print_cut(work, target_height)
     height = text_height(binary)
     if height:  # keep only where the print is: Tesseract's time grows with the area it searches
         x0, y0, x1, y1 = text_extent(binary, height)
@@ -187,45 +190,45 @@ def prepare(gray: np.ndarray, quarter_turns: int = 0, crop: bool = True) -> Prep
     if abs(skew) >= 0.4:
         m, size = rotation_matrix(skew, size)
         transform = m @ transform
-    scale = TARGET_TEXT_HEIGHT / height if height else 1.0
+    scale = target_height / height if height else 1.0
     scale = float(np.clip(scale, 0.5, 4.0))
     scale = min(scale, MAX_SIDE / max(size))
     transform = np.diag([scale, scale, 1.0]) @ transform
     size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
     work = cv2.warpPerspective(gray, transform, size, flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    return PreparedLabel(binarise(work, cut), transform, quad is not None, skew, scale, height)
+    return PreparedLabel(binarise(work, cut, target_height), transform, quad is not None, skew, scale, height)
 
 
-def flatten(gray: np.ndarray) -> np.ndarray:
+def flatten(gray: np.ndarray, text_height: int = TARGET_TEXT_HEIGHT) -> np.ndarray:
     """Divide out the paper's shading: the background estimate is the page with the print
     removed (a max filter wider than a stroke, done on a quarter-size copy for speed)."""
     h, w = gray.shape
     small = cv2.resize(gray, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    k = max(3, TARGET_TEXT_HEIGHT // 2) | 1
+    k = max(3, text_height // 2) | 1
     paper = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     paper = cv2.GaussianBlur(paper, (0, 0), k / 2)
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     return np.clip(gray.astype(np.float32) / np.maximum(paper, 1) * 255, 0, 255).astype(np.uint8)
 
 
-def print_cut(gray: np.ndarray) -> float:
+def print_cut(gray: np.ndarray, text_height: int = TARGET_TEXT_HEIGHT) -> float:
     """The grey level between print and paper once shading is divided out (Otsu, whole frame)."""
-    cut, _ = cv2.threshold(flatten(gray), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    cut, _ = cv2.threshold(flatten(gray, text_height), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return cut
 
 
-def binarise(gray: np.ndarray, cut: float) -> np.ndarray:
+def binarise(gray: np.ndarray, cut: float, text_height: int = TARGET_TEXT_HEIGHT) -> np.ndarray:
     """Black print on white, without the speckle that texture and sensor noise leave.
 
     After flattening, one global cut (`print_cut` of the whole frame, so cropping to the
     print does not move it) separates print from paper everywhere; blobs smaller than the
     dot of an i are removed (Tesseract slows to a crawl on speckle).
     """
-    flat = flatten(gray)
+    flat = flatten(gray, text_height)
     _, binary = cv2.threshold(flat, cut, 255, cv2.THRESH_BINARY_INV)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    small = stats[:, cv2.CC_STAT_AREA] < max(4, (TARGET_TEXT_HEIGHT // 10) ** 2)
+    small = stats[:, cv2.CC_STAT_AREA] < max(4, (text_height // 10) ** 2)
     small[0] = False
     binary[small[labels]] = 0
     return 255 - binary

@@ -2,14 +2,16 @@
 
 Tesseract is called as few times as the label allows: once for a clear label, again with
 another page-segmentation mode only when a required field is still missing or invalid, and
-the orientation detector only when the text lines run vertically. Fields are validated in
-every pass, so keeping a valid field from any pass never admits a guess.
+the orientation detector only when the text lines run vertically; a template with a second
+script (Korean) adds one call that re-reads its Latin words with the Latin model. Fields are
+validated in every pass, so keeping a valid field from any pass never admits a guess.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -52,18 +54,19 @@ def read_label(
         gray = to_gray(decode_bgr(data, max_side=MAX_SIDE))
     except ImageDecodeError as exc:
         return _empty(template, tess.name, start, f"unreadable image: {exc}")
-    languages = "+".join(template.languages)
+    languages = template.languages
     turns = 0
-    page = prepare(gray)
+    height = template.text_height
+    page = prepare(gray, target_height=height)
     if lines_run_vertically(255 - page.image):
         detected = _quarter_turns(tess, page)
         turns = detected if detected in (1, 3) else 1  # the glyphs say a quarter turn; the detector says which
-        page = prepare(gray, quarter_turns=turns)
+        page = prepare(gray, quarter_turns=turns, target_height=height)
     best = _passes(tess, page, languages, psm, template)
     if _confidence(best) < UPRIGHT_CONFIDENCE and any(_misread(f) for f in best.fields.values()):
         extra = _quarter_turns(tess, page)  # upside down, or the other quarter turn
         if extra:
-            turned = _passes(tess, prepare(gray, quarter_turns=turns + extra), languages, psm, template)
+            turned = _passes(tess, prepare(gray, turns + extra, target_height=height), languages, psm, template)
             best = _merge(turned, best) if turned.score > best.score else _merge(best, turned)
     reason = None if best.words else "no text found"
     return LabelResult(
@@ -71,7 +74,7 @@ def read_label(
     )
 
 
-def _passes(tess, page: PreparedLabel, languages: str, psm: int | None, template: LabelTemplate) -> _Pass:
+def _passes(tess, page: PreparedLabel, languages: list[str], psm: int | None, template: LabelTemplate) -> _Pass:
     """Read with the first page-segmentation mode, and the next ones while a field is misread."""
     fixed = psm or (None if template.psm == "auto" else int(template.psm))
     best: _Pass | None = None
@@ -100,8 +103,8 @@ def _misread(f: FieldValue) -> bool:
     return (f.required and f.value is None) or f.problem not in (None, "not found")
 
 
-def _read(tess, page: PreparedLabel, languages: str, psm: int, template: LabelTemplate) -> _Pass:
-    raw = [w for w in tess.words(page.image, languages, psm) if w.confidence >= 0]
+def _read(tess, page: PreparedLabel, languages: list[str], psm: int, template: LabelTemplate) -> _Pass:
+    raw = _words(tess, page.image, languages, psm)
     back = np.linalg.inv(page.to_prepared)
     lines: dict[tuple[int, int, int], list[TsvWord]] = {}
     for w in raw:
@@ -114,6 +117,77 @@ def _read(tess, page: PreparedLabel, languages: str, psm: int, template: LabelTe
         words += [Word(w.text, round(w.confidence / 100, 4), _photo_box(w, back), index) for w in line]
     text = "\n".join(text_lines)
     return _Pass(psm, words, text, extract_fields(template, text))
+
+
+def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvWord]:
+    """Tesseract's words; on a mixed-script label, the Latin words re-read by the first language alone.
+
+    Tesseract decodes each word first with the language of the word before it and keeps that
+    reading when it looks plausible, so a Latin value after a Hangul key ("로트: L240926G3") is
+    read by the Korean model, which has seen little Latin print (L becomes "[", G and D 0).
+    """
+    words = [w for w in tess.words(image, "+".join(languages), psm) if w.confidence >= 0]
+    if len(languages) < 2:
+        return words
+    latin = [i for i, w in enumerate(words) if not _other_script(w.text)]
+    for i, reread in zip(latin, _reread(tess, image, words, latin, languages[0]), strict=True):
+        words[i] = reread
+    return words
+
+
+def _other_script(text: str) -> bool:
+    return any(ch.isalpha() and "LATIN" not in unicodedata.name(ch, "") for ch in text)
+
+
+def _reread(tess, image: np.ndarray, words: list[TsvWord], which: list[int], language: str) -> list[TsvWord]:
+    """Words `which` read again by `language` alone, in one call: their crops are stacked one
+    per row on a blank page, so no neighbour's script sways them. A word the second reading
+    misses keeps its first."""
+    if not which:
+        return []
+    spans = [_columns(words, i, image.shape[1]) for i in which]
+    crops = [image[slice(*_rows(words[i])), slice(*span)] for i, span in zip(which, spans, strict=True)]
+    gap = max(c.shape[0] for c in crops)
+    tops = np.cumsum([gap] + [c.shape[0] + gap for c in crops])  # row k spans tops[k]..tops[k+1]
+    page = np.full((int(tops[-1]), max(c.shape[1] for c in crops) + 2 * gap), 255, np.uint8)
+    for crop, top in zip(crops, tops[:-1], strict=True):
+        page[top : top + crop.shape[0], gap : gap + crop.shape[1]] = crop
+    found: list[list[TsvWord]] = [[] for _ in which]
+    for r in tess.words(page, language, 6):
+        row = int(np.searchsorted(tops, r.top + r.height / 2, side="right")) - 1
+        if r.confidence < 0 or not 0 <= row < len(which):
+            continue
+        w, x = words[which[row]], r.left - gap + spans[row][0]  # back in the page's columns
+        if x < w.left + w.width and x + r.width > w.left:  # a neighbour's colon caught beside it is not
+            found[row].append(r)
+    return [
+        replace(w, text="".join(r.text for r in sorted(got, key=_left)), confidence=min(r.confidence for r in got))
+        if got
+        else w
+        for w, got in zip((words[i] for i in which), found, strict=True)
+    ]
+
+
+def _rows(w: TsvWord) -> tuple[int, int]:
+    """Generous above and below: the other script's boxes can clip a J's tail."""
+    dy = max(4, w.height // 4)
+    return max(0, w.top - dy), w.top + w.height + dy
+
+
+def _columns(words: list[TsvWord], i: int, width: int) -> tuple[int, int]:
+    """Out to the neighbours on the line (a word's height at most): the other script's boxes can
+    leave out a thin first or last glyph, such as the 1 that a key's box half covers."""
+    w = words[i]
+    line = [o for o in words if o.line_key == w.line_key and o is not w]
+    before = [o.left + o.width for o in line if o.left + o.width <= w.left + w.width // 2]
+    after = [o.left for o in line if o.left >= w.left + w.width // 2]
+    left = max([w.left - w.height, *before])
+    right = min([w.left + w.width + w.height, *after])
+    return max(0, min(left, w.left - 4)), min(width, max(right, w.left + w.width + 4))
+
+
+def _left(w: TsvWord) -> int:
+    return w.left
 
 
 def _merge(primary: _Pass, other: _Pass | None) -> _Pass:

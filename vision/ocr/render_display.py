@@ -295,6 +295,10 @@ def _photograph_strip(strip: np.ndarray, rng: np.random.Generator, led: bool) ->
         sx, sy = w * rng.uniform(0.03, 0.3), h * rng.uniform(0.1, 0.8)
         patch = np.exp(-(((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
         image += patch[..., None] * rng.uniform(-40, 110) * (rng.uniform(0.7, 1.0, 3) if led else 1.0)
+    if rng.random() < 0.4:  # a veil of reflected light: under it the segments fade into the glass
+        veil = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), h * float(rng.uniform(0.3, 1.0)))
+        veil = (veil - veil.min()) / (float(np.ptp(veil)) + 1e-6) * float(rng.uniform(0.3, 0.75))
+        image = image * (1 - veil[..., None]) + float(np.median(image)) * veil[..., None]
     for _ in range(int(rng.integers(0, 4))):  # scratches on the glass
         p0 = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
         p1 = (int(p0[0] + rng.uniform(-w / 3, w / 3)), int(p0[1] + rng.uniform(-h / 2, h / 2)))

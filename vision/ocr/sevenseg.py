@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from vision.ocr.config import DisplayProfile
-from vision.ocr.displays import find_displays, straighten
+from vision.ocr.displays import PAD, STRIP_HEIGHT, find_displays, straighten
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import Box, Digit, DisplayResult
 from vision.ocr.sevenseg_model import DEFAULT_MODEL, INPUT_HEIGHT, CharReading, load_model, strip_input
@@ -33,6 +33,7 @@ class _Reading:
     chars: list[CharReading]
     homography: np.ndarray
     strip_height: int
+    strip_width: int
     corners: np.ndarray | None
 
     @property
@@ -57,11 +58,11 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
     best: _Reading | None = None
     for corners, strip, homography in windows:
         for chars in reader.read([strip_input(strip, dark) for dark in polarities]):
-            reading = _Reading(chars, homography, strip.shape[0], corners)
+            reading = _Reading(chars, homography, strip.shape[0], strip.shape[1], corners)
             if best is None or reading.score > best.score:
                 best = reading
-        if best is not None and best.score >= 3 * 0.9:
-            break  # a confident read of the best window: the others are distractions
+        if best is not None and best.score >= 3 * MIN_MEAN_CONFIDENCE:
+            break  # windows come best first: once one reads clearly, the others are distractions
     return _result(best, profile, start)
 
 
@@ -73,8 +74,9 @@ def _result(best: _Reading | None, profile: DisplayProfile, start: float) -> Dis
         return _empty("no display found (and nothing in the frame reads clearly as digits)", start, profile)
     if sureness < MIN_MEAN_CONFIDENCE:
         return _empty(f"digits unclear (mean confidence {sureness:.2f})", start, profile)
-    chars = _one_point([c for c in best.chars if c.confidence >= MIN_CONFIDENCE and (profile.signed or c.char != "-")])
-    text = _tidy("".join(c.char for c in chars), profile)
+    chars = [c for c in best.chars if c.confidence >= MIN_CONFIDENCE and (profile.signed or c.char != "-")]
+    chars = _one_point(_once_per_cell(chars))
+    text = _tidy("".join(c.char for c in chars), profile, _unread_cells(chars, best))
     digits = [Digit(c.char, round(c.confidence, 4), _box(c, best)) for c in chars]
     confidence = round(min((d.confidence for d in digits), default=0.0), 4)
     corners = None if best.corners is None else [tuple(map(float, p)) for p in best.corners]
@@ -97,12 +99,52 @@ def _one_point(chars: list[CharReading]) -> list[CharReading]:
     return [c for c in chars if c.char != "." or c is keep]
 
 
-def _tidy(text: str, profile: DisplayProfile) -> str:
-    """Apply what the profile knows: where the decimal point sits when it is not lit or seen."""
+def _once_per_cell(chars: list[CharReading]) -> list[CharReading]:
+    """Drop a digit repeated within one cell: the reader can emit a wide glyph twice, and two
+    equal digits on a display are a whole pitch apart."""
+    pitch = _pitch(chars)
+    if pitch is None:
+        return chars
+    kept: list[CharReading] = []
+    for c in chars:
+        last = kept[-1] if kept else None
+        if last is not None and c.char == last.char and (c.x0 + c.x1 - last.x0 - last.x1) / 2 < 0.75 * pitch:
+            continue
+        kept.append(c)
+    return kept
+
+
+def _tidy(text: str, profile: DisplayProfile, unread: int = 0) -> str:
+    """Apply what the profile knows: where the decimal point sits when it is not lit or seen.
+
+    Readouts are right-aligned, so the last `decimals` cells are the decimals; `unread` of
+    them (hidden by glare, say) were not read, and the point goes before the rest.
+    """
     text = text.strip(".")
-    if profile.decimals and "." not in text and len(text.lstrip("-")) > profile.decimals:
-        text = text[: -profile.decimals] + "." + text[-profile.decimals :]
+    shift = (profile.decimals or 0) - unread
+    if "." not in text and shift > 0 and len(text.lstrip("-")) > shift:
+        text = text[:-shift] + "." + text[-shift:]
     return text
+
+
+def _unread_cells(chars: list[CharReading], reading: _Reading) -> int:
+    """Digit cells between the last digit read and the glass's right end (0 without a window).
+
+    The last digit's centre normally sits under a pitch from the glass's end.
+    """
+    pitch = _pitch(chars)
+    if reading.corners is None or pitch is None:
+        return 0
+    last = next(c for c in reversed(chars) if c.char.isdigit())
+    glass_end = (reading.strip_width - PAD * STRIP_HEIGHT) * INPUT_HEIGHT / reading.strip_height
+    return max(0, int((glass_end - (last.x0 + last.x1) / 2) / pitch - 0.2))
+
+
+def _pitch(chars: list[CharReading]) -> float | None:
+    """The digit cell's width: the median step between digits read (a point takes no cell)."""
+    centres = [(c.x0 + c.x1) / 2 for c in chars if c.char.isdigit()]
+    steps = np.diff(centres)
+    return float(np.median(steps)) if len(steps) >= 2 and np.median(steps) > 0 else None
 
 
 def _box(char: CharReading, reading: _Reading) -> Box:
