@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from annotation.errors import LineInspectError
-from serving import cli_labelstudio, cli_ocr, cli_serve
+from serving import cli_batch, cli_labelstudio, cli_ocr, cli_serve
 
 console = Console(stderr=True)
 app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
@@ -24,6 +24,7 @@ model_app = typer.Typer(help="Model files: show what they carry.", no_args_is_he
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
 cli_serve.register(app)  # serve, keys, bench serve
+cli_batch.register(app)  # bench inspect
 cli_ocr.register(app)  # ocr label|gauge, bench ocr
 cli_labelstudio.register(app)  # labelstudio up|down|project|import|pull|predict|connect|send-review
 
@@ -209,17 +210,25 @@ def evaluate(
 @app.command()
 def inspect(
     model: Annotated[Path, typer.Argument(help="ONNX model written by `lineinspect export`.")],
-    inputs: Annotated[list[str], typer.Argument(help="Folders, image files, globs or Label Studio exports.")],
-    out: Annotated[Path, typer.Option(help="CSV to write: one row per image.")] = Path("results.csv"),
+    inputs: Annotated[
+        list[str], typer.Argument(help="Folders, image files, globs, file lists (.txt) or Label Studio exports.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output, one row per image: .csv, .jsonl or .parquet.")] = Path(
+        "results.csv"
+    ),
+    fmt: Annotated[str | None, typer.Option("--format", help="csv | jsonl | parquet (default: from --out).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run that was writing --out.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 32,
+    workers: Annotated[int | None, typer.Option(min=1, help="Decode worker processes (default: one per core).")] = None,
     images_root: ImagesRoot = None,
     prefix_map: PrefixMap = None,
     from_name: FromName = None,
     normal_label: NormalLabels = None,
     defect_label: DefectLabels = None,
 ) -> None:
-    """Inspect images offline with an ONNX model."""
-    from serving.offline import collect_inputs, inspect_paths
+    """Inspect images offline with an ONNX model: parallel decoding, batched inference, resumable."""
+    from serving.batch.run import inspect_paths
+    from serving.offline import collect_inputs
     from vision.onnx_model import OnnxClassifier
 
     classifier = OnnxClassifier(model)
@@ -227,10 +236,11 @@ def inspect(
     found = collect_inputs(inputs, options)
     if not found:
         raise LineInspectError(f"no images found in {' '.join(inputs)}")
-    summary = inspect_paths(classifier, found, out, batch_size=batch_size, console=console)
+    summary = inspect_paths(classifier, found, out, fmt, batch_size, workers, resume, console)
     console.print(
         f"{summary.images} images: {summary.defects} defect, {summary.images - summary.defects - summary.errors} "
-        f"normal, {summary.errors} unreadable; wrote {summary.out}"
+        f"normal, {summary.errors} unreadable; {summary.throughput:.1f} img/s; wrote {summary.out}",
+        highlight=False,
     )
 
 

@@ -18,7 +18,8 @@ DEMO_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "train" / "demo.
 
 def run_demo(out: Path, config: Path | None, console: Console) -> None:
     """Sample data -> check -> train -> export -> evaluate on fresh images -> inspect a folder -> serve."""
-    from serving.offline import collect_inputs, inspect_paths
+    from serving.batch.run import inspect_paths
+    from serving.offline import collect_inputs
     from vision.evaluate import evaluate_model
     from vision.export import export_run
     from vision.onnx_model import OnnxClassifier

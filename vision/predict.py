@@ -8,12 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from annotation.errors import LineInspectError
-from vision.onnx_model import OnnxClassifier
 from vision.preprocess import PreprocessSpec, preprocess
+
+if TYPE_CHECKING:  # batch decode workers import this module and need no ONNX Runtime
+    from vision.onnx_model import OnnxClassifier
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,13 @@ from tests.serving.conftest import metric
 EXAMPLES = 30
 
 
-def test_no_request_makes_the_service_fail(service):
-    schema = schemathesis.openapi.from_url(service["server"].url + "/openapi.json")
-    headers = {"Authorization": f"Bearer {service['key']}"}
+def test_no_request_makes_the_service_fail(server_factory, models):
+    """A service of its own: the fuzzer may reload another model from the model folder."""
+    server = server_factory({"model_dirs": [str(models["folder"])], "limits": {"max_body_mb": 1.0}})
+    key = server.keys("create", "fuzzer").stdout.strip()
+    server.start()
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    headers = {"Authorization": f"Bearer {key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12
     for operation in operations:
@@ -29,7 +33,8 @@ def test_no_request_makes_the_service_fail(service):
                 assert error["code"] and error["message"]
 
         call()
-    client = service["client"]
-    assert client.get("/readyz").status_code == 200
-    text = client.get("/metrics").text
+    with server.client(key) as client:
+        assert client.get("/readyz").status_code == 200
+        text = client.get("/metrics").text
     assert metric(text, "lineinspect_http_requests_total", route="/v1/inspect", method="POST", status="500") == 0
+    server.stop()
