@@ -12,6 +12,7 @@ so replaying a record twice is harmless.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -37,7 +38,10 @@ class Journal:
         """Write the record through to the OS; its sequence number."""
         line = (record.model_dump_json() + "\n").encode()
         with self._lock:
-            os.write(self._fd, line)
+            size = os.lseek(self._fd, 0, os.SEEK_END)
+            if os.write(self._fd, line) != len(line):  # a full disk or a file-size limit cut it short: take it back
+                os.ftruncate(self._fd, size)
+                raise OSError(errno.EFBIG, f"short write to {self._path}")
             if self.fsync:
                 os.fsync(self._fd)
             self._seq += 1

@@ -54,6 +54,11 @@ class Metrics:
         self.records_written = Counter("lineinspect_records_written", "Records stored in the database.", registry=r)
         self.records_spooled = Counter("lineinspect_records_spooled", "Records spooled to JSONL.", registry=r)
         self.records_lost = Counter("lineinspect_records_lost", "Records neither stored nor spooled.", registry=r)
+        self.records_held = Gauge(
+            "lineinspect_records_held",
+            "Records held in memory: neither the database nor the spool takes them.",
+            registry=r,
+        )
         self.record_queue_depth = Gauge("lineinspect_record_queue_depth", "Records waiting to be written.", registry=r)
         self.spool_pending = Gauge("lineinspect_spool_pending", "Spooled records not yet in the database.", registry=r)
         self.database_up = Gauge("lineinspect_database_up", "1 when the last database write succeeded.", registry=r)

@@ -7,6 +7,7 @@ JSONL spool while the database is unavailable, replayed when it is back. Times a
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -292,10 +293,21 @@ class Spool:
         self.pending = sum(1 for _ in path.open("rb")) if path.is_file() else 0
 
     def append(self, records: list[InspectionRecord]) -> None:
-        lines = "".join(r.model_dump_json() + "\n" for r in records)
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(lines)
-            f.flush()
+        """All the records or none: a write cut short (disk full) is taken back, so no line is ever half there."""
+        data = "".join(r.model_dump_json() + "\n" for r in records).encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                size = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                except OSError:
+                    os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
             self.pending += len(records)
 
     def read(self) -> tuple[list[InspectionRecord], int]:
@@ -304,7 +316,13 @@ class Spool:
             if not self.path.is_file():
                 return [], 0
             data = self.path.read_bytes()
-        return [InspectionRecord.model_validate_json(line) for line in data.splitlines() if line.strip()], len(data)
+        records = []
+        for line in data.splitlines():
+            try:
+                records.append(InspectionRecord.model_validate_json(line))
+            except ValueError:
+                log.error("spool %s: skipping a line that is not a record: %r", self.path, line[:200])
+        return records, len(data)
 
     def discard(self, nbytes: int) -> None:
         """Drop the first `nbytes` (records now stored), keeping what was appended since `read`."""
@@ -335,7 +353,8 @@ class RecordWriter:
         self.images_dir, self.metrics = images_dir, metrics
         self.database_ok = False
         self._migrated = False
-        self.failing = False  # neither the database nor the spool took the last records
+        self.failing = False  # records are held in memory: neither the database nor the spool takes them
+        self._held: list[InspectionRecord] = []  # retried every retry_seconds, at most queue_size of them
         self.last_error: str | None = None
         self._queue: queue.Queue = queue.Queue(settings.queue_size)
         self._submitted = 0
@@ -346,6 +365,11 @@ class RecordWriter:
         metrics.record_queue_depth.set_function(self._queue.qsize)
         metrics.spool_pending.set_function(lambda: spool.pending)
         metrics.database_up.set_function(lambda: int(self.database_ok))
+        metrics.records_held.set_function(lambda: self.held)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     @property
     def alive(self) -> bool:
@@ -383,6 +407,8 @@ class RecordWriter:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
+        if self._held:  # a last try; what still fails stays in the journal for the next start
+            self._retry_held()
         self.journal.close(everything_stored=not self.failing)
 
     def _run(self) -> None:
@@ -425,12 +451,29 @@ class RecordWriter:
         try:
             self.spool.append(records)
             self.metrics.records_spooled.inc(len(records))
-            self.failing = False
         except OSError as exc:
-            self.failing = True
-            self.metrics.records_lost.inc(len(records))
-            log.error("%s and the spool %s cannot be written (%s): %d records lost: %s",
-                      why, self.spool.path, exc, len(records), [r.model_dump_json() for r in records])  # fmt: skip
+            self._hold(records, f"{why} and the spool {self.spool.path} cannot be written ({exc})")
+        self.failing = bool(self._held)
+
+    def _hold(self, records: list[InspectionRecord], why: str) -> None:
+        """Keep records in memory until the database or the spool takes them; beyond queue_size they are lost,
+        counted and logged in full."""
+        room = max(0, self.settings.queue_size - len(self._held))
+        kept, lost = records[:room], records[room:]
+        if kept and not self._held:
+            log.error("%s: holding records in memory, retried every %.1f s", why, self.settings.retry_seconds)
+        self._held.extend(kept)
+        if lost:
+            self.metrics.records_lost.inc(len(lost))
+            log.error("%s, and %d records are already held: %d records lost: %s",
+                      why, len(self._held), len(lost), [r.model_dump_json() for r in lost])  # fmt: skip
+
+    def _retry_held(self) -> None:
+        held, self._held = self._held, []
+        self._write(held)
+        self.failing = bool(self._held)
+        if not self._held:
+            log.info("%d held records written", len(held))
 
     def _keep(self, record: InspectionRecord, image: bytes | None) -> InspectionRecord:
         if image is None:
@@ -452,7 +495,7 @@ class RecordWriter:
                 self._migrated = True
             self._replay()
             self.database_ok, self.last_error = True, None
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:  # the spool unreadable counts as not connected: retried
             self._database_failed(exc)
 
     def _replay(self) -> None:
@@ -466,8 +509,13 @@ class RecordWriter:
             log.info("wrote %d spooled records to the database", len(records))
 
     def _retry_if_due(self) -> None:
-        if not self.database_ok and time.monotonic() >= self._next_retry:
+        if time.monotonic() < self._next_retry:
+            return
+        if not self.database_ok:
             self._connect()
+        if self._held:
+            self._next_retry = time.monotonic() + self.settings.retry_seconds
+            self._retry_held()
 
     def _database_failed(self, exc: Exception) -> None:
         if self.database_ok or self.last_error is None:

@@ -29,6 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
         model=ModelRef(name=model.name, version=model.version),
         records=records,
         spool_pending=writer.spool.pending,
+        records_held=writer.held,
         database_error=writer.last_error,
     )
     return JSONResponse(answer.model_dump(), status_code=200 if answer.ready else 503)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from serving.routes.deps import client_name, service
 from serving.routes.errors import ApiError
 from serving.routes.schemas import ErrorBody, InspectionPage
-from serving.storage import InspectionFilter, InspectionRecord
+from serving.storage import InspectionFilter, InspectionRecord, naive_utc
 
 router = APIRouter(tags=["inspections"], dependencies=[Depends(client_name)])
 FLUSH_SECONDS = 2.0  # how long a read waits for records still being written
@@ -26,6 +26,9 @@ async def _read(request: Request, query, *args):
         return await asyncio.to_thread(query, *args)
     except SQLAlchemyError:
         raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
+
+
+MAX_OFFSET = 10**12  # beyond any real table; larger integers overflow the database's
 
 
 @router.get("/v1/inspections", response_model=InspectionPage, responses={503: {"model": ErrorBody}})
@@ -42,9 +45,15 @@ async def list_inspections(
         bool | None, Query(description="true: labels read (ocr=) without every required field; false: with all")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> InspectionPage:
     """Inspection records, newest first; `verdict=error` lists refused images."""
+    for name, moment in (("since", since), ("until", until)):
+        try:
+            if moment is not None:
+                naive_utc(moment)
+        except OverflowError:
+            raise ApiError(422, "invalid_field", f"{name}: {moment.isoformat()} is out of range in UTC") from None
     where = InspectionFilter(line, station, camera, part_id, verdict, since, until, ocr_missing)
     items = await _read(request, service(request).db.list_inspections, where, limit + 1, offset)
     more = len(items) > limit

@@ -133,9 +133,11 @@ class Readiness(BaseModel):
     ready: bool
     model: ModelRef
     records: Literal["database", "spool", "failing"] = Field(
-        description="where records go: the database, the local spool while it is unavailable, or nowhere"
+        description="where records go: the database, the local spool while it is unavailable, or (failing) "
+        "neither, so they are held in memory and retried"
     )
     spool_pending: int
+    records_held: int = Field(0, description="records held in memory until the database or the spool takes them")
     database_error: str | None
 
 

@@ -166,3 +166,11 @@ def test_openapi_documents_the_versioned_api_with_examples(service):
 def test_cors_is_off_by_default(service):
     answer = service["client"].get("/healthz", headers={"Origin": "http://elsewhere.example"})
     assert "access-control-allow-origin" not in answer.headers
+
+
+def test_inspection_filters_out_of_range_are_refused_not_failed(service):
+    client = service["client"]
+    huge = client.get("/v1/inspections", params={"offset": 2**70})
+    assert huge.status_code == 422
+    early = client.get("/v1/inspections", params={"since": "0001-01-01T00:00:00+05:00"})
+    assert early.status_code == 422 and "out of range" in early.json()["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import sqlite3
 import threading
@@ -73,19 +74,20 @@ def test_database_outage_spools_records_and_writes_them_back(server_factory, tmp
     ).start(ready=False)
     client = server.client()
 
-    lost = post(server.url, 0)
-    assert lost.status_code == 200  # the camera still gets its verdict
+    held = post(server.url, 0, line="L-outage")
+    assert held.status_code == 200  # the camera still gets its verdict
     ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 503 and r, what="not ready")
-    assert ready.json()["records"] == "failing"
-    assert metric(client.get("/metrics").text, "lineinspect_records_lost_total") == 1
+    assert ready.json()["records"] == "failing" and ready.json()["records_held"] == 1
+    text = client.get("/metrics").text
+    assert metric(text, "lineinspect_records_held") == 1 and metric(text, "lineinspect_records_lost_total") == 0
 
-    (root / "data" / "spool.jsonl").rmdir()  # the spool can be written again
-    ids = [post(server.url, seed, line="L-outage").json()["id"] for seed in range(1, 4)]
-    ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r.json()["spool_pending"] == 3 and r,
+    (root / "data" / "spool.jsonl").rmdir()  # the spool can be written again: the held record goes there too
+    ids = [held.json()["id"]] + [post(server.url, seed, line="L-outage").json()["id"] for seed in range(1, 4)]
+    ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r.json()["spool_pending"] == 4 and r,
                      what="records spooled")  # fmt: skip
     assert ready.json()["records"] == "spool" and ready.json()["database_error"]
     text = client.get("/metrics").text
-    assert metric(text, "lineinspect_database_up") == 0 and metric(text, "lineinspect_records_spooled_total") == 3
+    assert metric(text, "lineinspect_database_up") == 0 and metric(text, "lineinspect_records_spooled_total") == 4
     answer = client.get("/v1/inspections")
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "database_unavailable"
 
@@ -153,5 +155,30 @@ def test_locked_database_spools_records_until_the_lock_is_gone(server_factory, t
         locker.close()
     wait_for(lambda: client.get("/readyz").json()["records"] == "database", what="the database to be used again")
     assert ids and set(ids) <= stored_ids(server)
+    client.close()
+    server.stop()
+
+
+def test_disk_full_holds_records_in_memory_until_they_can_be_written(server_factory, tmp_path):
+    """A file-size limit on the running service (RLIMIT_FSIZE, what a full disk looks like to a write)."""
+    server = server_factory({**TRUSTED, "records": {"retry_seconds": 0.2}}, root=tmp_path / "svc").start()
+    client = server.client()
+    ids = [post(server.url, seed, line="L-full").json()["id"] for seed in range(2)]
+    wait_for(lambda: set(ids) <= stored_ids(server), what="records stored before the disk fills")
+    resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    try:
+        answers = [post(server.url, seed, line="L-full") for seed in range(2, 5)]
+        assert [a.status_code for a in answers] == [200, 200, 200]  # the cameras still get their verdicts
+        ids += [a.json()["id"] for a in answers]
+        ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 503 and r, what="not ready")
+        assert ready.json()["records"] == "failing" and ready.json()["records_held"] >= 1
+        text = client.get("/metrics").text
+        assert metric(text, "lineinspect_records_held") >= 1 and metric(text, "lineinspect_records_lost_total") == 0
+    finally:
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    wait_for(lambda: client.get("/readyz").status_code == 200, timeout=30, what="ready again")
+    wait_for(lambda: set(ids) <= stored_ids(server), timeout=30, what="held records stored")
+    with sqlite3.connect(server.root / "data" / "lineinspect.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     client.close()
     server.stop()
