@@ -503,7 +503,7 @@ def _warning(kind: str, message: str, task_id: Any, reference: Any) -> Problem:
 
 def _task_id(value: Any) -> int | str:
     """Task ids are ints in JSON but strings in CSV; one type lets both group and compare alike."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²", which isdigit
         return int(value)
     return value if isinstance(value, int) else str(value)
 

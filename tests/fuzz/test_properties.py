@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from annotation.errors import LineInspectError
@@ -16,7 +16,10 @@ from annotation.exports import ImportOptions, load_export
 from vision.preprocess import PreprocessSpec, preprocess
 
 SPEC = PreprocessSpec(height=32, width=32, max_pixels=4_000_000)
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same examples on every run, so the suite never fails by chance (explore with a seed by hand)
+FAST = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _png(height: int, width: int, channels: int, seed: int) -> bytes:
@@ -73,6 +76,7 @@ _task = st.fixed_dictionaries(
 
 @FAST
 @given(_json | st.lists(_task, max_size=6) | st.lists(_task, max_size=6, unique_by=lambda t: t["id"]))
+@example([{"id": "²", "data": {"image": "a.png"}, "annotations": []}])  # found by hypothesis: "²".isdigit()
 def test_any_export_is_read_or_refused_with_a_reason(tmp_path_factory, content):
     folder = tmp_path_factory.mktemp("export")
     (folder / "a.png").write_bytes(_png(8, 8, 3, 0))
