@@ -24,8 +24,9 @@ from serving.engine import Engine, LoadedModel, Outcome, Refused
 from serving.journal import Journal
 from serving.labelstudio_backend import LabelStudioBackend
 from serving.metrics import Metrics
+from serving.monitor.watcher import LineWatcher
 from serving.ocr import OcrService
-from serving.routes import health, inspect, inspections, ml_backend, models, ocr
+from serving.routes import dashboard, health, inspect, inspections, ml_backend, models, monitor, ocr
 from serving.routes.errors import ApiError, error_body, install_error_handlers
 from serving.routes.schemas import InspectionResult, ModelRef, OcrStep, Timings
 from serving.settings import ServeSettings
@@ -53,6 +54,7 @@ class Service:
         self.keys = KeyRing(self.db, settings.auth.refresh_seconds)
         self.ocr = OcrService(settings.ocr, settings.limits.max_pixels, self.metrics)
         self.labelstudio = LabelStudioBackend(settings.labelstudio, self.engine)
+        self.watcher = LineWatcher(self.db, settings.monitor, self.metrics)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,7 @@ class Service:
             if not self.keys.count:
                 log.warning("auth is on and there is no API key yet: create one with `lineinspect keys create NAME`")
         self.engine.start()
+        self.watcher.start()
         model = self.engine.model
         await self._record_load(model)
         log.info("serving %s %s (sha256 %s)", model.name, model.version, model.sha256)
@@ -69,6 +72,7 @@ class Service:
     async def stop(self) -> None:
         """After the server has finished the requests in flight: stop inference, then drain the records."""
         await self.keys.stop()
+        await self.watcher.stop()
         await self.engine.stop()
         await asyncio.to_thread(self.ocr.stop)
         await self.labelstudio.close()
@@ -152,6 +156,8 @@ class Service:
             record.error_code, record.error = outcome.error.reason, str(outcome.error)
         else:
             record.score, record.verdict, record.label = outcome.score, outcome.verdict, outcome.label
+            record.brightness = outcome.quality.brightness
+            record.contrast, record.sharpness = outcome.quality.contrast, outcome.quality.sharpness
         return record
 
     async def _record_load(self, model: LoadedModel) -> None:
@@ -238,7 +244,7 @@ def create_app(settings: ServeSettings, model: LoadedModel) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
-    for module in (inspect, inspections, models, ocr, ml_backend, health):
+    for module in (inspect, inspections, models, ocr, monitor, dashboard, ml_backend, health):
         app.include_router(module.router)
     install_error_handlers(app, service.metrics)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes, metrics=service.metrics)

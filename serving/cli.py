@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from annotation.errors import LineInspectError
-from serving import cli_batch, cli_labelstudio, cli_ocr, cli_serve
+from serving import cli_batch, cli_labelstudio, cli_monitor, cli_ocr, cli_serve
 
 console = Console(stderr=True)
 app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
@@ -27,6 +28,7 @@ cli_serve.register(app)  # serve, keys, bench serve
 cli_batch.register(app)  # bench inspect
 cli_ocr.register(app)  # ocr label|gauge, bench ocr
 cli_labelstudio.register(app)  # labelstudio up|down|project|import|pull|predict|connect|send-review
+cli_monitor.register(app)  # monitor baseline|alarms|ack|report
 
 Exports = Annotated[list[Path], typer.Argument(help="Label Studio export(s): JSON, JSON-MIN or CSV.")]
 ImagesRoot = Annotated[
@@ -304,5 +306,5 @@ def main() -> None:
     try:
         app()  # typer handles usage errors and exit codes itself
     except LineInspectError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # a [x] in it is text
         sys.exit(2)

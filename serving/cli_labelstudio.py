@@ -32,7 +32,13 @@ DEFAULT_DATA = Path.home() / ".local/share/lineinspect/label-studio"
 Url = Annotated[
     str | None, typer.Option(help="Label Studio's address [default: $LABEL_STUDIO_URL or the local server].")
 ]
-Token = Annotated[str | None, typer.Option(help="API token [default: $LABEL_STUDIO_API_KEY or the local server's].")]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        help="API token [default: $LABEL_STUDIO_API_KEY or the local server's]. Prefer the variable: other users "
+        "of this machine can read a command line."
+    ),
+]
 ProjectId = Annotated[int, typer.Option("--project", help="Project id (`lineinspect labelstudio project list`).")]
 Cache = Annotated[Path, typer.Option(help="Where images Label Studio serves are downloaded (kept between runs).")]
 DEFAULT_CACHE = Path.home() / ".cache/lineinspect/label-studio-images"
@@ -73,9 +79,7 @@ def up(
 
     info = server.up(data_dir, port, document_root, log=console.print)
     console.print(f"Label Studio {info.version} at {info.url} (pid {info.pid}), data in {info.data_dir}")
-    console.print(
-        f"log in as {info.username} / {info.password}; API token in {Path(info.data_dir) / server.STATE_FILE}"
-    )
+    console.print(f"log in as {info.username}; password and API token in {Path(info.data_dir) / server.STATE_FILE}")
 
 
 @ls_app.command()
@@ -264,9 +268,10 @@ def send_review(
     while batch := db.list_inspections(InspectionFilter(since=moment), limit=page, offset=len(records)):
         records.extend(batch)
     summary = send(_connect(url, token, data_dir), project, records, _label_map(label), log=console.print)
+    finished = f" ({summary.finished} of them completed, left half done by an earlier run)" if summary.finished else ""
     console.print(
         f"{len(records)} records since {moment:%Y-%m-%d %H:%M} UTC, {summary.kept} with a kept image: "
-        f"{summary.sent} sent, {summary.already_there} already in project {project}, "
+        f"{summary.sent} sent, {summary.already_there} already in project {project}{finished}, "
         f"{len(summary.missing_files)} files missing"
     )
 

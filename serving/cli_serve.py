@@ -27,7 +27,8 @@ Overrides = Annotated[
 ModelFile = Annotated[Path | None, typer.Option("--model", help="ONNX model written by `lineinspect export`.")]
 
 
-def _settings(config: Path | None, overrides: list[str] | None, **values):
+def cli_settings(config: Path | None, overrides: list[str] | None, **values):
+    """Service settings from the YAML, its --set overrides and the command's own options (None: not given)."""
     from serving.cli import parse_overrides
     from serving.settings import load_settings
 
@@ -42,7 +43,7 @@ def open_database(config: Path | None, overrides: list[str] | None):
 
     from serving.storage import Database
 
-    settings = _settings(config, overrides)
+    settings = cli_settings(config, overrides)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
@@ -64,7 +65,7 @@ def serve(
     from serving.app import run
     from serving.engine import load_model
 
-    settings = _settings(config, set_, **{"model": model, "server.host": host, "server.port": port})
+    settings = cli_settings(config, set_, **{"model": model, "server.host": host, "server.port": port})
     if settings.model is None:
         raise LineInspectError("no model: pass --model MODEL.onnx (or set model: in the config)")
     console.print(f"loading {settings.model} ...")
@@ -126,7 +127,7 @@ def bench_serve(
     from serving.engine import load_model
     from serving.local_server import LocalServer
 
-    settings = _settings(config, set_, model=model)
+    settings = cli_settings(config, set_, model=model)
     if settings.model is None:
         raise LineInspectError("no model: pass --model MODEL.onnx")
     try:
@@ -166,7 +167,7 @@ def bench_soak(
     from serving.local_server import LocalServer
     from serving.soak import soak
 
-    settings = _settings(config, set_, model=model)
+    settings = cli_settings(config, set_, model=model)
     if settings.model is None:
         raise LineInspectError("no model: pass --model MODEL.onnx")
     server = LocalServer(settings.model, config, set_ or [])

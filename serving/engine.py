@@ -24,7 +24,17 @@ from annotation.errors import LineInspectError
 from serving.metrics import Metrics
 from serving.settings import EngineSettings
 from vision.onnx_model import OnnxClassifier
-from vision.preprocess import ImageDecodeError, PixelLimitError, PreprocessSpec, decode, probe, resize, to_input
+from vision.preprocess import (
+    ImageDecodeError,
+    PixelLimitError,
+    PreprocessSpec,
+    content_box,
+    decode,
+    probe,
+    resize,
+    to_input,
+)
+from vision.quality import ImageQuality, measure_quality
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "TIFF")
 
@@ -110,6 +120,7 @@ class Prepared:
 
     sha256: str
     x: np.ndarray | None = None
+    quality: ImageQuality | None = None
     error: Refused | None = None
     decode_s: float = 0.0
     preprocess_s: float = 0.0
@@ -125,7 +136,9 @@ def prepare(data: bytes, spec: PreprocessSpec) -> Prepared:
         prepared.error = exc
         return prepared
     decoded = perf_counter()
-    prepared.x = to_input(resize(image, spec), spec)  # decode + these two = vision.preprocess.preprocess
+    sized = resize(image, spec)
+    prepared.x = to_input(sized, spec)  # decode + these two = vision.preprocess.preprocess
+    prepared.quality = measure_quality(sized, content_box(image.shape[0], image.shape[1], spec))
     prepared.decode_s, prepared.preprocess_s = decoded - started, perf_counter() - decoded
     return prepared
 
@@ -167,6 +180,7 @@ class Outcome:
     probabilities: np.ndarray | None
     error: Refused | None
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    quality: ImageQuality | None = None
 
     @property
     def score(self) -> float:
@@ -311,4 +325,4 @@ class Engine:
         probs, queue_s, infer_s = await self.batcher.infer(model, prepared.x)
         timings.update(queue=queue_s * 1e3, infer=infer_s * 1e3, total=(perf_counter() - started) * 1e3)
         self.metrics.observe_stages(timings)
-        return Outcome(model, prepared.sha256, probs, None, timings)
+        return Outcome(model, prepared.sha256, probs, None, timings, prepared.quality)

@@ -62,6 +62,18 @@ class Metrics:
         self.record_queue_depth = Gauge("lineinspect_record_queue_depth", "Records waiting to be written.", registry=r)
         self.spool_pending = Gauge("lineinspect_spool_pending", "Spooled records not yet in the database.", registry=r)
         self.database_up = Gauge("lineinspect_database_up", "1 when the last database write succeeded.", registry=r)
+        self.alarms_open = Gauge(
+            "lineinspect_alarms_open", "Line alarms not yet acknowledged, by line, chart (p, ewma, drift) and rule.",
+            ["line", "chart", "rule"], registry=r,
+        )  # fmt: skip
+        self.out_of_control = Gauge(
+            "lineinspect_out_of_control", "1 when a rule holds at the chart's newest subgroup, by line and chart.",
+            ["line", "chart"], registry=r,
+        )  # fmt: skip
+        self.monitor_evaluated = Gauge(
+            "lineinspect_monitor_evaluated_timestamp_seconds", "When the lines were last evaluated (Unix time).",
+            registry=r,
+        )  # fmt: skip
 
     def set_model(self, name: str, version: str, sha256: str) -> None:
         self.model_info.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from annotation.errors import LineInspectError
 from vision.preprocess import DEFAULT_MAX_PIXELS
@@ -96,6 +96,41 @@ class LabelStudioSettings(_Strict):
         return self.token or os.environ.get("LABEL_STUDIO_API_KEY")
 
 
+RULES = ("beyond_3sigma", "2_of_3_beyond_2sigma", "4_of_5_beyond_1sigma", "8_same_side", "6_trending")
+Rule = Literal["beyond_3sigma", "2_of_3_beyond_2sigma", "4_of_5_beyond_1sigma", "8_same_side", "6_trending"]
+
+
+class SubgroupSettings(_Strict):
+    """How records are grouped into the points of a chart: a count of records, or a time window."""
+
+    size: int | None = Field(None, ge=2)  # consecutive records per subgroup
+    minutes: float | None = Field(None, gt=0)  # or: records in windows of this many minutes
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SubgroupSettings:
+        if (self.size is None) == (self.minutes is None):
+            raise ValueError("give exactly one of size (records) and minutes (a time window)")
+        return self
+
+
+class MonitorSettings(_Strict):
+    """SPC charts and input drift per line, evaluated in the background against each line's baseline."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(30.0, gt=0)  # how often every line with a baseline is evaluated
+    subgroup: SubgroupSettings = SubgroupSettings(size=200)  # a baseline may set its own
+    rules: list[Rule] = Field(default_factory=lambda: list(RULES))  # Western Electric rules on the p-chart
+    ewma_lambda: float = Field(0.2, gt=0, le=1)  # EWMA weight of the newest subgroup's mean score
+    ewma_sigmas: float = Field(3.0, gt=0)  # EWMA limits at this many standard deviations
+    psi_alarm: float = Field(0.25, gt=0)  # population stability index that counts as a changed distribution
+    dark_ratio: float = Field(0.7, gt=0, lt=1)  # median brightness below this fraction of the baseline: dark
+    bright_ratio: float = Field(1.3, gt=1)  # above this multiple: bright
+    blur_ratio: float = Field(0.5, gt=0, lt=1)  # median sharpness below this fraction: blurred
+    low_contrast_ratio: float = Field(0.6, gt=0, lt=1)  # median contrast below this fraction: low contrast
+    min_drift_records: int = Field(30, ge=5)  # a camera's subgroup needs this many records to be judged
+    dashboard_refresh_seconds: float = Field(10.0, ge=1)  # how often /dashboard redraws
+
+
 class ServeSettings(_Strict):
     model: Path | None = None  # the ONNX model to serve; `--model` overrides
     model_dirs: list[Path] = Field(default_factory=list)  # reload allow-list; empty: the folder of `model`
@@ -109,6 +144,7 @@ class ServeSettings(_Strict):
     records: RecordSettings = RecordSettings()
     ocr: OcrSettings = OcrSettings()
     labelstudio: LabelStudioSettings = LabelStudioSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     @property
     def resolved_database_url(self) -> str:

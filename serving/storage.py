@@ -59,6 +59,7 @@ inspections = sa.Table(
     sa.Column("ocr_missing", sa.Boolean()),
     sa.Column("ocr_problems", sa.Text()),
     sa.Column("ocr_ms", sa.Float()),
+    *(sa.Column(name, sa.Float()) for name in ("brightness", "contrast", "sharpness")),
 )  # fmt: skip
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -122,6 +123,9 @@ class InspectionRecord(BaseModel):
     ocr_missing: bool | None = None  # a required field missing or invalid, or no text read at all
     ocr_problems: str | None = None  # why: "serial: not found", "no text found", ...
     ocr_ms: float | None = None
+    brightness: float | None = None  # image quality (vision.quality), for the line's drift monitoring
+    contrast: float | None = None
+    sharpness: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {**self.__dict__, "created_at": naive_utc(self.created_at)}
@@ -151,7 +155,7 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _aware(moment: datetime | None) -> datetime | None:
+def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
@@ -183,7 +187,7 @@ class Database:
 
     def insert_inspections(self, records: list[InspectionRecord]) -> None:
         """One transaction; records already stored (a replayed spool) are skipped."""
-        insert = _insert_ignoring_duplicates(self.engine.dialect.name)
+        insert = insert_ignoring_duplicates(self.engine.dialect.name)
         with self.engine.begin() as connection:
             connection.execute(insert, [r.row() for r in records])
 
@@ -224,7 +228,7 @@ class Database:
         query = sa.select(model_loads).order_by(model_loads.c.id.desc()).limit(limit)
         with self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        return [{**row, "loaded_at": _aware(row["loaded_at"])} for row in rows]
+        return [{**row, "loaded_at": aware(row["loaded_at"])} for row in rows]
 
     def add_key(self, name: str, key_hash: str, prefix: str) -> None:
         with self.engine.begin() as connection:
@@ -252,7 +256,7 @@ class Database:
     def list_keys(self) -> list[ApiKey]:
         with self.engine.connect() as connection:
             rows = connection.execute(sa.select(api_keys).order_by(api_keys.c.id)).mappings().all()
-        return [ApiKey(r["name"], r["prefix"], _aware(r["created_at"]), _aware(r["revoked_at"])) for r in rows]
+        return [ApiKey(r["name"], r["prefix"], aware(r["created_at"]), aware(r["revoked_at"])) for r in rows]
 
     def active_key_hashes(self) -> dict[str, str]:
         """key hash -> key name, for every key not revoked."""
@@ -272,16 +276,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _insert_ignoring_duplicates(dialect: str):
+def insert_ignoring_duplicates(dialect: str, table: sa.Table = inspections, keys: tuple[str, ...] = ("id",)):
+    """An insert that skips rows whose `keys` are already stored."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(inspections).on_conflict_do_nothing(index_elements=["id"])
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def _record(row) -> InspectionRecord:
-    return InspectionRecord.model_validate({**row, "created_at": _aware(row["created_at"])})
+    return InspectionRecord.model_validate({**row, "created_at": aware(row["created_at"])})
 
 
 class Spool:

@@ -114,15 +114,22 @@ def decode(data: bytes, spec: PreprocessSpec) -> np.ndarray:
 
 def resize(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Resize an HxWx3 uint8 image to the model input size by the spec's policy."""
-    h, w = image.shape[:2]
     if spec.resize == "stretch":
         return _resize_to(image, spec.width, spec.height)
-    scale = min(spec.width / w, spec.height / h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    top, left, nh, nw = content_box(image.shape[0], image.shape[1], spec)
     canvas = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
-    top, left = (spec.height - nh) // 2, (spec.width - nw) // 2
     canvas[top : top + nh, left : left + nw] = _resize_to(image, nw, nh)
     return canvas
+
+
+def content_box(height: int, width: int, spec: PreprocessSpec) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of an image of this size within the model input: all of it when stretched,
+    the part between the bars when letterboxed."""
+    if spec.resize == "stretch":
+        return 0, 0, spec.height, spec.width
+    scale = min(spec.width / width, spec.height / height)
+    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+    return (spec.height - nh) // 2, (spec.width - nw) // 2, nh, nw
 
 
 def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from serving.labelstudio_backend import BackendError
-from serving.routes.deps import BackendClient, service
+from serving.routes.deps import Client, service
 from serving.routes.errors import ApiError
 
 router = APIRouter(prefix="/labelstudio", tags=["label studio ML backend"])
@@ -25,14 +25,14 @@ JsonBody = Annotated[dict[str, Any], Body()]
 
 
 @router.get("/health")
-async def health(request: Request, _: BackendClient) -> dict[str, str]:
+async def health(request: Request, _: Client) -> dict[str, str]:
     """Label Studio's connection check."""
     backend = service(request).labelstudio
     return {"status": "UP", "model_class": "lineinspect", "model_version": backend.model_version}
 
 
 @router.post("/setup")
-async def setup(request: Request, _: BackendClient, body: JsonBody) -> dict[str, str]:
+async def setup(request: Request, _: Client, body: JsonBody) -> dict[str, str]:
     """Label Studio sends the project's labelling config; refused when it has no Choices control we can answer."""
     backend = service(request).labelstudio
     with _answering(request, "setup"):
@@ -43,7 +43,7 @@ async def setup(request: Request, _: BackendClient, body: JsonBody) -> dict[str,
 
 
 @router.post("/predict")
-async def predict(request: Request, _: BackendClient, body: JsonBody) -> dict[str, list]:
+async def predict(request: Request, _: Client, body: JsonBody) -> dict[str, list]:
     """One prediction per task, in the order of `tasks`."""
     tasks = body.get("tasks")
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
@@ -54,7 +54,7 @@ async def predict(request: Request, _: BackendClient, body: JsonBody) -> dict[st
 
 
 @router.post("/webhook")
-async def webhook(request: Request, _: BackendClient, body: JsonBody) -> dict[str, str]:
+async def webhook(request: Request, _: Client, body: JsonBody) -> dict[str, str]:
     """Label Studio's events (annotation created, start training...): acknowledged and counted.
 
     Training is not started from here: it takes minutes to hours and belongs on a training machine

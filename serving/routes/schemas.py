@@ -244,3 +244,144 @@ class DialAnswer(BaseModel):
 
 
 GaugeAnswer = Annotated[DisplayAnswer | DialAnswer, Field(discriminator="kind")]
+
+
+class Subgrouping(BaseModel):
+    size: int | None = Field(None, description="Records per subgroup")
+    minutes: float | None = Field(None, description="Or: minutes per subgroup (a time window)")
+
+
+class BaselineRequest(BaseModel):
+    """A period the engineer declares in control; its subgroups set the charts' centre lines and limits."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"since": "2026-11-20T06:00:00Z", "until": "2026-11-21T06:00:00Z", "subgroup": {"size": 200}}
+    ]})  # fmt: skip
+    since: datetime
+    until: datetime
+    subgroup: Subgrouping | None = Field(None, description="Default: monitor.subgroup of the service's settings")
+    note: str | None = Field(None, max_length=2000)
+
+
+class BaselineAnswer(BaseModel):
+    line: str
+    since: datetime
+    until: datetime
+    subgroup: Subgrouping
+    set_at: datetime
+    set_by: str | None
+    note: str | None
+
+
+class BaselineEstimate(BaseModel):
+    """What the baseline's subgroups give: the defect rate and the mean and spread of the defect score."""
+
+    p: float
+    score_mean: float
+    score_sd: float
+    subgroups: int
+    records: int
+
+
+class ChartPoint(BaseModel):
+    start: datetime
+    end: datetime
+    n: int
+    defects: int
+    value: float = Field(description="Defect rate (p-chart) or EWMA of the mean defect score")
+    center: float
+    lcl: float
+    ucl: float
+    z: float = Field(description="Standardised distance from the centre line (clipped to +-1e9)")
+    rules: list[str] = Field(description="Rules that hold at this subgroup")
+    in_baseline: bool
+
+
+class Signal(BaseModel):
+    start: datetime
+    rule: str
+    text: str
+
+
+class ChartAnswer(BaseModel):
+    kind: Literal["p", "ewma"]
+    points: list[ChartPoint]
+    signals: list[Signal] = Field(description="Where each out-of-control episode began")
+
+
+class SpcAnswer(BaseModel):
+    line: str
+    baseline: BaselineAnswer
+    estimate: BaselineEstimate
+    evaluated_at: datetime
+    p: ChartAnswer
+    ewma: ChartAnswer
+    out_of_control: dict[str, bool] = Field(description="Chart -> a rule holds at its newest subgroup")
+
+
+class MetricDriftAnswer(BaseModel):
+    baseline_median: float
+    recent_median: float
+    ratio: float
+    psi: float
+    ks: float
+    ks_pvalue: float
+
+
+class DriftSubgroup(BaseModel):
+    start: datetime
+    end: datetime
+    n: int
+    metrics: dict[str, MetricDriftAnswer]
+    findings: list[str]
+
+
+class CameraDriftAnswer(BaseModel):
+    camera: str = Field(description="The camera tag; empty for images sent without one")
+    baseline_records: int
+    baseline_medians: dict[str, float]
+    subgroups: list[DriftSubgroup]
+    findings: dict[str, str] = Field(description="Findings at the newest subgroup -> what they mean")
+
+
+class DriftAnswer(BaseModel):
+    line: str
+    baseline: BaselineAnswer
+    evaluated_at: datetime
+    cameras: list[CameraDriftAnswer]
+
+
+class AlarmAnswer(BaseModel):
+    id: int
+    line: str
+    chart: Literal["p", "ewma", "drift"]
+    camera: str
+    rule: str
+    rule_text: str
+    subgroup_start: datetime
+    subgroup_end: datetime
+    value: float
+    detail: str
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    note: str | None
+
+
+class AlarmPage(BaseModel):
+    alarms: list[AlarmAnswer]
+    limit: int
+    offset: int
+
+
+class Acknowledgement(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "die 3 replaced"}]})
+    note: str = Field(min_length=1, max_length=2000, description="What was found or done")
+
+
+class LineSummary(BaseModel):
+    line: str
+    baseline: BaselineAnswer | None
+    open_alarms: int
+    out_of_control: dict[str, bool]
+    problem: str | None = Field(description="Why the line is not being charted (no baseline, too short), else null")

@@ -1,0 +1,143 @@
+"""`lineinspect monitor`: set a line's baseline, list and acknowledge alarms, and write the HTML report, straight
+from the service's database (the service need not be running)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from annotation.errors import LineInspectError
+
+console = Console(stderr=True)
+monitor_app = typer.Typer(help="Line monitoring: SPC charts, camera drift and alarms.", no_args_is_help=True)
+Config = Annotated[Path | None, typer.Option(help="The service's settings YAML (its database, monitor settings).")]
+Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a service setting (repeat).")]
+Line = Annotated[str, typer.Option(help="The line, as cameras tag it.")]
+Moment = typer.Option(help="UTC unless it says otherwise, e.g. 2026-11-20T06:00:00.")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@monitor_app.command("baseline")
+def baseline(
+    line: Line,
+    since: Annotated[datetime, Moment],
+    until: Annotated[datetime, Moment],
+    size: Annotated[int | None, typer.Option(min=2, help="Records per subgroup.")] = None,
+    minutes: Annotated[float | None, typer.Option(min=0.01, help="Or: minutes per subgroup.")] = None,
+    note: Annotated[str | None, typer.Option(help="Why this period is the baseline.")] = None,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Declare the period when the line ran in control: its subgroups set the charts' centre lines and limits."""
+    from serving.cli_serve import cli_settings, open_database
+    from serving.monitor.lines import evaluate, grouping
+    from serving.monitor.store import BaselinePeriod, set_baseline
+
+    settings = cli_settings(config, set_)
+    if size is not None and minutes is not None:
+        raise LineInspectError("give --size or --minutes, not both")
+    if size is None and minutes is None:
+        size, minutes = settings.monitor.subgroup.size, settings.monitor.subgroup.minutes
+    since, until = _utc(since), _utc(until)
+    if since >= until:
+        raise LineInspectError("--since must be before --until")
+    period = BaselinePeriod(line, since, until, size, minutes, datetime.now(UTC), "cli", note)
+    db = open_database(config, set_)
+    state = evaluate(db, period, settings.monitor)  # refuses a period too short to estimate limits from
+    set_baseline(db, period)
+    b = state.baseline
+    console.print(
+        f"line {line}: baseline of {b.records} parts in {b.subgroups} subgroups of {grouping(period)}: "
+        f"defect rate {b.p:.2%}, mean score {b.score_mean:.4f} (sd {b.score_sd:.4f})"
+    )
+
+
+@monitor_app.command("alarms")
+def alarms(
+    line: Annotated[str | None, typer.Option(help="Only this line.")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="Only alarms not yet acknowledged.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """The alarms raised, newest first."""
+    from serving.cli_serve import open_database
+    from serving.monitor.pages import RULES_TEXT
+    from serving.monitor.store import list_alarms
+
+    table = Table("id", "line", "chart", "rule", "subgroup", "detail", "acknowledged")
+    for a in list_alarms(open_database(config, set_), line, open_only, limit):
+        acked = f"{a.acknowledged_at:%Y-%m-%d %H:%M} {a.acknowledged_by or ''}: {a.note}" if a.acknowledged_at else ""
+        chart = f"{a.chart}/{a.camera}" if a.camera else a.chart
+        table.add_row(str(a.id), a.line, chart, RULES_TEXT.get(a.rule, a.rule), f"{a.subgroup_start:%Y-%m-%d %H:%M}",
+                      a.detail, acked)  # fmt: skip
+    Console().print(table)
+
+
+@monitor_app.command("ack")
+def ack(
+    alarm_id: Annotated[int, typer.Argument(help="The alarm's id (see `lineinspect monitor alarms`).")],
+    note: Annotated[str, typer.Option(help="What was found or done.")],
+    by: Annotated[str | None, typer.Option(help="Who acknowledges.")] = None,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Acknowledge an alarm with a note; it stays on record."""
+    from serving.cli_serve import open_database
+    from serving.monitor.store import acknowledge
+
+    if not note.strip():
+        raise LineInspectError("--note must say what was found or done")
+    alarm = acknowledge(open_database(config, set_), alarm_id, by, note)
+    console.print(f"alarm {alarm.id} ({alarm.line}, {alarm.chart}, {alarm.rule}) acknowledged")
+
+
+@monitor_app.command("report")
+def report(
+    line: Line,
+    out: Annotated[Path, typer.Option(help="The HTML file to write (self-contained).")],
+    since: Annotated[datetime | None, Moment] = None,
+    until: Annotated[datetime | None, Moment] = None,
+    config: Config = None,
+    set_: Overrides = None,
+) -> None:
+    """Write the line's control charts, camera drift and alarms from SINCE (default: the baseline's start) to
+    UNTIL (default: now) as one HTML page with the charts as pictures."""
+    from serving.cli_serve import cli_settings, open_database
+    from serving.monitor.lines import evaluate
+    from serving.monitor.pages import line_view, report_page
+    from serving.monitor.store import get_baselines, list_alarms
+
+    settings = cli_settings(config, set_)
+    db = open_database(config, set_)
+    periods = get_baselines(db, line)
+    if not periods:
+        raise LineInspectError(f"line {line!r} has no baseline: set one with `lineinspect monitor baseline`")
+    now = datetime.now(UTC)
+    until = _utc(until) or now
+    since = _utc(since) or periods[0].since
+    if since >= until:
+        raise LineInspectError("--since must be before --until")
+    state = evaluate(db, periods[0], settings.monitor, until)
+    raised = [a for a in list_alarms(db, line, limit=10_000) if since <= a.subgroup_start < until]
+    view = line_view(line, state, None, sum(a.acknowledged_at is None for a in raised), settings.monitor, since)
+    html = report_page([view], raised, since, until, now)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise LineInspectError(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"wrote {out}: {len(state.p.groups)} subgroups, {len(raised)} alarms in the period")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")

@@ -1,0 +1,1 @@
+"""Line monitoring: SPC charts, input drift and alarms on the service's inspection records."""

@@ -1,0 +1,84 @@
+"""The service's line watcher: every line with a baseline is evaluated in the background, whether anyone
+looks or not, its alarms stored and its state published as Prometheus gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from serving.metrics import Metrics
+from serving.monitor.lines import BaselineTooShort, LineState, evaluate
+from serving.monitor.store import BaselinePeriod, add_alarms, get_baselines, open_alarm_counts
+from serving.settings import MonitorSettings
+from serving.storage import Database
+
+log = logging.getLogger("lineinspect.monitor")
+
+
+class LineWatcher:
+    def __init__(self, db: Database, settings: MonitorSettings, metrics: Metrics) -> None:
+        self.db, self.settings, self.metrics = db, settings, metrics
+        self.states: dict[str, LineState] = {}  # the newest evaluation of each line
+        self.problems: dict[str, str] = {}  # line -> why it could not be evaluated
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()  # one evaluation at a time
+
+    def start(self) -> None:
+        if self.settings.enabled:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="lineinspect-monitor")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def evaluate_all(self) -> None:
+        """Evaluate every line with a baseline now, store new alarms, refresh the gauges."""
+        async with self._lock:
+            await asyncio.to_thread(self._evaluate_all)
+
+    async def evaluate_line(self, period: BaselinePeriod) -> LineState:
+        """One line, now (for the API); its alarms are stored as in the background."""
+        async with self._lock:
+            return await asyncio.to_thread(self._evaluate, period, datetime.now(UTC))
+
+    async def refresh_alarm_gauges(self) -> None:
+        counts = await asyncio.to_thread(open_alarm_counts, self.db)
+        self.metrics.alarms_open.clear()
+        for (line, chart, rule), n in counts.items():
+            self.metrics.alarms_open.labels(line, chart, rule).set(n)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.evaluate_all()
+                await self.refresh_alarm_gauges()
+            except SQLAlchemyError as exc:  # the database is away: try again next round
+                log.warning("line monitoring skipped a round: %s", str(exc).splitlines()[0])
+            await asyncio.sleep(self.settings.interval_seconds)
+
+    def _evaluate_all(self) -> None:
+        now = datetime.now(UTC)
+        periods = get_baselines(self.db)
+        for line in set(self.states) - {p.line for p in periods}:  # a baseline removed
+            del self.states[line]
+        for period in periods:
+            try:
+                self._evaluate(period, now)
+            except BaselineTooShort as exc:
+                self.problems[period.line] = str(exc)
+        self.metrics.monitor_evaluated.set(now.timestamp())
+
+    def _evaluate(self, period: BaselinePeriod, now: datetime) -> LineState:
+        state = evaluate(self.db, period, self.settings, now)
+        new = add_alarms(self.db, state.alarms())
+        if new:
+            log.warning("line %s: %d new alarms (GET /v1/alarms?line=%s&open=true)", period.line, new, period.line)
+        self.states[period.line] = state
+        self.problems.pop(period.line, None)
+        for chart, out in state.out_of_control().items():
+            self.metrics.out_of_control.labels(period.line, chart).set(int(out))
+        return state
