@@ -1,0 +1,89 @@
+"""The pages people read: the live dashboard rendered in headless Chromium (Basic Auth, as a browser does it),
+and the HTML report from `lineinspect monitor report`, opened from disk. Screenshots are read back with OCR
+and checked for the charts' colours."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from serving.monitor.charts import DATA, SIGNAL
+from tests.browser import colour_fraction, dump_dom, screenshot, text_in
+from tests.serving.conftest import cli, wait_for
+from tests.serving.monitor.streams import hours_ago, records, write
+
+SIZE = 300
+
+
+def rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+@pytest.fixture(scope="module")
+def shown(server_factory):
+    """Line L-show: 12 subgroups in control (the baseline), 4 more, then the defect rate trebles; a second line
+    without a baseline."""
+    server = server_factory({"monitor": {"interval_seconds": 0.5}})
+    key = server.keys("create", "quality-engineer").stdout.strip()
+    server.start()
+    start = hours_ago(3)
+    write(server.root, records("L-show", start, [0.04] * 16 + [0.12] * 3, SIZE, seed=3))
+    write(server.root, records("L-new", hours_ago(1), [0.04], 50, seed=4))
+    until = start + timedelta(seconds=12 * SIZE)
+    period = ("--since", start.strftime("%Y-%m-%dT%H:%M:%S"), "--until", until.strftime("%Y-%m-%dT%H:%M:%S"))
+    cli("monitor", "baseline", "--line", "L-show", *period, "--size", SIZE, "--config", server.config, env=server.env)
+    with server.client(key) as client:
+        wait_for(lambda: client.get("/v1/alarms", params={"open": True}).json()["alarms"], what="the alarm")
+        yield {"server": server, "key": key, "start": start}
+
+
+def test_the_dashboard_shows_each_lines_charts_and_the_open_alarm(shown, tmp_path):
+    server = shown["server"]
+    url = f"http://engineer:{shown['key']}@127.0.0.1:{server.port}/dashboard"
+    dom = dump_dom(url)
+    assert dom.count("<svg") >= 3, "p-chart, EWMA chart and the camera's drift chart"
+    assert "Line L-new" in dom and "no baseline set" in dom
+    assert '<span class="badge alarm">OUT OF CONTROL</span>' in dom  # white on red: Tesseract does not read it
+    png = screenshot(url, tmp_path / "dashboard.png", height=2400)
+    text = text_in(png)
+    for words in ("line monitoring", "open alarms", "alarm open", "line l-show", "defect rate (p-chart)",
+                  "mean defect score (ewma chart)", "a point beyond the 3-sigma limits"):  # fmt: skip
+        assert words in text, f"{words!r} not visible in the dashboard screenshot:\n{text}"
+    assert colour_fraction(png, rgb(DATA), tol=30) > 0.001, "the charts' data lines are drawn"
+    assert colour_fraction(png, rgb(SIGNAL), tol=30) > 0.001, "out-of-control points and alarms are red"
+
+
+def test_the_browser_is_refused_with_a_wrong_key(shown):
+    with pytest.raises(AssertionError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+        dump_dom(f"http://engineer:wrong@127.0.0.1:{shown['server'].port}/dashboard")
+
+
+def test_the_report_is_one_self_contained_page_with_the_charts_and_alarms(shown, tmp_path):
+    server = shown["server"]
+    out = tmp_path / "report.html"
+    result = cli("monitor", "report", "--line", "L-show", "--out", out, "--config", server.config, env=server.env)
+    assert "wrote" in result.stderr and "alarms in the period" in result.stderr
+    html = out.read_text()
+    assert html.count("<svg") >= 3
+    assert not re.search(r'(src|href)="(https?:)?//', html), "nothing fetched from elsewhere"
+    png = screenshot(out.as_uri(), tmp_path / "report.png", height=2600)
+    text = text_in(png)
+    for words in ("line monitoring report", "line l-show", "alarms in this period", "alarm open"):
+        assert words in text, f"{words!r} not visible in the report screenshot:\n{text}"
+    assert colour_fraction(png, rgb(SIGNAL), tol=30) > 0.001
+
+
+def test_monitor_cli_errors_are_one_line(shown, tmp_path):
+    server = shown["server"]
+    start = shown["start"].strftime("%Y-%m-%dT%H:%M:%S")
+    short = cli("monitor", "baseline", "--line", "L-show", "--since", start, "--until", start, "--config",
+                server.config, check=False, env=server.env)  # fmt: skip
+    assert short.returncode == 2 and "--since must be before --until" in short.stderr
+    assert "Traceback" not in short.stderr
+    missing = cli("monitor", "report", "--line", "L-none", "--out", tmp_path / "r.html", "--config", server.config,
+                  check=False, env=server.env)  # fmt: skip
+    assert missing.returncode == 2 and "has no baseline" in missing.stderr
+    acked = cli("monitor", "ack", "424242", "--note", "x", "--config", server.config, check=False, env=server.env)
+    assert acked.returncode == 2 and "no alarm 424242" in acked.stderr
