@@ -41,20 +41,24 @@ _DIRECTIONS: tuple[tuple[str, str, Callable[[float, MonitorSettings], bool]], ..
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     """Population stability index of `actual` against `expected`.
 
-    Bins sit at the expected sample's quantiles (repeated edges merged, the outer bins open to ±inf); proportions
-    are floored at 1e-4.
+    Bins sit at the expected sample's quantiles (repeated edges merged, the outer bins open to ±inf); an edge value
+    the expected sample holds more than once (a point mass, such as scores stuck at 0 or saturated pixels) gets a bin
+    of its own, so moving off it shows whichever side it lies on. Proportions are floored at 1e-4.
     """
-    expected, actual = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    expected, actual = np.sort(np.asarray(expected, dtype=float)), np.asarray(actual, dtype=float)
     if not len(expected) or not len(actual):
         raise ValueError("the PSI needs values in both samples")
     edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
-    e, a = _proportions(expected, edges), _proportions(actual, edges)
+    held = np.searchsorted(expected, edges, side="right") - np.searchsorted(expected, edges, side="left")
+    ties = edges[held > 1]
+    e, a = _proportions(expected, edges, ties), _proportions(actual, edges, ties)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _proportions(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
-    return np.maximum(counts / len(x), _FLOOR)
+def _proportions(x: np.ndarray, edges: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Bin 2i holds (edge i−1, edge i], bin 2i+1 the value of edge i when it is a tie (else it stays empty)."""
+    index = 2 * np.searchsorted(edges, x, side="left") + np.isin(x, ties)
+    return np.maximum(np.bincount(index, minlength=2 * len(edges) + 1) / len(x), _FLOOR)
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,21 @@ def test_a_camera_going_dark_and_one_going_out_of_focus_are_flagged_from_real_im
         ("cam-dark", "dark"),
         ("cam-blur", "blurred"),
     }
+
+
+def test_subgroups_by_time_window_fire_at_the_window_of_the_jump(monitored):
+    """The same stream in 20-minute windows: the baseline is the first 8 windows; the jump starts window 8."""
+    client, start = monitored["client"], monitored["start"]
+    body = {
+        "since": start.isoformat(),
+        "until": (start + timedelta(minutes=160)).isoformat(),
+        "subgroup": {"minutes": 20},
+    }
+    spc = client.put("/v1/lines/L-jump/baseline", json=body).json()
+    assert spc["baseline"]["subgroup"] == {"size": None, "minutes": 20.0}
+    assert spc["estimate"]["subgroups"] == 8 and spc["estimate"]["records"] == 8 * 1200
+    points = spc["p"]["points"]
+    assert [p["n"] for p in points] == [1200] * 9 + [400]  # the last window has ended, part-filled
+    first = spc["p"]["signals"][0]
+    assert first["rule"] == "beyond_3sigma"
+    assert first["start"] == (start + timedelta(minutes=160)).isoformat().replace("+00:00", "Z")
