@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-# Debian packages: Tesseract with English and Korean, and the fonts the OCR renderers draw with.
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-dejavu-core fonts-nanum
+# Debian packages: Tesseract with English and Korean, the fonts the OCR renderers draw with,
+# and Chromium, the headless browser the rendered-page tests (tests/browser.py) screenshot pages with.
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-dejavu-core fonts-nanum chromium
 
 .PHONY: setup system-deps demo test lint clean
 

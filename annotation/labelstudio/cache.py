@@ -36,7 +36,11 @@ def fetch(conn: Connection, reference: str, folder: Path) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """`path` holds `data` whole or is as it was: written under a temporary name, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

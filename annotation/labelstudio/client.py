@@ -2,7 +2,9 @@
 
 The SDK (label-studio-sdk 2.x) takes legacy tokens and personal access tokens (JWT refresh
 tokens) alike; what it does not do is explain a refusal. Every call the round trip makes goes
-through `call`, which turns transport and API errors into a `LabelStudioError` with a fix.
+through `call`, which turns transport and API errors into a `LabelStudioError` with a fix; a
+server that answered and then stopped is a `LabelStudioGone`, to which the command adds what it
+had done by then, so the user knows what a re-run will find.
 """
 
 from __future__ import annotations
@@ -17,15 +19,22 @@ import httpx
 import jwt
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.core.request_options import RequestOptions
 
 from annotation.errors import LineInspectError
 from annotation.labelstudio.server import DEFAULT_PORT, read_info
 
 T = TypeVar("T")
+# For writes that add something: the SDK re-sends a request whose answer was lost, which may add it twice.
+ONCE: RequestOptions = {"max_retries": 0}
 
 
 class LabelStudioError(LineInspectError):
     """Label Studio refused or could not be reached; the message says what to do."""
+
+
+class LabelStudioGone(LabelStudioError):
+    """Label Studio answered, then stopped in the middle of a command: callers add what was done before."""
 
 
 def default_connection(data_dir: Path | None) -> tuple[str, str | None]:
@@ -48,36 +57,42 @@ class Connection:
         if not url.startswith(("http://", "https://")):
             raise LabelStudioError(f"Label Studio URL {url!r} must start with http:// or https://")
         self.url, self.token = url.rstrip("/"), token
+        self.answered = False  # once it has, a failure to reach it means it went away
         try:
             self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=timeout)
         except ApiError as exc:  # the SDK checks a JWT's expiry as it starts
             raise LabelStudioError(f"the API token is not usable: {_detail(exc)}; make a new one in the UI") from None
         self.user = self.call(self.sdk.users.whoami, "check the token")
+        self.answered = True
 
     def call(self, fn: Callable[..., T], doing: str, *args, not_found: str | None = None, **kwargs) -> T:
         """`fn(*args, **kwargs)` with Label Studio's failures as LabelStudioError (404 -> `not_found` if given)."""
         try:
             return fn(*args, **kwargs)
-        except httpx.ConnectError:
-            raise LabelStudioError(
-                f"cannot {doing}: nothing answers at {self.url}. Is Label Studio running there? "
-                "(`lineinspect labelstudio up` starts a local one; check --url or LABEL_STUDIO_URL)"
-            ) from None
-        except httpx.TimeoutException:
-            raise LabelStudioError(f"cannot {doing}: {self.url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc, doing) from None
         except httpx.HTTPError as exc:
-            raise LabelStudioError(f"cannot {doing}: {type(exc).__name__}: {exc}") from None
+            raise LabelStudioError(f"cannot {doing}: {_reason(exc)}") from None
         except ApiError as exc:
             raise self._api_error(exc, doing, not_found) from None
 
     def download(self, reference: str) -> bytes:
-        """The bytes of an image Label Studio serves (an upload or a local-files path)."""
+        """The bytes of an image Label Studio serves (an upload or a local-files path), all of them.
+
+        Label Studio sends a file without its length and closes the connection at the end, so a file
+        cut short by a dying server would look whole. Asked for the range `0-`, it sends the length."""
         url = urljoin(self.url + "/", reference)
         if not url.startswith(self.url + "/"):
             raise LabelStudioError(f"{reference!r} is not served by {self.url}; refusing to fetch it")
-        headers = self.sdk._client_wrapper.get_headers()  # the SDK's auth, access token refreshed when needed
+        # the SDK's auth, access token refreshed when needed
+        headers = {**self.sdk._client_wrapper.get_headers(), "Range": "bytes=0-"}
         response = self.call(httpx.get, f"download {reference}", url, headers=headers, timeout=60.0)
-        if response.status_code != 200:
+        size = len(response.content)
+        if response.status_code == 206 and response.headers.get("content-range") != f"bytes 0-{size - 1}/{size}":
+            raise LabelStudioError(
+                f"Label Studio sent part of image {reference} ({response.headers.get('content-range')}), not all of it"
+            )
+        if response.status_code not in (200, 206):
             hint = ""
             if "/data/local-files" in reference:
                 hint = (
@@ -87,6 +102,20 @@ class Connection:
                 )
             raise LabelStudioError(f"Label Studio cannot serve image {reference} (HTTP {response.status_code}){hint}")
         return response.content
+
+    def _unreachable(self, exc: httpx.TransportError, doing: str) -> LabelStudioError:
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        if self.answered:
+            why = "no answer in time" if timed_out else _reason(exc)
+            return LabelStudioGone(f"Label Studio stopped answering at {self.url} (while trying to {doing}: {why})")
+        if isinstance(exc, httpx.ConnectError):
+            return LabelStudioError(
+                f"cannot {doing}: nothing answers at {self.url}. Is Label Studio running there? "
+                "(`lineinspect labelstudio up` starts a local one; check --url or LABEL_STUDIO_URL)"
+            )
+        if timed_out:
+            return LabelStudioError(f"cannot {doing}: {self.url} did not answer in time")
+        return LabelStudioError(f"cannot {doing}: {_reason(exc)}")
 
     def _api_error(self, exc: ApiError, doing: str, not_found: str | None) -> LabelStudioError:
         status = exc.status_code
@@ -123,6 +152,12 @@ def _token_hint(token: str) -> str:
             "--enable-legacy-api-token the first time). Or use a personal access token from Account & Settings."
         )
     return "It is a personal access token: it was revoked, or it belongs to another Label Studio; make a new one."
+
+
+def _reason(exc: Exception) -> str:
+    """The exception in one line: the CLI prints errors on one line."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _detail(exc: ApiError) -> str:

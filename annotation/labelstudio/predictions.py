@@ -4,6 +4,8 @@ Each prediction selects the project's own choice for the verdict and carries `mo
 and a `score`: how sure the verdict is, 0 at the threshold and 1 at a probability of 0 or 1.
 Label Studio's uncertainty sampling shows the lowest scores first, so `order_by_uncertainty`
 switches the project to it and annotators see the images nearest the threshold first.
+A run cut short (Label Studio gone midway) is finished by running it again: tasks that hold a
+prediction of this model version are skipped, so none gets two.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotation.labelstudio.cache import fetch, is_served
-from annotation.labelstudio.client import Connection, LabelStudioError
+from annotation.labelstudio.client import ONCE, Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.label_config import ChoicesControl, confidence
 from annotation.labelstudio.projects import list_tasks, project_control
 
@@ -53,23 +55,29 @@ def push_predictions(
         t for t in tasks if not t.get("total_annotations") and version in (t.get("predictions_model_versions") or [])
     ]
     todo = [t for t in tasks if t not in labelled and (overwrite or t not in done)]
-    local = {t["id"]: _local_image(conn, t, control, cache / str(project_id)) for t in todo}
-    unreadable = [(task_id, why) for task_id, why in local.items() if isinstance(why, str)]
-    todo = [t for t in todo if isinstance(local[t["id"]], Path)]
     made = 0
-    for task, (score, why) in zip(todo, score_files([local[t["id"]] for t in todo]), strict=True):
-        if score is None:
-            unreadable.append((task["id"], why or "unreadable"))
-            continue
-        verdict = "defect" if score >= threshold else "normal"
-        conn.call(
-            conn.sdk.predictions.create, f"write the prediction for task {task['id']}", task=task["id"],
-            result=control.result(choices[verdict]), score=confidence(score, threshold),
-            model_version=version,
-        )  # fmt: skip
-        made += 1
-    if order_by_uncertainty:
-        conn.call(conn.sdk.projects.update, "switch to uncertainty sampling", project_id, sampling=UNCERTAINTY)
+    try:
+        local = {t["id"]: _local_image(conn, t, control, cache / str(project_id)) for t in todo}
+        unreadable = [(task_id, why) for task_id, why in local.items() if isinstance(why, str)]
+        readable = [t for t in todo if isinstance(local[t["id"]], Path)]
+        for task, (score, why) in zip(readable, score_files([local[t["id"]] for t in readable]), strict=True):
+            if score is None:
+                unreadable.append((task["id"], why or "unreadable"))
+                continue
+            verdict = "defect" if score >= threshold else "normal"
+            conn.call(
+                conn.sdk.predictions.create, f"write the prediction for task {task['id']}", task=task["id"],
+                result=control.result(choices[verdict]), score=confidence(score, threshold),
+                model_version=version, request_options=ONCE,
+            )  # fmt: skip
+            made += 1
+        if order_by_uncertainty:
+            conn.call(conn.sdk.projects.update, "switch to uncertainty sampling", project_id, sampling=UNCERTAINTY)
+    except LabelStudioGone as exc:
+        raise LabelStudioGone(
+            f"{exc}; {made} of {len(todo)} predictions written before that (model version {version}). Predict "
+            "again once Label Studio answers: without --overwrite, tasks this version predicted are skipped"
+        ) from None
     skipped_done = 0 if overwrite else len(done)
     return PredictSummary(len(tasks), made, len(labelled), skipped_done, unreadable)
 
@@ -83,5 +91,7 @@ def _local_image(conn: Connection, task: dict, control: ChoicesControl, folder: 
         return Path(reference)
     try:
         return fetch(conn, reference, folder)
+    except LabelStudioGone:
+        raise
     except LabelStudioError as exc:
         return str(exc)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from annotation.labelstudio.client import Connection, LabelStudioError
+from annotation.labelstudio.client import Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.label_config import DEFAULT_LABELS, ChoicesControl, choices_control, classification_config
 from annotation.manifest import IMAGE_SUFFIXES, sha256_file
 
@@ -83,10 +83,13 @@ def upload(conn: Connection, project_id: int, files: dict[str, Path], log=print)
             f"file{i}": (f"{key}_{_SAFE.sub('_', files[key].name)}", files[key].read_bytes())
             for i, key in enumerate(batch)
         }
-        response = conn.call(
-            httpx.post, "upload images", f"{conn.url}/api/projects/{project_id}/import",
-            headers=conn.sdk._client_wrapper.get_headers(), files=fields, timeout=300.0,
-        )  # fmt: skip
+        try:
+            response = conn.call(
+                httpx.post, "upload images", f"{conn.url}/api/projects/{project_id}/import",
+                headers=conn.sdk._client_wrapper.get_headers(), files=fields, timeout=300.0,
+            )  # fmt: skip
+        except LabelStudioGone as exc:
+            raise LabelStudioGone(f"{exc}; {start} of {len(keys)} images confirmed uploaded") from None
         if response.status_code != 201:
             raise LabelStudioError(
                 f"Label Studio refused the upload (HTTP {response.status_code}): {response.text[:300]}"
@@ -103,7 +106,10 @@ def import_upload(conn: Connection, project_id: int, folder: Path, log=print) ->
         key = sha256_file(path)[:16]
         if key not in held:
             todo.setdefault(key, path)
-    upload(conn, project_id, todo, log)
+    try:
+        upload(conn, project_id, todo, log)
+    except LabelStudioGone as exc:
+        raise LabelStudioGone(f"{exc}. Import again once Label Studio answers: images it holds are skipped") from None
     return ImportSummary(found=len(files), added=len(todo), already_there=len(files) - len(todo))
 
 

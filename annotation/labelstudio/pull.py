@@ -4,7 +4,8 @@ Label Studio writes image references the way it serves them (`/data/upload/...`,
 `/data/local-files/?d=...`), which are no files on this machine. `pull` downloads each such
 image once into a cache (`<cache>/<project>/...`, kept between pulls) and rewrites the
 reference to the cached file's absolute path, in the JSON, JSON-MIN and CSV formats alike.
-The export is written to a temporary file and renamed, so a failed pull leaves no half file.
+The export and each image are written to a temporary file and renamed, so a failed pull leaves
+no half file; when Label Studio stops answering midway, the error says what is already cached.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from annotation.labelstudio.cache import cache_path, fetch, is_served, write_atomic
-from annotation.labelstudio.client import Connection, LabelStudioError
+from annotation.labelstudio.client import Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.projects import get_project, project_control
 
 Format = Literal["json", "json-min", "csv"]
@@ -39,19 +40,32 @@ def pull(
     """Export every task of the project to `out` in `fmt`, images resolved to files under `cache`."""
     get_project(conn, project_id)
     control = project_control(conn, project_id, from_name)
-    raw = conn.call(
-        lambda: b"".join(
-            conn.sdk.projects.exports.download_sync(project_id, export_type=EXPORT_TYPES[fmt], download_all_tasks=True)
-        ),
-        "export the project",
-    )
-    rows, write = _parse(raw, fmt)
-    images = [_image_cell(row, control.image_key, fmt) for row in rows]
-    wanted = sorted({ref for ref in images if is_served(ref, conn.url)})
     folder = cache / str(project_id)
-    missing = [ref for ref in wanted if not cache_path(folder, ref).is_file()]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        local = dict(zip(wanted, pool.map(lambda ref: fetch(conn, ref, folder), wanted), strict=True))
+    missing: list[str] = []
+    try:
+        raw = conn.call(
+            lambda: b"".join(
+                conn.sdk.projects.exports.download_sync(
+                    project_id, export_type=EXPORT_TYPES[fmt], download_all_tasks=True
+                )
+            ),
+            "export the project",
+        )
+        rows, write = _parse(raw, fmt)
+        images = [_image_cell(row, control.image_key, fmt) for row in rows]
+        wanted = sorted({ref for ref in images if is_served(ref, conn.url)})
+        missing = [ref for ref in wanted if not cache_path(folder, ref).is_file()]
+        local = _download(conn, wanted, folder)
+    except LabelStudioGone as exc:
+        done = sum(cache_path(folder, ref).is_file() for ref in missing)
+        cached = (
+            f"{done} of {len(missing)} new images downloaded whole into {folder}" if missing else "no image downloaded"
+        )
+        previous = " (the previous file is unchanged)" if out.exists() else ""
+        raise LabelStudioGone(
+            f"{exc}; nothing written to {out}{previous}, {cached}. Pull again once Label Studio answers: "
+            "images already downloaded are not fetched twice"
+        ) from None
     for row in rows:
         ref = _image_cell(row, control.image_key, fmt)
         if ref in local:
@@ -59,6 +73,17 @@ def pull(
     write_atomic(out, write(rows))
     labelled = sum(1 for row in rows if _is_labelled(row, control.from_name, fmt))
     return PullSummary(tasks=len(rows), labelled=labelled, downloaded=len(missing), cached=len(wanted) - len(missing))
+
+
+def _download(conn: Connection, references: list[str], folder: Path) -> dict[str, Path]:
+    """Each served image as a file, 8 downloads at a time; after a failure the rest are not started."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {ref: pool.submit(fetch, conn, ref, folder) for ref in references}
+        try:
+            return {ref: future.result() for ref, future in futures.items()}
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the `with` still waits for the downloads under way
+            raise
 
 
 def _parse(raw: bytes, fmt: Format):

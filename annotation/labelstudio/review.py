@@ -4,6 +4,8 @@ The service keeps the image of every defect and of every score near the threshol
 `image_path`). Each is uploaded once (the content key in its name stops a second send), its
 task gets the inspection's tags in `data` and the service's verdict as a prediction, so the
 annotator confirms or corrects it and the next training set grows where the model is least sure.
+A run cut short (Label Studio gone midway) is finished by running it again: images already
+there are not sent twice, and their tasks get whichever of tags and prediction they lack.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotation.labelstudio.client import Connection
-from annotation.labelstudio.label_config import confidence
+from annotation.labelstudio.client import ONCE, Connection, LabelStudioGone
+from annotation.labelstudio.label_config import ChoicesControl, confidence
 from annotation.labelstudio.projects import list_tasks, project_control, upload, uploaded_tasks
 
 TAGS = ("line", "station", "camera", "part_id")
@@ -24,6 +26,7 @@ class ReviewSummary:
     sent: int
     already_there: int
     missing_files: list[str]
+    finished: int  # tasks already there that an interrupted run had left without tags or prediction
 
 
 def send_review(
@@ -34,22 +37,41 @@ def send_review(
     choices = {verdict: control.choice_for(verdict, label_map) for verdict in ("normal", "defect")}
     kept = [r for r in records if r.image_path and r.verdict and r.image_sha256]
     missing = [r.image_path for r in kept if not Path(r.image_path).is_file()]
-    held = uploaded_tasks(list_tasks(conn, project_id))
-    todo = {}
+    wanted = {}
     for record in kept:
-        key = record.image_sha256[:16]
-        if key not in held and Path(record.image_path).is_file():
-            todo.setdefault(key, record)
-    upload(conn, project_id, {key: Path(r.image_path) for key, r in todo.items()}, log)
-    created = uploaded_tasks(list_tasks(conn, project_id))
-    for key, record in todo.items():
-        task = created[key]
+        if Path(record.image_path).is_file():
+            wanted.setdefault(record.image_sha256[:16], record)
+    held = uploaded_tasks(list_tasks(conn, project_id))
+    todo = {key: Path(r.image_path) for key, r in wanted.items() if key not in held}
+    complete = finished = 0
+    try:
+        upload(conn, project_id, todo, log)
+        tasks = uploaded_tasks(list_tasks(conn, project_id)) if todo else held
+        for key, record in wanted.items():
+            if _complete(conn, tasks[key], record, control, choices) and key in held:
+                finished += 1
+            complete += 1
+    except LabelStudioGone as exc:
+        raise LabelStudioGone(
+            f"{exc}; {complete} of {len(wanted)} tasks tagged and predicted. Send again once Label Studio answers: "
+            "no image is sent twice, and tasks left half done are completed"
+        ) from None
+    return ReviewSummary(len(kept), len(todo), len(kept) - len(todo) - len(missing), missing, finished)
+
+
+def _complete(conn: Connection, task: dict, record, control: ChoicesControl, choices: dict[str, str]) -> bool:
+    """Give the task the record's tags and the service's prediction, whichever it lacks; whether it lacked any."""
+    version = f"{record.model_name}-{record.model_version}"
+    tagged = task["data"].get("inspection_id") is not None
+    predicted = version in (task.get("predictions_model_versions") or [])
+    if not tagged:
         tags = {name: getattr(record, name) for name in TAGS if getattr(record, name)}
         data = {**task["data"], "inspection_id": record.id, "inspected_at": record.created_at.isoformat(), **tags}
         conn.call(conn.sdk.tasks.update, f"tag task {task['id']}", str(task["id"]), data=data)
+    if not predicted:
         conn.call(
             conn.sdk.predictions.create, f"write the prediction for task {task['id']}", task=task["id"],
             result=control.result(choices[record.verdict]), score=confidence(record.score, record.threshold),
-            model_version=f"{record.model_name}-{record.model_version}",
+            model_version=version, request_options=ONCE,
         )  # fmt: skip
-    return ReviewSummary(len(kept), len(todo), len(kept) - len(todo) - len(missing), missing)
+    return not (tagged and predicted)

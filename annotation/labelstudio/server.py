@@ -2,11 +2,13 @@
 
 Label Studio brings Django and about 110 packages, so it lives in its own virtual environment
 (`<home>/venv-<version>`), never in the project's. `up` starts it with an admin user and an API
-token made here, and writes them to `<data-dir>/lineinspect-server.json` (mode 600) so that the
-other `lineinspect labelstudio` commands find the server without being told. The token is a
-legacy token, enabled on first start (`--enable-legacy-api-token`): Label Studio 1.23 otherwise
-only accepts personal access tokens, which are made in the UI. The server may connect to an ML
-backend on loopback or a private network (Label Studio's SSRF protection refuses those by default).
+token made here, passed in its environment (any local user can read a command line, only its
+own user a process's environment), and writes them to `<data-dir>/lineinspect-server.json`
+(mode 600) so that the other `lineinspect labelstudio` commands find the server without being
+told. The token is a legacy token, enabled on first start (`--enable-legacy-api-token`): Label
+Studio 1.23 otherwise only accepts personal access tokens, which are made in the UI. The server
+may connect to an ML backend on loopback or a private network (Label Studio's SSRF protection
+refuses those by default).
 """
 
 from __future__ import annotations
@@ -129,11 +131,14 @@ def up(
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "COLLECT_ANALYTICS": "false",
         "USE_DEFAULT_BANNED_SUBNETS": "false",  # let projects use an ML backend on this machine or network
+        # the admin user, as Label Studio's _create_user reads it: not as arguments, which any local user sees in ps
+        "LABEL_STUDIO_USERNAME": info.username,
+        "LABEL_STUDIO_PASSWORD": info.password,
+        "LABEL_STUDIO_USER_TOKEN": info.token,
     }
     args = [
         str(program), "start", "--no-browser", "--data-dir", str(data_dir), "--port", str(port),
-        "--internal-host", "127.0.0.1", "--username", info.username, "--password", info.password,
-        "--user-token", info.token, "--enable-legacy-api-token", "--log-level", "WARNING",
+        "--internal-host", "127.0.0.1", "--enable-legacy-api-token", "--log-level", "WARNING",
     ]  # fmt: skip
     with open(data_dir / LOG_FILE, "ab") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

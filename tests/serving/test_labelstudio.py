@@ -2,26 +2,37 @@
 
 Projects, imports (upload and local files, twice), annotations made through the API, exports
 pulled in each format and trained from, predictions pushed and read back, and the error cases
-a user meets. The ML-backend protocol is exercised by Label Studio itself (test_ml_backend.py).
+a user meets, Label Studio going away in the middle of a command among them (a proxy in front
+of it dies at a chosen request). The ML-backend protocol is exercised by Label Studio itself
+(test_ml_backend.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
 from annotation.exports import ImportOptions, load_export
-from annotation.labelstudio.client import Connection, LabelStudioError
+from annotation.labelstudio.client import Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.label_config import LabelConfigError
 from annotation.labelstudio.predictions import UNCERTAINTY, push_predictions
 from annotation.labelstudio.projects import create_project, import_local, import_upload, list_tasks
 from annotation.labelstudio.pull import pull
+from annotation.labelstudio.review import send_review
+from annotation.labelstudio.server import LOG_FILE
+from annotation.manifest import sha256_file
+from serving.storage import InspectionRecord
 from tests.serving.conftest import cli
+from tests.serving.dying_proxy import DyingProxy
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_defect_scores
 
@@ -219,3 +230,115 @@ def test_up_again_returns_the_running_server(label_studio):
     again = ls_server.up(label_studio["data_dir"], port, label_studio["docroot"])
     assert (again.pid, again.token) == (label_studio["info"].pid, label_studio["token"])
     assert ls_server.healthy(again.url)
+
+
+def test_up_keeps_the_password_and_token_off_command_lines_and_logs(label_studio):
+    info = label_studio["info"]
+    group = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _group_of(pid) == info.pid]
+    assert info.pid in group
+    for pid in group:  # Label Studio and whatever it started: any local user can read these
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert info.password.encode() not in cmdline and info.token.encode() not in cmdline
+    log = (label_studio["data_dir"] / LOG_FILE).read_text(errors="replace")
+    assert info.password not in log and info.token not in log
+    environ = Path(f"/proc/{info.pid}/environ")
+    assert environ.stat().st_mode & 0o077 == 0  # only its own user reads the environment
+    assert f"LABEL_STUDIO_PASSWORD={info.password}".encode() in environ.read_bytes().split(b"\0")
+    with httpx.Client(base_url=info.url) as browser:  # the admin's password is the one passed that way
+        browser.get("/user/login/")
+        form = {"csrfmiddlewaretoken": browser.cookies["csrftoken"], "email": info.username}
+        assert browser.post("/user/login/", data={**form, "password": "not-it"}).status_code == 200  # form again
+        assert browser.post("/user/login/", data={**form, "password": info.password}).status_code == 302
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("marker", "after", "cut"),
+    [(b"/export?", 0, 2000), (b"GET /data/upload/", 4, 3000)],  # both cut in the body
+    ids=["during-the-export", "during-the-image-downloads"],
+)
+def test_pull_cut_short_writes_nothing_and_says_what_is_cached(
+    conn, uploaded, image_folder, label_studio, tmp_path, marker, after, cut
+):
+    out, cache = tmp_path / "export.json", tmp_path / "cache"
+    out.write_bytes(b'[{"previous": "export"}]')
+    with DyingProxy(label_studio["url"], marker, after, cut) as proxy:
+        result = cli("labelstudio", "pull", "--project", uploaded["project"], "--out", out, "--cache", cache,
+                     "--url", proxy.url, "--token", label_studio["token"], check=False)  # fmt: skip
+    assert proxy.struck and result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"error: Label Studio stopped answering at {proxy.url} "), line
+    assert f"nothing written to {out} (the previous file is unchanged)" in line
+    assert out.read_bytes() == b'[{"previous": "export"}]'
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    originals = {p.read_bytes() for p in image_folder.rglob("*.jpeg")}
+    assert all(p.read_bytes() in originals for p in files)  # each one whole
+    assert not [p for p in files if p.name.startswith(".")]  # no temporary file left
+    assert len(files) < 2 * PER_CLASS
+    assert (f"{len(files)} of {2 * PER_CLASS} new images downloaded whole" if after else "no image downloaded") in line
+    again = pull(conn, uploaded["project"], out, "json", cache)  # Label Studio is back
+    assert (again.tasks, again.downloaded, again.cached) == (2 * PER_CLASS, 2 * PER_CLASS - len(files), len(files))
+
+
+def _project_with(conn, image_folder, tmp_path, count: int) -> int:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(image_folder.rglob("*.jpeg"))[:count]:
+        shutil.copy(path, folder / path.name)
+    project = create_project(conn, "cut short")
+    import_upload(conn, project.id, folder, log=lambda _: None)
+    return project.id
+
+
+@pytest.mark.parametrize("cut", [None, 0], ids=["request-lost", "answer-lost"])
+def test_predictions_cut_short_say_how_many_and_a_rerun_adds_no_duplicates(
+    conn, label_studio, image_folder, tmp_path, cut
+):
+    project = _project_with(conn, image_folder, tmp_path, 6)
+    scores = lambda paths: [(0.9, None) for _ in paths]  # noqa: E731
+    with DyingProxy(label_studio["url"], b"POST /api/predictions/", after=2, cut=cut) as proxy:
+        cut_short = Connection(proxy.url, label_studio["token"])
+        gone = rf"stopped answering at {re.escape(proxy.url)} .*; 2 of 6 predictions written"
+        with pytest.raises(LabelStudioGone, match=gone) as lost:
+            push_predictions(cut_short, project, scores, 0.5, "line-model-3", tmp_path / "cache")
+    assert "RemoteProtocolError" in str(lost.value)  # the SDK did not send it again (to a port now closed)
+    written = 2 if cut is None else 3  # the third reached Label Studio when only its answer was lost
+    assert sum(len(t["predictions"]) for t in list_tasks(conn, project)) == written
+    again = push_predictions(conn, project, scores, 0.5, "line-model-3", tmp_path / "cache")
+    assert (again.predicted, again.skipped_predicted) == (6 - written, written)
+    assert [len(t["predictions"]) for t in list_tasks(conn, project)] == [1] * 6
+
+
+def _kept(record_id: str, path: Path) -> InspectionRecord:
+    """A defect record whose image the service kept."""
+    return InspectionRecord(
+        id=record_id, created_at=datetime.now(UTC), line="line-2", camera="cam-1", image_sha256=sha256_file(path),
+        image_path=str(path), model_name="line-model", model_version="3", threshold=0.5, score=0.8, verdict="defect",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("marker", "after", "cut", "complete"),
+    [(b"/import HTTP/1.1", 0, 0, 0), (b"POST /api/predictions/", 1, None, 1)],
+    ids=["upload-answer-lost", "second-prediction-lost"],
+)
+def test_review_cut_short_is_completed_by_a_rerun_without_duplicates(
+    conn, label_studio, casting_images, marker, after, cut, complete
+):
+    records = [_kept(f"inspection-{i}", path) for i, path in enumerate(casting_images["defect"][20:23])]
+    project = create_project(conn, "review cut short").id
+    with DyingProxy(label_studio["url"], marker, after, cut) as proxy:
+        cut_short = Connection(proxy.url, label_studio["token"])
+        with pytest.raises(LabelStudioGone, match=rf"stopped answering at .*; {complete} of 3 tasks tagged and pred"):
+            send_review(cut_short, project, records, log=lambda _: None)
+    again = send_review(conn, project, records, log=lambda _: None)
+    assert (again.sent, again.already_there, again.finished) == (0, 3, 3 - complete)
+    tasks = list_tasks(conn, project)
+    assert sorted(t["data"]["inspection_id"] for t in tasks) == [r.id for r in records]
+    assert all(t["data"]["line"] == "line-2" and len(t["predictions"]) == 1 for t in tasks)
