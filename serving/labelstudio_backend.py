@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -101,14 +101,19 @@ class LabelStudioBackend:
             )
         url = urljoin(base + "/", reference)
         if not url.startswith(base + "/"):
-            raise BackendError("foreign_url", f"{reference} is not served by Label Studio at {base}; not fetched")
+            shown = urlsplit(reference)._replace(query="", fragment="").geturl()  # a presigned URL's query is a secret
+            raise BackendError("foreign_url", f"{shown} is not served by Label Studio at {base}; not fetched")
+        # Label Studio sends a file without its length unless asked for a range: a cut-short image would look whole
         try:
-            response = await self._http.get(url, headers=await self._auth(base, token))
+            response = await self._http.get(url, headers={**await self._auth(base, token), "Range": "bytes=0-"})
             if response.status_code == 401 and self._tokens.pop(token or "", None):  # access token expired
-                response = await self._http.get(url, headers=await self._auth(base, token))
+                response = await self._http.get(url, headers={**await self._auth(base, token), "Range": "bytes=0-"})
         except httpx.HTTPError as exc:
             raise BackendError("label_studio_unreachable", f"cannot fetch {url}: {exc}") from None
-        if response.status_code != 200:
+        size = len(response.content)
+        if response.status_code == 206 and response.headers.get("content-range") != f"bytes 0-{size - 1}/{size}":
+            raise BackendError("image_cut_short", f"Label Studio sent part of {url}, not all of it")
+        if response.status_code not in (200, 206):
             raise BackendError("image_not_served", f"Label Studio answered HTTP {response.status_code} for {url}")
         return response.content
 

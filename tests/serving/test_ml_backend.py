@@ -119,3 +119,24 @@ def test_send_review_sends_kept_images_once_with_predictions(conn, label_studio,
     again = " ".join(cli(*args).stderr.split())
     assert "0 sent, 3 already in project" in again, again
     assert len(list_tasks(conn, project.id)) == 3
+
+
+def test_a_foreign_image_url_is_not_fetched_and_its_signature_never_logged(models, caplog):
+    """A task pointing outside Label Studio (a presigned cloud URL) gets no prediction; the log names the file
+    without the URL's query, which carries the signature."""
+    import asyncio
+
+    from serving.engine import Engine, load_model
+    from serving.labelstudio_backend import LabelStudioBackend
+    from serving.metrics import Metrics
+    from serving.settings import EngineSettings, LabelStudioSettings
+
+    settings = EngineSettings()
+    engine = Engine(load_model(models["model"], settings, 10**7), settings, 10**7, Metrics())
+    backend = LabelStudioBackend(LabelStudioSettings(url="http://127.0.0.1:9"), engine)
+    task = {"id": 7, "data": {"image": "https://bucket.example/part.jpg?X-Amz-Signature=s3cr3t"}}
+    with caplog.at_level("WARNING", logger="lineinspect"):
+        [answer] = asyncio.run(backend.predict([task], classification_config(), "1.1"))
+    assert answer["result"] == []
+    assert "https://bucket.example/part.jpg is not served by Label Studio" in caplog.text
+    assert "s3cr3t" not in caplog.text
