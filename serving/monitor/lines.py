@@ -94,8 +94,16 @@ class LineState:
         )
 
 
-def evaluate(db: Database, period: BaselinePeriod, settings: MonitorSettings, now: datetime | None = None) -> LineState:
-    """Charts and drift of `period.line` from the start of its baseline up to `now`."""
+DriftCache = dict[tuple, DriftResult]  # (camera, baseline, subgroup) -> its result: a subgroup once judged stays so
+
+
+def evaluate(
+    db: Database, period: BaselinePeriod, settings: MonitorSettings, now: datetime | None = None,
+    cache: DriftCache | None = None,
+) -> LineState:  # fmt: skip
+    """Charts and drift of `period.line` from the start of its baseline up to `now`. With a `cache` kept between
+    calls, only subgroups new since the last call are compared with the baseline (the cache keeps just the
+    subgroups of this call)."""
     now = now or datetime.now(UTC)
     records = line_records(db, period.line, period.since, now)
     groups = _subgroups(records.times, records.defect, records.score, period, now)
@@ -107,20 +115,28 @@ def evaluate(db: Database, period: BaselinePeriod, settings: MonitorSettings, no
             f"(choose a longer period or smaller subgroups)"
         )
     baseline = estimate_baseline(in_baseline)
-    return LineState(
+    known, used = dict(cache or {}), {}
+    state = LineState(
         line=period.line,
         period=period,
         baseline=baseline,
         p=p_chart(groups, baseline, settings.rules),
         ewma=ewma_chart(groups, baseline, settings.ewma_lambda, settings.ewma_sigmas),
-        cameras=[_camera_drift(records, camera, period, settings, now) for camera in sorted(set(records.camera))],
+        cameras=[
+            _camera_drift(records, camera, period, settings, now, known, used) for camera in sorted(set(records.camera))
+        ],
         evaluated_at=now,
     )
+    if cache is not None:
+        cache.clear()
+        cache.update(used)
+    return state
 
 
 def _camera_drift(
-    records: LineRecords, camera: str, period: BaselinePeriod, settings: MonitorSettings, now: datetime
-) -> CameraDrift:
+    records: LineRecords, camera: str, period: BaselinePeriod, settings: MonitorSettings, now: datetime,
+    known: DriftCache, used: DriftCache,
+) -> CameraDrift:  # fmt: skip
     mine = np.array([c == camera for c in records.camera])
     times = [t for t, m in zip(records.times, mine, strict=True) if m]
     values = {q: records.quality[q][mine] for q in QUALITY} | {"score": records.score[mine]}
@@ -129,9 +145,14 @@ def _camera_drift(
     after = times[split:]
     groups = _subgroups(after, records.defect[mine][split:], values["score"][split:], period, now)
     results = []
-    for start, stop in _spans(groups, after, period):
-        recent = {name: v[split + start : split + stop] for name, v in values.items()}
-        results.append(assess(baseline, recent, settings))
+    identity = (camera, period.since, period.until, period.subgroup_size, period.subgroup_minutes, split)
+    for group, (start, stop) in zip(groups, _spans(groups, after, period), strict=True):
+        key = (*identity, group.start, group.end, group.n)
+        if key not in known:
+            known[key] = assess(
+                baseline, {name: v[split + start : split + stop] for name, v in values.items()}, settings
+            )
+        results.append(used.setdefault(key, known[key]))
     medians = {name: float(np.nanmedian(v)) for name, v in baseline.items() if np.isfinite(v).any()}
     return CameraDrift(camera, split, medians, groups, results)
 

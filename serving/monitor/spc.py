@@ -82,7 +82,7 @@ def make_subgroups(
     if minutes <= 0:
         raise ValueError(f"subgroup minutes must be positive, got {minutes}")
     window = timedelta(minutes=minutes)
-    origin = times[0] if origin is None else origin
+    origin = _floor(times[0], window) if origin is None else origin
     keys = np.array([(t - origin) // window for t in times], dtype=np.int64)
     complete = ((times[-1] if now is None else now) - origin) // window  # windows 0 .. complete-1 have ended
     first, stop = np.searchsorted(keys, [0, complete])

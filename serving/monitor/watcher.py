@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.metrics import Metrics
-from serving.monitor.lines import BaselineTooShort, LineState, evaluate
+from serving.monitor.lines import BaselineTooShort, DriftCache, LineState, evaluate
 from serving.monitor.store import BaselinePeriod, add_alarms, get_baselines, open_alarm_counts
 from serving.settings import MonitorSettings
 from serving.storage import Database
@@ -23,6 +23,7 @@ class LineWatcher:
         self.db, self.settings, self.metrics = db, settings, metrics
         self.states: dict[str, LineState] = {}  # the newest evaluation of each line
         self.problems: dict[str, str] = {}  # line -> why it could not be evaluated
+        self._drift: dict[str, DriftCache] = {}  # line -> its subgroups' drift already judged
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one evaluation at a time
 
@@ -65,6 +66,7 @@ class LineWatcher:
         periods = get_baselines(self.db)
         for line in set(self.states) - {p.line for p in periods}:  # a baseline removed
             del self.states[line]
+            self._drift.pop(line, None)
         for period in periods:
             try:
                 self._evaluate(period, now)
@@ -73,7 +75,7 @@ class LineWatcher:
         self.metrics.monitor_evaluated.set(now.timestamp())
 
     def _evaluate(self, period: BaselinePeriod, now: datetime) -> LineState:
-        state = evaluate(self.db, period, self.settings, now)
+        state = evaluate(self.db, period, self.settings, now, self._drift.setdefault(period.line, {}))
         new = add_alarms(self.db, state.alarms())
         if new:
             log.warning("line %s: %d new alarms (GET /v1/alarms?line=%s&open=true)", period.line, new, period.line)

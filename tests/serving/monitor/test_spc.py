@@ -167,13 +167,13 @@ def test_a_single_defect_against_a_zero_defect_baseline_is_beyond_3sigma():
 
 def test_constant_scores_stay_on_the_ewma_centre_until_they_change():
     rng = np.random.default_rng(2)
-    times, defect, _ = records(rng, [0.05] * 8, 7)
-    score = np.full(len(times), 0.1)  # 0.1 is not exact in binary: sums of it drift unless computed with care
-    score[-7:] = 0.11
-    groups = make_subgroups(times, defect, score, size=7)
+    times, defect, _ = records(rng, [0.05] * 8, 3)
+    score = np.full(len(times), 0.1)  # 0.1 is not exact in binary: 0.1 + 0.1 + 0.1 = 0.30000000000000004
+    score[-3:] = 0.11
+    groups = make_subgroups(times, defect, score, size=3)
     baseline = estimate_baseline(groups[:4])
     chart = ewma_chart(groups, baseline)
-    assert baseline.score_sd == 0.0
+    assert (baseline.score_mean, baseline.score_sd) == (0.1, 0.0)
     assert [pt.z for pt in chart.points[:7]] == [0.0] * 7 and chart.points[7].z == Z_LIMIT
     assert chart.signals() == [(7, EWMA_RULE)]
     assert all_finite(chart)
