@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from serving.monitor.lines import CameraDrift
 from serving.monitor.spc import Chart
 from serving.monitor.store import BaselinePeriod
+from serving.pictures import svg
 from serving.settings import MonitorSettings
 
 DATA, CENTRE, LIMIT, SIGNAL, BASELINE = "#1f4e79", "#2e7d32", "#8a8a8a", "#d32f2f", "#e3ecf7"
@@ -33,7 +32,7 @@ def spc_svg(chart: Chart, period: BaselinePeriod, title: str) -> str:
     _style(ax, title, "defect rate" if chart.kind == "p" else "EWMA of mean score")
     if chart.kind == "p":
         ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}" if v >= 0.1 or v == 0 else f"{v:.1%}")
-    return _svg(fig)
+    return svg(fig)
 
 
 def drift_svg(cam: CameraDrift, settings: MonitorSettings, title: str) -> str:
@@ -57,7 +56,7 @@ def drift_svg(cam: CameraDrift, settings: MonitorSettings, title: str) -> str:
             ax.axvline(t, color=SIGNAL, alpha=0.35, linewidth=3)
     _style(top, title, "median / baseline")
     _style(bottom, None, "PSI")
-    return _svg(fig)
+    return svg(fig)
 
 
 def _style(ax, title: str | None, ylabel: str) -> None:
@@ -70,11 +69,3 @@ def _style(ax, title: str | None, ylabel: str) -> None:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4)
-
-
-def _svg(fig: Figure) -> str:
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
