@@ -227,6 +227,9 @@ def inspect(
     from_name: FromName = None,
     normal_label: NormalLabels = None,
     defect_label: DefectLabels = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML report of the run (open it in a browser).")
+    ] = None,
 ) -> None:
     """Inspect images offline with an ONNX model: parallel decoding, batched inference, resumable."""
     from serving.batch.run import inspect_paths
@@ -244,6 +247,12 @@ def inspect(
         f"normal, {summary.errors} unreadable; {summary.throughput:.1f} img/s; wrote {summary.out}",
         highlight=False,
     )
+    if report is not None:
+        from serving.batch.output import read_rows
+        from serving.batch.report import write_report
+
+        write_report(read_rows(summary.out), classifier.meta, report, summary.seconds)
+        console.print(f"wrote {report}")
 
 
 @model_app.command("info")
