@@ -59,6 +59,8 @@ class LineWatcher:
                 await self.refresh_alarm_gauges()
             except SQLAlchemyError as exc:  # the database is away: try again next round
                 log.warning("line monitoring skipped a round: %s", str(exc).splitlines()[0])
+            except Exception:  # a fault here must not end monitoring for good: said, then tried again
+                log.exception("line monitoring failed this round")
             await asyncio.sleep(self.settings.interval_seconds)
 
     def _evaluate_all(self) -> None:
@@ -72,6 +74,11 @@ class LineWatcher:
                 self._evaluate(period, now)
             except BaselineTooShort as exc:
                 self.problems[period.line] = str(exc)
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # one line's fault leaves the others evaluated
+                log.exception("line %s could not be evaluated", period.line)
+                self.problems[period.line] = f"evaluation failed ({exc.__class__.__name__}: {exc}); see the log"
         self.metrics.monitor_evaluated.set(now.timestamp())
 
     def _evaluate(self, period: BaselinePeriod, now: datetime) -> LineState:
