@@ -247,7 +247,7 @@ def summary_table(report: dict) -> Table:
             table.add_row("", "... or rounded up", rate(g["integer_part_or_rounded_up"]), "")
     if "dials" in report:
         d = report["dials"]
-        for name in ("default_270_sweep", "per_dial_calibration"):
+        for name in ("scale_from_ticks", "default_270_sweep", "per_dial_calibration"):
             if name in d:
                 e = d[name]
                 table.add_row(
@@ -255,7 +255,7 @@ def summary_table(report: dict) -> Table:
                     "error / span median, p90",
                     f"{e['median_error_of_span']:.1%}, {e['p90_error_of_span']:.1%} "
                     f"(read {e['read']}/{e['dials']}, {e['within_2pct']} within 2%)",
-                    secs(d["time"]) if name == "default_270_sweep" else "",
+                    secs(d["time"]) if name == "scale_from_ticks" else "",
                 )
     for engine, w in report.get("waybills", {}).items():
         table.add_row(f"waybills ({engine})", "tracking ID exact", rate(w["tracking_id"]), secs(w["time"]))

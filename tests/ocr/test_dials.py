@@ -11,6 +11,7 @@ import pytest
 from annotation.errors import LineInspectError
 from vision.ocr import DialCalibration, read_dial
 from vision.ocr.config import dial_calibration
+from vision.ocr.dial_scale import scale_ends
 from vision.ocr.dials import value_at
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_dial import render_dial
@@ -60,6 +61,35 @@ def test_rendered_dials_read_within_two_percent_of_span(calibration, value, seed
     assert abs(result.angle - dial.angle) < 3
     assert 0 < result.confidence <= 1 and result.unit == calibration.unit
     assert np.hypot(result.center[0] - dial.center[0], result.center[1] - dial.center[1]) < 0.1 * dial.radius
+
+
+@pytest.mark.parametrize(("start", "end", "seed"), [(-135, 135, 5), (-90, 90, 6), (-150, 150, 7)])
+def test_scale_ends_are_found_from_the_tick_marks(start, end, seed):
+    calibration = DialCalibration(min_angle=start, max_angle=end, min_value=0, max_value=100)
+    dial = render_dial(40.0, calibration, seed=seed)
+    gray = cv2.cvtColor(dial.image, cv2.COLOR_BGR2GRAY)
+    found = scale_ends(gray, dial.center, dial.radius, dial.angle)
+    assert found is not None
+    assert abs(found[0] - start) < 4 and abs(found[1] - end) < 4
+
+
+def test_a_guessed_sweep_gives_way_to_the_one_on_the_dial():
+    truth = DialCalibration(min_angle=-90, max_angle=90, min_value=0, max_value=100)
+    guess = DialCalibration(min_angle=-135, max_angle=135, min_value=0, max_value=100)
+    dial = render_dial(30.0, truth, seed=8)
+    result = read_dial(encode_jpeg(dial.image), guess, find_scale=True)
+    assert abs(result.value - 30.0) < 2
+    assert any("tick marks" in note for note in result.notes)
+
+
+def test_without_tick_marks_the_calibrations_own_angles_are_used():
+    face = np.full((400, 400, 3), 90, np.uint8)
+    cv2.circle(face, (200, 200), 170, (240, 240, 240), -1)
+    cv2.circle(face, (200, 200), 170, (20, 20, 20), 6)
+    cv2.line(face, (200, 200), (200 + 120, 200), (20, 20, 20), 7)  # needle at 3 o'clock
+    result = read_dial(encode_png(face), LINEAR, find_scale=True)
+    assert result.value == pytest.approx(value_at(LINEAR, result.angle)[0], abs=1e-3)
+    assert any("not found on the dial" in note for note in result.notes)
 
 
 def test_a_dial_without_a_needle_is_refused_not_guessed():

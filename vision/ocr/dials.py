@@ -5,7 +5,8 @@ face's centre it is a line across most radii at one angle, where numbers and tic
 only a narrow band. Needles are dark on light faces, light on black ones, often red; each
 kind of contrast is tried and the clearest wins. The angle is then refined by fitting a
 line to the needle's own pixels, which does not depend on the centre being exact. When no
-angle stands out, the reader says so instead of picking the least bad one.
+angle stands out, the reader says so instead of picking the least bad one. A calibration
+that knows the values but not the angles can have its scale's ends found on the dial.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from vision.ocr.config import DialCalibration
+from vision.ocr.dial_scale import scale_ends
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import DialResult
 from vision.preprocess import ImageDecodeError
@@ -198,8 +200,22 @@ def value_at(calibration: DialCalibration, angle: float) -> tuple[float | None, 
     return float(np.interp(offset, offsets, values)), None
 
 
-def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
-    """Image bytes to a DialResult; no dial, no needle or an unreadable image gives a reason, not an error."""
+def _spread(calibration: DialCalibration, start: float, end: float) -> DialCalibration:
+    """The calibration's values over the arc from start to end, spaced in the same proportions."""
+    ratio = ((end - start) % 360) / calibration.sweep
+    points = [
+        {"angle": _wrap(start + offset * ratio), "value": p.value}
+        for offset, p in zip(calibration.offsets(), calibration.points, strict=True)
+    ]
+    return calibration.model_copy(update={"points": DialCalibration(points=points).points})
+
+
+def read_dial(data: bytes, calibration: DialCalibration, find_scale: bool = False) -> DialResult:
+    """Image bytes to a DialResult; no dial, no needle or an unreadable image gives a reason, not an error.
+
+    find_scale: the calibration's angles are only a guess; the scale's ends are taken from the
+    dial's tick marks when they show, and the calibration's values spread between them.
+    """
     start = time.perf_counter()
     unit = calibration.unit
     try:
@@ -219,6 +235,13 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
         return DialResult(
             None, None, 0.0, time.perf_counter() - start, centre, radius, unit=unit, reason=why, notes=notes
         )
+    if find_scale:
+        ends = scale_ends(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (face.cx, face.cy), face.radius, needle.angle)
+        if ends:
+            calibration = _spread(calibration, *ends)
+            notes.append(f"scale found from the tick marks: {ends[0]:.1f} to {ends[1]:.1f} deg")
+        else:
+            notes.append("scale ends not found on the dial: used the calibration's angles")
     value, off_scale = value_at(calibration, needle.angle)
     confidence = round(min(1.0, needle.contrast) * min(1.0, 2 * needle.uniqueness) * (1.0 if face.found else 0.7), 4)
     t = math.radians(needle.angle)
