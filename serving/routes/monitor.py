@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.monitor.drift import FINDINGS
-from serving.monitor.lines import BaselineTooShort, LineState, evaluate
+from serving.monitor.lines import BaselineTooShort, LineState
 from serving.monitor.spc import RULE_TEXT, Chart
 from serving.monitor.store import (
     Alarm,
@@ -122,21 +122,16 @@ async def put_baseline(request: Request, line: str, body: BaselineRequest, clien
     since, until = aware(body.since), aware(body.until)
     if since >= until:
         raise ApiError(422, "invalid_baseline", "since must be before until")
-    grouping = body.subgroup or Subgrouping(**svc.settings.monitor.subgroup.model_dump())
-    if (
-        (grouping.size is None) == (grouping.minutes is None)
-        or (grouping.size or 2) < 2
-        or (grouping.minutes or 1) <= 0
-    ):
-        raise ApiError(422, "invalid_baseline", "subgroup: give exactly one of size (>= 2 records) or minutes (> 0)")
+    grouping = body.subgroup or svc.settings.monitor.subgroup
     period = BaselinePeriod(line, since, until, grouping.size, grouping.minutes, datetime.now(UTC), client, body.note)
     await asyncio.to_thread(svc.writer.flush, FLUSH_SECONDS)
     try:
-        state = await asyncio.to_thread(evaluate, svc.db, period, svc.settings.monitor)
+        state = await svc.watcher.evaluate_line(period)
     except BaselineTooShort as exc:
         raise ApiError(422, "baseline_too_short", str(exc)) from None
+    except SQLAlchemyError:
+        raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
     await _db(request, set_baseline, period)
-    state = await svc.watcher.evaluate_line(period)
     await svc.watcher.refresh_alarm_gauges()
     return spc_answer(state)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.settings import SubgroupSettings
 from serving.storage import InspectionRecord
 from vision.ocr import Digit, FieldValue, Word
 
@@ -259,7 +260,7 @@ class BaselineRequest(BaseModel):
     ]})  # fmt: skip
     since: datetime
     until: datetime
-    subgroup: Subgrouping | None = Field(None, description="Default: monitor.subgroup of the service's settings")
+    subgroup: SubgroupSettings | None = Field(None, description="Default: monitor.subgroup of the service's settings")
     note: str | None = Field(None, max_length=2000)
 
 
