@@ -57,6 +57,9 @@ def test_a_baseline_too_short_for_limits_is_refused(monitored):
         "since": (monitored["start"] + timedelta(days=1)).isoformat(),
     }
     assert monitored["client"].put("/v1/lines/L-jump/baseline", json=reversed_period).status_code == 422
+    both = {**baseline_body(monitored["start"]), "subgroup": {"size": 100, "minutes": 10}}
+    answer = monitored["client"].put("/v1/lines/L-jump/baseline", json=both)
+    assert answer.status_code == 422 and "exactly one of size" in answer.json()["error"]["message"]
 
 
 def test_a_defect_rate_jump_fires_at_its_subgroup_and_is_alarmed_without_anyone_asking(monitored):
