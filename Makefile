@@ -23,7 +23,7 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,serve,labelstudio,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,serve,labelstudio,cluster,dev]'
 	touch $(STAMP)
 
 demo: setup

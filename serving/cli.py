@@ -222,6 +222,16 @@ def inspect(
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run that was writing --out.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 32,
     workers: Annotated[int | None, typer.Option(min=1, help="Decode worker processes (default: one per core).")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (worker processes) | ray (Ray Data: pip install 'lineinspect[cluster]').")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster for --engine ray (default: a local instance of --workers CPUs).")
+    ] = None,
+    heatmaps: Annotated[
+        Path | None, typer.Option(help="Folder for heatmap overlays: where the model saw the defect (PNG per image).")
+    ] = None,
+    heatmaps_for: Annotated[str, typer.Option(help="Heatmaps for: defects (defect verdicts) | all.")] = "defects",
     images_root: ImagesRoot = None,
     prefix_map: PrefixMap = None,
     from_name: FromName = None,
@@ -232,26 +242,40 @@ def inspect(
     ] = None,
 ) -> None:
     """Inspect images offline with an ONNX model: parallel decoding, batched inference, resumable."""
+    from contextlib import nullcontext
+
+    from serving.batch.heatmaps import HeatmapWriter
+    from serving.batch.ray_engine import RayEngine
     from serving.batch.run import inspect_paths
     from serving.offline import collect_inputs
     from vision.onnx_model import OnnxClassifier
 
+    if engine not in ("local", "ray"):
+        raise LineInspectError(f"--engine must be local or ray, not {engine!r}")
+    if engine == "local" and ray_address:
+        raise LineInspectError("--ray-address goes with --engine ray")
+    if engine == "ray" and heatmaps is not None:
+        raise LineInspectError("--heatmaps runs on the local engine only: leave out --engine ray")
     classifier = OnnxClassifier(model)
+    writer = HeatmapWriter(heatmaps, classifier, heatmaps_for) if heatmaps is not None else None
     options = import_options(images_root, prefix_map, from_name, normal_label, defect_label, "majority")
     found = collect_inputs(inputs, options)
     if not found:
         raise LineInspectError(f"no images found in {' '.join(inputs)}")
-    summary = inspect_paths(classifier, found, out, fmt, batch_size, workers, resume, console)
+    with RayEngine(ray_address, workers) if engine == "ray" else nullcontext() as ray:
+        summary = inspect_paths(classifier, found, out, fmt, batch_size, workers, resume, console, writer, ray)
     console.print(
         f"{summary.images} images: {summary.defects} defect, {summary.images - summary.defects - summary.errors} "
         f"normal, {summary.errors} unreadable; {summary.throughput:.1f} img/s; wrote {summary.out}",
         highlight=False,
     )
+    if writer is not None:
+        console.print(f"wrote {writer.written} heatmaps to {heatmaps}", highlight=False)
     if report is not None:
         from serving.batch.output import read_rows
         from serving.batch.report import write_report
 
-        write_report(read_rows(summary.out), classifier.meta, report, summary.seconds)
+        write_report(read_rows(summary.out), classifier.meta, report, summary.seconds, heatmaps)
         console.print(f"wrote {report}")
 
 

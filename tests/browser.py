@@ -83,12 +83,17 @@ def _load_rgb(png: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def text_in(png: Path, scale: float = 2.0) -> str:
-    """Lower-cased Tesseract OCR of the screenshot, upscaled for small UI text."""
+def text_in(png: Path, scale: float = 2.0, strip: int = 800) -> str:
+    """Lower-cased Tesseract OCR of the screenshot, upscaled for small UI text; a tall page is read in overlapping
+    strips (Tesseract loses lines on very tall pages)."""
     gray = cv2.cvtColor(_load_rgb(png), cv2.COLOR_RGB2GRAY)
-    if scale != 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    return pytesseract.image_to_string(gray).lower()
+    texts = []
+    for top in range(0, gray.shape[0], strip - 100):
+        part = gray[top : top + strip]
+        if scale != 1:
+            part = cv2.resize(part, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        texts.append(pytesseract.image_to_string(part).lower())
+    return "\n".join(texts)
 
 
 def colour_fraction(

@@ -15,16 +15,19 @@ from rich.console import Console
 
 from annotation.errors import LineInspectError
 from vision.calibrate import OperatingPoint, calibrate, operating_point
+from vision.cam import WithHeatmap
 from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
 from vision.metrics import evaluate_scores
-from vision.models import WithSoftmax, build_model
+from vision.models import build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_predictions, load_input
 from vision.run_dir import RunDir
 from vision.splits import SPLITS
 
 PARITY_TOLERANCE = 1e-4  # max |P_torch(defect) - P_onnx(defect)| over the checked images
+HEATMAP_TOLERANCE = 1e-3  # max |map_torch - map_onnx| / max |map_torch| over the checked images
 OPSET = 18
+DEFECT_CLASS = "defect"
 
 
 @dataclass
@@ -50,7 +53,7 @@ def export_run(
     classes = plan["classes"]
     model = build_model(recipe.model.architecture, len(classes), pretrained="none", console=Console(quiet=True))
     model.load_state_dict(torch.load(run.best, map_location="cpu", weights_only=True)["model"])
-    wrapped = WithSoftmax(model).eval()
+    wrapped = WithHeatmap(model, classes.index(DEFECT_CLASS)).eval()
     spec = recipe.input.spec()
 
     out = Path(out)
@@ -65,13 +68,16 @@ def export_run(
         placeholder = _placeholder_meta(recipe, plan, classes, spec)
         write_metadata(tmp, placeholder)
         classifier = OnnxClassifier(tmp, providers=["CPUExecutionProvider"])
-        max_diff, checked = _parity(wrapped, classifier, [Path(i["path"]) for i in holdout[:parity_images]])
-        if max_diff > PARITY_TOLERANCE:
+        max_diff, map_diff, checked = _parity(wrapped, classifier, [Path(i["path"]) for i in holdout[:parity_images]])
+        if max_diff > PARITY_TOLERANCE or map_diff > HEATMAP_TOLERANCE:
             raise LineInspectError(
                 f"parity check failed: ONNX Runtime and PyTorch defect probabilities differ by up to {max_diff:.2e} "
-                f"(tolerance {PARITY_TOLERANCE:.0e}) on {checked} holdout images; the model was not written"
+                f"(tolerance {PARITY_TOLERANCE:.0e}), heatmaps by up to {map_diff:.2e} of their peak (tolerance "
+                f"{HEATMAP_TOLERANCE:.0e}) on {checked} holdout images; the model was not written"
             )
-        console.print(f"parity: max |torch - onnx| = {max_diff:.2e} on {checked} holdout images")
+        console.print(
+            f"parity: max |torch - onnx| = {max_diff:.2e}, heatmaps {map_diff:.2e} on {checked} holdout images"
+        )
 
         scores, truth = _holdout_scores(classifier, holdout)
         target = miss_rate if miss_rate is not None else recipe.calibration.miss_rate
@@ -87,7 +93,12 @@ def export_run(
                 "threshold": point.threshold,
                 "operating_point": point.to_dict(),
                 "metrics": evaluate_scores(truth, scores, point.threshold),
-                "parity": {"max_abs_diff": max_diff, "images": checked, "tolerance": PARITY_TOLERANCE},
+                "parity": {
+                    "max_abs_diff": max_diff,
+                    "images": checked,
+                    "tolerance": PARITY_TOLERANCE,
+                    "heatmap_max_rel_diff": map_diff,
+                },
             }
         )
         write_metadata(tmp, meta)
@@ -106,7 +117,7 @@ def _to_onnx(model: torch.nn.Module, height: int, width: int, path: Path) -> Non
         (example,),
         str(path),
         input_names=["input"],
-        output_names=["probabilities"],
+        output_names=["probabilities", "heatmap"],
         dynamic_shapes=({0: batch},),
         opset_version=OPSET,
         dynamo=True,
@@ -115,17 +126,20 @@ def _to_onnx(model: torch.nn.Module, height: int, width: int, path: Path) -> Non
     )
 
 
-def _parity(model: torch.nn.Module, classifier: OnnxClassifier, paths: list[Path]) -> tuple[float, int]:
-    """Both runtimes on the same real images, through the one preprocessing."""
+def _parity(model: WithHeatmap, classifier: OnnxClassifier, paths: list[Path]) -> tuple[float, float, int]:
+    """Both runtimes on the same real images, through the one preprocessing: the probabilities as `predict`
+    reads them, the heatmaps relative to their largest magnitude."""
     inputs = [x for x, _ in (load_input(p, classifier.spec) for p in paths) if x is not None]
     if not inputs:
         raise LineInspectError("parity check needs readable holdout images; none could be read")
     batch = np.stack(inputs)
     with torch.no_grad():
-        expected = model(torch.from_numpy(batch)).numpy()
+        expected, expected_maps = (t.numpy() for t in model(torch.from_numpy(batch)))
     got = classifier.predict(batch)
+    _, maps = classifier.predict_with_heatmaps(batch)
     k = classifier.meta.defect_index
-    return float(np.abs(expected[:, k] - got[:, k]).max()), len(inputs)
+    map_diff = np.abs(expected_maps - maps).max() / max(float(np.abs(expected_maps).max()), 1e-12)
+    return float(np.abs(expected[:, k] - got[:, k]).max()), float(map_diff), len(inputs)
 
 
 def _holdout_scores(classifier: OnnxClassifier, holdout: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +164,8 @@ def _placeholder_meta(recipe, plan: dict, classes: list[str], spec) -> ModelMeta
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         architecture=recipe.model.architecture,
         classes=classes,
-        defect_class="defect",
+        defect_class=DEFECT_CLASS,
+        heatmap_output="heatmap",
         input=InputSpec.of(spec),
         threshold=0.5,
         operating_point={},

@@ -48,6 +48,17 @@ class OnnxClassifier:
         """Class probabilities [N, classes] for a preprocessed batch [N, 3, H, W]."""
         return self.session.run([self.meta.output_name], {self.meta.input_name: batch.astype(np.float32)})[0]
 
+    def predict_with_heatmaps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities [N, classes] and defect heatmaps [N, h, w] (see `vision.cam`) from one run."""
+        if self.meta.heatmap_output is None:
+            raise LineInspectError(
+                f"{self.path} has no heatmap output (exported before heatmaps): "
+                "re-export it with `lineinspect export RUN --out MODEL` to get heatmaps"
+            )
+        names = [self.meta.output_name, self.meta.heatmap_output]
+        probabilities, maps = self.session.run(names, {self.meta.input_name: batch.astype(np.float32)})
+        return probabilities, maps
+
     def defect_scores(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities[:, self.meta.defect_index]
 

@@ -69,7 +69,9 @@ def probe(data: bytes) -> tuple[str, int, int]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             return (im.format or "unknown"), im.width, im.height
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except UnidentifiedImageError:  # its message names a memory address: the same file must get the same words
+        raise ImageDecodeError("not a readable image (not a format this product reads)") from None
+    except (OSError, ValueError) as exc:
         raise ImageDecodeError(f"not a readable image ({exc.__class__.__name__}: {exc})") from None
     except Image.DecompressionBombError as exc:
         raise PixelLimitError(f"image refused: {exc}") from None

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
 
 from annotation.errors import LineInspectError
+from serving.batch.heatmaps import HeatmapWriter
 from serving.batch.output import RowLog, fingerprint, output_format
 from serving.batch.pipeline import iter_loaded
 from serving.settings import cpu_count
 from vision.onnx_model import OnnxClassifier
 from vision.progress import progress_bar
+
+if TYPE_CHECKING:
+    from serving.batch.ray_engine import RayEngine
 
 
 @dataclass
@@ -32,11 +38,22 @@ class InspectSummary:
 
 
 def chunk_rows(
-    classifier: OnnxClassifier, inputs: list[tuple[Path, str]], batch: np.ndarray, errors: list[str | None]
+    classifier: OnnxClassifier,
+    inputs: list[tuple[Path, str]],
+    batch: np.ndarray,
+    errors: list[str | None],
+    heatmaps: HeatmapWriter | None = None,
+    first_row: int = 0,
 ) -> list[dict]:
-    """The rows of one chunk: scores of its readable images, the reason for the others."""
+    """The rows of one chunk: scores of its readable images, the reason for the others; with `heatmaps`,
+    the chunk's maps (rows numbered from `first_row`) go to it to be drawn."""
     meta = classifier.meta
-    probabilities = iter(classifier.predict(batch) if len(batch) else ())
+    maps = None
+    if heatmaps is not None and len(batch):
+        scored, maps = classifier.predict_with_heatmaps(batch)
+    else:
+        scored = classifier.predict(batch) if len(batch) else ()
+    probabilities = iter(scored)
     rows = []
     for (path, true_label), error in zip(inputs, errors, strict=True):
         row = {"path": str(path), "score": None, "verdict": None, "label": None, "threshold": meta.threshold,
@@ -47,7 +64,24 @@ def chunk_rows(
             row.update(score=score, verdict="defect" if score >= meta.threshold else "normal",
                        label=meta.classes[int(p.argmax())])  # fmt: skip
         rows.append(row)
+    if heatmaps is not None and maps is not None:
+        heatmaps.write(first_row, rows, maps)
     return rows
+
+
+def local_chunks(
+    classifier: OnnxClassifier,
+    todo: list[tuple[Path, str]],
+    batch_size: int,
+    workers: int | None,
+    heatmaps: HeatmapWriter | None,
+    first_row: int,
+) -> Iterator[list[dict]]:
+    """The rows of each chunk of `batch_size` inputs, in input order: decoded by worker processes, scored here."""
+    loaded = iter_loaded([p for p, _ in todo], classifier.spec, batch_size, workers or cpu_count())
+    for k, (batch, errors) in enumerate(loaded):
+        chunk = todo[k * batch_size : (k + 1) * batch_size]
+        yield chunk_rows(classifier, chunk, batch, errors, heatmaps, first_row + k * batch_size)
 
 
 def inspect_paths(
@@ -59,6 +93,8 @@ def inspect_paths(
     workers: int | None = None,
     resume: bool = False,
     console: Console | None = None,
+    heatmaps: HeatmapWriter | None = None,
+    ray: RayEngine | None = None,
 ) -> InspectSummary:
     """Score every input into `out` (see `serving.batch.output` for how a run survives interruption)."""
     console = console or Console(stderr=True)
@@ -73,16 +109,22 @@ def inspect_paths(
     done = log.open(resume)
     if resume:
         console.print(f"resuming after {done.rows} of {len(inputs)} images", highlight=False)
+        if heatmaps is not None:
+            heatmaps.backfill(log.rows_path, batch_size)
     started = perf_counter()
     try:
         with progress_bar(console, unit="img") as progress:
             task = progress.add_task("inspecting", total=len(inputs), completed=done.rows)
             todo = inputs[done.rows :]
-            loaded = iter_loaded([p for p, _ in todo], classifier.spec, batch_size, workers or cpu_count())
-            for k, (batch, errors) in enumerate(loaded):
-                rows = chunk_rows(classifier, todo[k * batch_size : (k + 1) * batch_size], batch, errors)
+            if ray is None:
+                chunks = local_chunks(classifier, todo, batch_size, workers, heatmaps, done.rows)
+            else:
+                chunks = ray.chunks(classifier, todo, batch_size)
+            for rows in chunks:
                 log.append(rows, sum(r["verdict"] == "defect" for r in rows), sum(r["error"] is not None for r in rows))
                 progress.advance(task, len(rows))
+            if heatmaps is not None:
+                heatmaps.close()  # the last chunk's overlays are still being written
     except KeyboardInterrupt:
         log.close()
         raise LineInspectError(

@@ -1,5 +1,5 @@
 """`lineinspect inspect --report`: one self-contained HTML page, rendered in Debian's headless Chromium and read
-back with OCR: counts, score histogram, defect rate over time, the image grids and the evaluation."""
+back with OCR: counts, score histogram, defect rate over time, the image grids with heatmaps and the evaluation."""
 
 from __future__ import annotations
 
@@ -27,15 +27,17 @@ def test_the_report_shows_counts_time_grids_evaluation_and_errors(casting_images
     out, report = tmp_path / "rows.csv", tmp_path / "report.html"
     labels = ("--images-root", folder, "--normal-label", "ok_front", "--defect-label", "def_front")
     corrupt = folder / "cam1_20261125_090000.jpeg"
-    result = cli("inspect", models["model"], export, corrupt, *labels, "--out", out, "--report", report)
+    shown = ("--report", report, "--heatmaps", tmp_path / "heat", "--heatmaps-for", "all")
+    result = cli("inspect", models["model"], export, corrupt, *labels, "--out", out, *shown)
     assert f"wrote {report}" in result.stderr
     html = report.read_text()
     assert not re.search(r'(src|href)="(https?:)?//', html), "nothing fetched from elsewhere"
     assert html.count('src="data:image/') >= 12 + 4, "thumbnails and the four evaluation plots are embedded"
     assert html.count("<svg") == 2, "score histogram and defect rate over time"
+    assert html.count('alt="heatmap of') >= 12, "each image in the grids beside its heatmap"
     dom = dump_dom(report.as_uri())
     assert "13" in dom and "Defect rate per hour" in dom
-    png = screenshot(report.as_uri(), tmp_path / "report.png", height=4200)
+    png = screenshot(report.as_uri(), tmp_path / "report.png", height=6500)
     text = text_in(png)
     for words in ("batch inspection report", "counts", "unreadable", "scores", "defect rate over time",
                   "highest-scoring defects", "most uncertain images", "evaluation against the labels",

@@ -1,0 +1,119 @@
+"""The exported heatmap: Grad-CAM of the defect class for every architecture, a second ONNX output beside unchanged
+probabilities, and models exported before it still load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from annotation.errors import LineInspectError
+from annotation.exports import ImportOptions, load_exports
+from vision.cam import WithHeatmap
+from vision.export import export_run
+from vision.metadata import METADATA_KEY, read_metadata
+from vision.models import ARCHITECTURES, COMPACT_CNN, WithSoftmax, build_model
+from vision.onnx_model import OnnxClassifier
+from vision.predict import load_input
+from vision.recipe import load_recipe
+from vision.sample_data import generate
+from vision.train import train
+
+TINY = {"model.architecture": "resnet18", "input.height": 48, "input.width": 48, "train.workers": 0, "train.epochs": 1}
+
+
+def old_style(model: Path, out: Path) -> Path:
+    """`model` as exported before heatmaps: only the probabilities output, no heatmap key in its metadata."""
+    onnx.utils.extract_model(str(model), str(out), ["input"], ["probabilities"])
+    meta = json.loads(read_metadata(model).model_dump_json(exclude={"heatmap_output"}))
+    pruned = onnx.load(str(out))
+    entry = pruned.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.save(pruned, str(out))
+    return out
+
+
+def _grad_cam(wrapped: WithHeatmap, x: torch.Tensor, defect: int) -> torch.Tensor:
+    """Grad-CAM by autograd: feature maps weighted by d(logit_defect - logit_other) / d(pooled features)."""
+    maps = wrapped.features(x).detach()
+    pooled = torch.flatten(wrapped.pool(maps), 1).requires_grad_(True)
+    logits = wrapped.head(pooled)
+    (grad,) = torch.autograd.grad((logits[:, defect] - logits[:, 1 - defect]).sum(), pooled)
+    return (grad[:, :, None, None] * maps).sum(dim=1)
+
+
+@pytest.mark.parametrize("architecture", [COMPACT_CNN, *ARCHITECTURES])
+def test_heatmap_is_grad_cam_of_the_defect_class_and_probabilities_are_unchanged(architecture):
+    torch.manual_seed(0)
+    model = build_model(architecture, 2, pretrained="none").eval()
+    if architecture.startswith("mobilenet"):  # spread the hidden pre-activations over every piece of hardswish
+        model.classifier[0].weight.data *= 20
+    wrapped = WithHeatmap(model, defect_index=1).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        probabilities, heatmap = wrapped(x)
+        expected = WithSoftmax(model).eval()(x)
+    assert torch.equal(probabilities, expected)
+    reference = _grad_cam(wrapped, x, defect=1)
+    assert heatmap.shape == reference.shape and heatmap.shape[0] == 3
+    assert (heatmap - reference).abs().max() <= 1e-5 * reference.abs().max()
+
+
+def test_average_pooled_linear_head_gives_exact_cam():
+    """Map mean plus the bias difference is the logit difference: the map splits the decision over the image."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", 2, pretrained="none").eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        logits = model(x)
+        _, heatmap = WithHeatmap(model, defect_index=0).eval()(x)
+    bias = model.fc.bias[0] - model.fc.bias[1]
+    assert torch.allclose(heatmap.mean(dim=(1, 2)) + bias, logits[:, 0] - logits[:, 1], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    data = generate(tmp_path_factory.mktemp("sample"), n_normal=40, n_defect=40, size=(96, 96), seed=2)
+    manifest = load_exports([data.export], ImportOptions(images_root=data.root))
+    work = tmp_path_factory.mktemp("run")
+    train(manifest, load_recipe(None, TINY), work / "run")
+    model = export_run(work / "run", work / "model.onnx").path
+    return {"run": work / "run", "model": model, "images": [s.path for s in data.images[:16]]}
+
+
+def test_export_adds_a_heatmap_output_and_records_it(exported):
+    graph = onnx.load(str(exported["model"])).graph
+    assert [o.name for o in graph.output] == ["probabilities", "heatmap"]
+    meta = read_metadata(exported["model"])
+    assert meta.heatmap_output == "heatmap" and meta.output_name == "probabilities"
+    assert meta.parity["max_abs_diff"] <= 1e-4 and meta.parity["heatmap_max_rel_diff"] <= 1e-3
+
+
+def test_onnx_probabilities_match_torch_and_heatmaps_come_from_the_same_run(exported):
+    classifier = OnnxClassifier(exported["model"])
+    batch = np.stack([load_input(p, classifier.spec)[0] for p in exported["images"]])
+    model = build_model("resnet18", 2, pretrained="none")
+    model.load_state_dict(torch.load(exported["run"] / "best.pt", weights_only=True)["model"])
+    wrapped = WithHeatmap(model, classifier.meta.defect_index).eval()
+    with torch.no_grad():
+        expected = WithSoftmax(model).eval()(torch.from_numpy(batch)).numpy()
+        _, expected_maps = wrapped(torch.from_numpy(batch))
+    probabilities, maps = classifier.predict_with_heatmaps(batch)
+    assert np.abs(classifier.predict(batch) - expected).max() <= 1e-4
+    assert np.array_equal(probabilities, classifier.predict(batch))
+    assert maps.shape == (len(batch), 2, 2) and maps.dtype == np.float32  # 48 px / resnet stride 32
+    assert np.abs(maps - expected_maps.numpy()).max() <= 1e-3 * np.abs(expected_maps.numpy()).max()
+
+
+def test_a_model_exported_before_heatmaps_still_predicts_and_says_to_re_export(exported, tmp_path):
+    old = OnnxClassifier(old_style(exported["model"], tmp_path / "old.onnx"))
+    new = OnnxClassifier(exported["model"])
+    batch = np.stack([load_input(p, new.spec)[0] for p in exported["images"]])
+    assert old.meta.heatmap_output is None
+    assert np.array_equal(old.predict(batch), new.predict(batch))
+    with pytest.raises(LineInspectError, match="re-export"):
+        old.predict_with_heatmaps(batch)
