@@ -73,6 +73,8 @@ def test_resume_after_sigkill_keeps_every_row_exactly_once(models, image_list, t
 
 
 def test_ctrl_c_stops_cleanly_and_resume_finishes(models, image_list, tmp_path):
+    # every image five times: a run of several seconds, so that the signal lands mid-run even on a loaded machine
+    image_list.write_text("\n".join([image_list.read_text()] * 5))
     out = tmp_path / "out.parquet"
     run = start(models["model"], image_list, out)
     wait_for(lambda: journalled_chunks(out) >= 2, timeout=120, what="some chunks to be journalled")
