@@ -22,9 +22,8 @@ def image_list(casting_images, tmp_path):
 
 
 def start(model, image_list, out) -> subprocess.Popen:
-    """A slow-ish run (small batches, one worker) in its own process group, so it can be killed whole. Ctrl-C is
-    answered as at a terminal even when the tests themselves run in the background (`make test &`), which would
-    otherwise hand SIGINT down ignored."""
+    """A slow-ish run (small batches, one worker) in its own process group, so it can be killed whole; SIGINT gets
+    its default action, as at a terminal, whatever the test runner inherited."""
     args = ["inspect", model, image_list, "--out", out, "--batch-size", "4", "--workers", "1"]
     return subprocess.Popen([LINEINSPECT, *map(str, args)], stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
