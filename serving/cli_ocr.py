@@ -71,7 +71,11 @@ def ocr_gauge(
     kind: Annotated[str | None, typer.Option(help="digital (seven-segment) or analog (dial).")] = None,
     gauge: Annotated[str | None, typer.Option(help="Gauge config name in configs/ocr/gauges/, or a YAML path.")] = None,
     min_angle: Annotated[
-        float | None, typer.Option(help="Analog: angle of the scale's start (deg clockwise from 12).")
+        float | None,
+        typer.Option(
+            help="Analog: angle of the scale's start (deg clockwise from 12). Leave out both angles to find "
+            "the scale's ends on the dial from --min-value/--max-value alone."
+        ),
     ] = None,
     max_angle: Annotated[float | None, typer.Option(help="Analog: angle of the scale's end.")] = None,
     min_value: Annotated[float | None, typer.Option(help="Analog: value at the scale's start.")] = None,
@@ -84,7 +88,9 @@ def ocr_gauge(
     unit: Annotated[str | None, typer.Option(help="Unit to report.")] = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Read digital displays or analog dials. Exits 1 when any image gives no value."""
+    """Read digital displays or analog dials. Exits 1 when any image gives no value.
+
+    Analog values alone (--min-value/--max-value, or a config without angles): the scale is found on the dial."""
     from vision.ocr import load_gauge, read_gauge
 
     config = load_gauge(gauge) if gauge else None
@@ -103,6 +109,8 @@ def ocr_gauge(
         result = read_gauge(_read(path), spec)
         shown = result.value if result.value is not None else "-"
         extra = f", angle {result.angle} deg" if kind == "analog" and result.angle is not None else ""
+        if kind == "analog" and spec.find_scale and result.angle is not None:
+            extra += _found_scale(result, spec)
         if kind == "digital" and result.text:
             extra = f", shown {result.text!r}"
         status = result.reason or "ok"
@@ -123,19 +131,27 @@ def _analog_spec(config, shorthand: dict, points: list[str] | None, unit: str | 
     from vision.ocr.config import dial_calibration
 
     keys = config.model_dump(exclude_none=True) if isinstance(config, DialCalibration) else {"kind": "analog"}
-    if points or any(v is not None for v in shorthand.values()):
-        keys = {k: v for k, v in keys.items() if k not in ("points", *shorthand)}
+    if points or any(v is not None for v in shorthand.values()):  # the command line's scale replaces the config's
+        keys = {k: v for k, v in keys.items() if k not in ("points", "find_scale", *shorthand)}
         keys.update({k: v for k, v in shorthand.items() if v is not None})
         if points:
             keys["points"] = [_calibration_point(p) for p in points]
     if unit:
         keys["unit"] = unit
-    if "points" not in keys and "min_angle" not in keys:
+    if not {"points", "min_angle", "max_angle", "min_value", "max_value"} & set(keys):
         raise LineInspectError(
-            "an analog dial needs a calibration: --gauge NAME, or --min-angle/--max-angle/--min-value/--max-value, "
-            "or --point ANGLE=VALUE (repeat)"
+            "an analog dial needs a calibration: --gauge NAME, or --min-value/--max-value (with --min-angle/"
+            "--max-angle, or without them to find the scale's ends on the dial), or --point ANGLE=VALUE (repeat)"
         )
     return dial_calibration(**keys)
+
+
+def _found_scale(result, spec) -> str:
+    """Where the scale's ends were found on the dial, or the angles assumed instead."""
+    if result.scale_ends:
+        start, end = result.scale_ends
+        return f", scale found on the dial: {start:g} to {end:g} deg"
+    return f", scale not found on the dial: assumed {spec.points[0].angle:g} to {spec.points[-1].angle:g} deg"
 
 
 def _digital_spec(config, updates: dict):

@@ -1,8 +1,9 @@
 """Decode and preprocess in worker processes, in input order, with a bounded number of chunks in flight.
 
 Each chunk is one inference batch. Workers run the one preprocessing (`vision.predict.load_input`,
-with its reduced-resolution JPEG decode) and send back the stacked model inputs, so the main process
-only infers. Workers are spawned, not forked: a fork of a process that already runs ONNX Runtime and
+with its reduced-resolution JPEG decode) and write the model inputs straight into a slot of shared
+memory, so nothing of the images is pickled or piped and the main process only infers, on a view of
+the slot. Workers are spawned, not forked: a fork of a process that already runs ONNX Runtime and
 OpenCV thread pools can deadlock.
 """
 
@@ -28,10 +29,14 @@ from vision.preprocess import PreprocessSpec
 
 Loaded = tuple[np.ndarray, list[str | None]]  # inputs of the readable images, and per path why it is not
 
+_slots: np.ndarray | None = None  # in a worker: the shared slots, [slot, chunk, 3, H, W] float32
 
-def _init_worker(parent: int) -> None:
+
+def _init_worker(parent: int, shared: object, shape: tuple[int, ...]) -> None:
+    global _slots
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     cv2.setNumThreads(1)  # one process per core already
+    _slots = np.frombuffer(shared, np.float32).reshape(shape)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
@@ -44,10 +49,25 @@ def _exit_with(parent: int) -> None:
 
 def load_chunk(paths: Sequence[str], spec: PreprocessSpec) -> Loaded:
     """Model inputs [k, 3, H, W] of the readable images, and per path the reason it is unreadable (or None)."""
-    loaded = [_load(p, spec) for p in paths]
-    inputs = [x for x, _ in loaded if x is not None]
-    batch = np.stack(inputs) if inputs else np.empty((0, 3, spec.height, spec.width), np.float32)
-    return batch, [error for _, error in loaded]
+    batch = np.empty((len(paths), 3, spec.height, spec.width), np.float32)
+    errors = _load_into(batch, paths, spec)
+    return batch[: errors.count(None)], errors
+
+
+def _load_into_slot(slot: int, paths: Sequence[str], spec: PreprocessSpec) -> list[str | None]:
+    assert _slots is not None, "a pool worker starts with the shared slots"
+    return _load_into(_slots[slot], paths, spec)
+
+
+def _load_into(batch: np.ndarray, paths: Sequence[str], spec: PreprocessSpec) -> list[str | None]:
+    """Fill `batch` from its start with the readable images' inputs; per path the reason it is unreadable."""
+    errors: list[str | None] = []
+    for path in paths:
+        x, error = _load(path, spec)
+        if x is not None:
+            batch[errors.count(None)] = x
+        errors.append(error)
+    return errors
 
 
 def _load(path: str, spec: PreprocessSpec) -> tuple[np.ndarray | None, str | None]:
@@ -60,24 +80,36 @@ def _load(path: str, spec: PreprocessSpec) -> tuple[np.ndarray | None, str | Non
 def iter_loaded(
     paths: Sequence[Path], spec: PreprocessSpec, chunk_size: int, workers: int, ahead: int | None = None
 ) -> Iterator[Loaded]:
-    """Loaded chunks of `chunk_size` paths, in order; at most `ahead` chunks are decoded ahead of the consumer."""
+    """Loaded chunks of `chunk_size` paths, in order; at most `ahead` chunks are decoded ahead of the consumer.
+
+    A chunk's inputs are a view of shared memory, valid until the consumer asks for the next chunk."""
     ahead = ahead or 2 * workers
     starts = iter(range(0, len(paths), chunk_size))
     context = get_context("spawn")
-    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-        pending: deque[Future[Loaded]] = deque()
+    shape = (ahead + 1, chunk_size, 3, spec.height, spec.width)  # one slot more: the chunk being consumed
+    shared = context.RawArray("f", int(np.prod(shape)))
+    slots = np.frombuffer(shared, np.float32).reshape(shape)
+    initargs = (os.getpid(), shared, shape)
+    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=initargs) as pool:
+        pending: deque[tuple[int, Future[list[str | None]]]] = deque()
+        submitted = 0
 
         def submit() -> None:
+            nonlocal submitted
             if (start := next(starts, None)) is not None:
-                pending.append(pool.submit(load_chunk, [str(p) for p in paths[start : start + chunk_size]], spec))
+                slot = submitted % len(slots)
+                chunk = [str(p) for p in paths[start : start + chunk_size]]
+                pending.append((slot, pool.submit(_load_into_slot, slot, chunk, spec)))
+                submitted += 1
 
         try:
             for _ in range(ahead):
                 submit()
             while pending:
-                loaded = pending.popleft().result()
-                submit()
-                yield loaded
+                slot, future = pending.popleft()
+                errors = future.result()
+                submit()  # into the slot the consumer finished with when it asked for this chunk
+                yield slots[slot][: errors.count(None)], errors
         except BrokenProcessPool:
             raise LineInspectError("a decode worker died (out of memory, or killed); --resume continues") from None
         finally:

@@ -28,7 +28,14 @@ ERRORS = {
     }.items()
 }
 TEMPLATE = {"template": ("Label template: configs/ocr/labels/NAME.yaml (default: default)", "default")}
-GAUGE = {"gauge": ("Gauge config, digital or analog: configs/ocr/gauges/NAME.yaml (required)", "pressure-0-10bar")}
+GAUGE = {
+    "gauge": (
+        "Gauge config, digital or analog: configs/ocr/gauges/NAME.yaml (required). An analog config with only "
+        "min_value and max_value (no angles) has its scale's ends found on the dial's tick marks; the answer's "
+        "`notes` say where, or that the 270-degree sweep was assumed",
+        "pressure-0-10bar",
+    )
+}
 
 
 @router.post(
@@ -60,7 +67,8 @@ async def read_label(request: Request) -> Response:
 )
 async def read_gauge(request: Request) -> Response:
     """A seven-segment display (value, per-digit confidences) or an analog dial (value, needle angle,
-    confidence), as the gauge config says; no display or no needle gives a null value and a reason."""
+    confidence), as the gauge config says; no display or no needle gives a null value and a reason.
+    A dial config that gives only the values has the scale's ends found on the dial (see `notes`)."""
     svc = service(request)
     image, fields = await read_image(request, tuple(GAUGE))
     name = option(request, fields, "gauge")

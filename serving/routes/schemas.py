@@ -225,7 +225,7 @@ class DialAnswer(BaseModel):
                 {
                     "kind": "analog", "gauge": "pressure-0-10bar", "value": 6.43, "angle": 38.63, "confidence": 1.0,
                     "seconds": 0.34, "center": [244.0, 221.5], "radius": 203.9, "tip": [345.8, 94.0], "unit": "bar",
-                    "reason": None, "notes": [],
+                    "reason": None, "notes": [], "scale_ends": None,
                 }
             ]
         }
@@ -242,6 +242,9 @@ class DialAnswer(BaseModel):
     unit: str | None
     reason: str | None
     notes: list[str]
+    scale_ends: tuple[float, float] | None = Field(
+        None, description="Where the scale starts and ends (degrees) when the gauge's ends were found on the dial"
+    )
 
 
 GaugeAnswer = Annotated[DisplayAnswer | DialAnswer, Field(discriminator="kind")]

@@ -128,3 +128,58 @@ def test_bench_ocr_reports_rendered_sets_with_stock_tesseract_alongside(tmp_path
     assert displays["stock_tesseract"]["exact"]["right"] <= displays["exact"]["right"]
     assert dials["dials"] == 4 and dials["median_error_of_span"] < 0.02
     assert "rendered displays" in result.stdout and "ms mean" in result.stdout
+
+
+def _dial_png(tmp_path: Path, value: float, calibration: DialCalibration, seed: int) -> Path:
+    image = tmp_path / "dial.png"
+    cv2.imwrite(str(image), render_dial(value, calibration, seed=seed).image)
+    return image
+
+
+def test_ocr_gauge_reads_a_dial_from_its_values_alone_and_says_where_the_scale_was_found(tmp_path):
+    image = _dial_png(tmp_path, 11.0, DialCalibration(min_angle=-120, max_angle=120, min_value=0, max_value=16), 24)
+    out = tmp_path / "out.json"
+    result = runner.invoke(
+        app,
+        ["ocr", "gauge", str(image), "--kind", "analog", "--min-value", "0", "--max-value", "16", "--unit", "bar",
+         "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert abs(float(result.stdout.split(": ")[1].split()[0]) - 11.0) < 0.02 * 16 and " bar " in result.stdout
+    assert "scale found on the dial: " in result.stdout
+    start, end = json.loads(out.read_text())[0]["scale_ends"]
+    assert abs(start + 120) < 4 and abs(end - 120) < 4
+
+
+def test_ocr_gauge_reads_a_dial_with_a_values_only_gauge_config(tmp_path):
+    image = _dial_png(tmp_path, 5.0, DialCalibration(min_angle=-150, max_angle=150, min_value=0, max_value=16), 20)
+    result = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "pressure-0-16bar"])
+    assert result.exit_code == 0, result.output
+    assert abs(float(result.stdout.split(": ")[1].split()[0]) - 5.0) < 0.02 * 16
+    assert "scale found on the dial: " in result.stdout
+
+
+def test_ocr_gauge_says_when_a_values_only_dial_shows_no_scale_and_the_270_degree_sweep_was_assumed(tmp_path):
+    face = np.full((400, 400, 3), 90, np.uint8)
+    cv2.circle(face, (200, 200), 170, (240, 240, 240), -1)
+    cv2.circle(face, (200, 200), 170, (20, 20, 20), 6)
+    cv2.line(face, (200, 200), (320, 200), (20, 20, 20), 7)  # needle at 3 o'clock, no tick marks
+    image = tmp_path / "plain.png"
+    cv2.imwrite(str(image), face)
+    result = runner.invoke(
+        app, ["ocr", "gauge", str(image), "--kind", "analog", "--min-value", "0", "--max-value", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scale not found on the dial: assumed -135 to 135 deg" in result.stdout
+
+
+def test_an_analog_calibration_with_one_angle_is_a_clear_error(tmp_path):
+    image = tmp_path / "dial.png"
+    cv2.imwrite(str(image), np.full((100, 100, 3), 200, np.uint8))
+    result = subprocess.run(
+        [LINEINSPECT, "ocr", "gauge", str(image), "--kind", "analog", "--min-angle", "-135", "--min-value", "0",
+         "--max-value", "16"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "min_angle without max_angle" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from annotation.errors import LineInspectError
 from vision.ocr import DialCalibration, read_dial
-from vision.ocr.config import dial_calibration
+from vision.ocr.config import DEFAULT_SWEEP, dial_calibration, load_gauge
 from vision.ocr.dial_scale import scale_ends
 from vision.ocr.dials import value_at
 from vision.ocr.image import encode_jpeg, encode_png
@@ -44,10 +44,45 @@ def test_a_sweep_may_cross_twelve_o_clock_or_six():
 
 
 def test_command_line_calibration_is_checked_like_a_file():
-    with pytest.raises(LineInspectError, match="all of min_angle"):
+    with pytest.raises(LineInspectError, match="min_value without max_value"):
         dial_calibration(min_angle=-135, max_angle=135, min_value=0)
     with pytest.raises(LineInspectError, match="not both"):
         dial_calibration(min_angle=-135, max_angle=135, min_value=0, max_value=1, points=[{"angle": 0, "value": 0}])
+
+
+def test_a_calibration_with_only_the_values_finds_its_scale_on_the_dial():
+    calibration = dial_calibration(min_value=0, max_value=16, unit="bar")
+    assert calibration.find_scale is True
+    assert [(p.angle, p.value) for p in calibration.points] == [(DEFAULT_SWEEP[0], 0), (DEFAULT_SWEEP[1], 16)]
+    assert not LINEAR.find_scale and not NON_LINEAR.find_scale
+
+
+def test_a_values_only_calibration_keeps_its_mode_when_copied_or_dumped():
+    calibration = DialCalibration(min_value=0, max_value=16)
+    again = DialCalibration.model_validate(calibration.model_dump(exclude_none=True))
+    assert again.find_scale and again.points == calibration.points
+
+
+def test_a_values_only_gauge_config_loads_with_its_scale_to_be_found():
+    gauge = load_gauge("pressure-0-16bar")
+    assert gauge.kind == "analog" and gauge.find_scale and gauge.span == 16 and gauge.unit == "bar"
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [({"min_angle": -135}, "min_angle without max_angle: give both angles, or neither"),
+     ({"max_angle": 135}, "max_angle without min_angle: give both angles, or neither"),
+     ({"min_value": None}, "max_value without min_value"),
+     ({"min_value": None, "max_value": None}, "a dial needs points, or min_value and max_value"),
+     ({"max_value": None, "min_angle": -135, "max_angle": 135}, "min_value without max_value"),
+     ({"points": [{"angle": -135, "value": 0}, {"angle": 135, "value": 16}]}, "either points or min_value/max_value"),
+     ({"find_scale": False}, "find_scale: false needs min_angle and max_angle"),
+     ({"max_value": 0}, "values must rise")],
+)  # fmt: skip
+def test_a_values_only_calibration_is_checked_with_a_message_that_says_what_to_fix(keys, message):
+    values = {k: v for k, v in {"min_value": 0, "max_value": 16, **keys}.items() if v is not None}
+    with pytest.raises(LineInspectError, match=message):
+        dial_calibration(**values)
 
 
 @pytest.mark.parametrize(
@@ -75,28 +110,74 @@ def test_scale_ends_are_found_from_the_tick_marks(start, end, seed):
 
 def test_a_guessed_sweep_gives_way_to_the_one_on_the_dial():
     truth = DialCalibration(min_angle=-90, max_angle=90, min_value=0, max_value=100)
-    guess = DialCalibration(min_angle=-135, max_angle=135, min_value=0, max_value=100)
+    guess = DialCalibration(min_angle=-135, max_angle=135, min_value=0, max_value=100, find_scale=True)
     dial = render_dial(30.0, truth, seed=8)
-    result = read_dial(encode_jpeg(dial.image), guess, find_scale=True)
+    result = read_dial(encode_jpeg(dial.image), guess)
     assert abs(result.value - 30.0) < 2
     assert any("tick marks" in note for note in result.notes)
 
 
-def test_without_tick_marks_the_calibrations_own_angles_are_used():
+@pytest.mark.parametrize(
+    ("start", "end", "low", "high", "value", "seed"),
+    [(-135, 135, 0, 10, 3.3, 21), (-90, 90, 0, 100, 71.0, 22), (-150, 150, -20, 120, 35.0, 20),
+     (-120, 120, 0, 16, 11.0, 24)],
+)  # fmt: skip
+def test_rendered_dials_read_within_two_percent_of_span_from_their_values_alone(start, end, low, high, value, seed):
+    truth = DialCalibration(min_angle=start, max_angle=end, min_value=low, max_value=high)
+    dial = render_dial(value, truth, seed=seed)
+    result = read_dial(encode_jpeg(dial.image), DialCalibration(min_value=low, max_value=high))
+    assert result.reason is None and abs(result.value - value) / (high - low) < 0.02
+    assert abs(result.scale_ends[0] - start) < 4 and abs(result.scale_ends[1] - end) < 4
+    assert any(note.startswith("scale found from the tick marks") for note in result.notes)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["v_0127_f_0000_rgba.png",  # a 190-degree scale: 11% of span off with the 270-degree guess
+     "7da778bf3bf44b869ec9f1ce7f4cad0a_jpeg_jpg.rf.45584242bd2199dbcd003d5d37b23ac7.jpg",  # 318 degrees
+     "pressureGauge_4_jpg.rf.439f17b169e35f9f59964bea68c46856.jpg"],
+)  # fmt: skip
+def test_real_gauges_read_within_two_percent_of_span_from_their_values_alone(shared_data, name):
+    folder = shared_data / "analog-gauges-reading" / "dataset" / "eval"
+    entry = next(e for e in json.loads((folder / "gauge_info_eval.json").read_text()) if e["image"] == name)
+    lo, hi, truth = float(entry["min"]), float(entry["max"]), float(entry["reading"])
+    result = read_dial((folder / "images" / name).read_bytes(), DialCalibration(min_value=lo, max_value=hi))
+    assert result.scale_ends is not None
+    assert result.value is not None and abs(result.value - truth) / (hi - lo) < 0.02
+
+
+def _face_without_ticks(needle_to: tuple[int, int] | None) -> bytes:
     face = np.full((400, 400, 3), 90, np.uint8)
     cv2.circle(face, (200, 200), 170, (240, 240, 240), -1)
     cv2.circle(face, (200, 200), 170, (20, 20, 20), 6)
-    cv2.line(face, (200, 200), (200 + 120, 200), (20, 20, 20), 7)  # needle at 3 o'clock
-    result = read_dial(encode_png(face), LINEAR, find_scale=True)
+    if needle_to:
+        cv2.line(face, (200, 200), needle_to, (20, 20, 20), 7)
+    return encode_png(face)
+
+
+def test_without_tick_marks_the_calibrations_own_angles_are_used():
+    guess = LINEAR.model_copy(update={"find_scale": True})
+    result = read_dial(_face_without_ticks((320, 200)), guess)  # needle at 3 o'clock
     assert result.value == pytest.approx(value_at(LINEAR, result.angle)[0], abs=1e-3)
     assert any("not found on the dial" in note for note in result.notes)
 
 
+def test_a_values_only_dial_without_tick_marks_says_it_assumed_the_270_degree_sweep():
+    calibration = DialCalibration(min_value=0, max_value=10, unit="bar")
+    result = read_dial(_face_without_ticks((320, 200)), calibration)  # needle at 3 o'clock: 90 deg
+    assert result.reason is None and result.scale_ends is None
+    assert result.value == pytest.approx(value_at(LINEAR, result.angle)[0], abs=1e-3)
+    assert abs(result.value - 8.33) < 0.2
+    assert "scale ends not found on the dial (no tick ring with a clear gap): assumed -135 to 135 deg" in result.notes
+
+
+def test_a_values_only_dial_without_a_needle_gives_an_empty_value_and_a_reason():
+    result = read_dial(_face_without_ticks(None), DialCalibration(min_value=0, max_value=10))
+    assert result.value is None and result.confidence == 0 and "no needle" in result.reason
+
+
 def test_a_dial_without_a_needle_is_refused_not_guessed():
-    face = np.full((400, 400, 3), 90, np.uint8)
-    cv2.circle(face, (200, 200), 170, (240, 240, 240), -1)
-    cv2.circle(face, (200, 200), 170, (20, 20, 20), 6)
-    result = read_dial(encode_png(face), LINEAR)
+    result = read_dial(_face_without_ticks(None), LINEAR)
     assert result.value is None and result.angle is None and result.confidence == 0
     assert "no needle" in result.reason
 

@@ -3,12 +3,13 @@ read with the verdict stored in the inspection record."""
 
 from __future__ import annotations
 
+import cv2
 import httpx
 import numpy as np
 import pytest
 
 from tests.serving.conftest import metric
-from vision.ocr import load_gauge
+from vision.ocr import DialCalibration, load_gauge
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import render_photo
@@ -63,6 +64,40 @@ def test_an_analog_dial_is_read_through_the_gauge_s_calibration(service):
     assert (result["kind"], result["unit"], result["reason"]) == ("analog", "bar", None)
     assert abs(result["value"] - 6.4) < 0.02 * calibration.span and abs(result["angle"] - dial.angle) < 3
     assert 0 < result["confidence"] <= 1
+
+
+def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where(service):
+    dial = render_dial(5.0, DialCalibration(min_angle=-150, max_angle=150, min_value=0, max_value=16), seed=20)
+    answer = service["client"].post("/v1/ocr/gauge", **image_form(encode_jpeg(dial.image), gauge="pressure-0-16bar"))
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert (result["kind"], result["gauge"], result["unit"]) == ("analog", "pressure-0-16bar", "bar")
+    assert result["reason"] is None and abs(result["value"] - 5.0) < 0.02 * 16
+    assert any(note.startswith("scale found from the tick marks: -15") for note in result["notes"]), result["notes"]
+    assert abs(result["scale_ends"][0] + 150) < 4 and abs(result["scale_ends"][1] - 150) < 4
+
+
+def test_a_values_only_gauge_on_a_dial_without_tick_marks_says_it_assumed_the_270_degree_sweep(service):
+    face = np.full((400, 400, 3), 90, np.uint8)
+    cv2.circle(face, (200, 200), 170, (240, 240, 240), -1)
+    cv2.line(face, (200, 200), (320, 200), (20, 20, 20), 7)  # needle at 3 o'clock: 90 deg
+    answer = service["client"].post(
+        "/v1/ocr/gauge", content=encode_png(face), headers={"content-type": "image/png"},
+        params={"gauge": "pressure-0-16bar"},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["reason"] is None and abs(result["value"] - 16 * 225 / 270) < 0.3
+    assert any("not found on the dial" in note and "assumed -135 to 135 deg" in note for note in result["notes"])
+    assert result["scale_ends"] is None
+
+
+def test_the_openapi_schema_says_a_gauge_may_give_only_its_values(service):
+    gauge = service["client"].get("/openapi.json").json()["paths"]["/v1/ocr/gauge"]["post"]
+    form = gauge["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["gauge"]
+    query = next(p for p in gauge["parameters"] if p["name"] == "gauge")
+    for described in (form["description"], query["description"]):
+        assert "only min_value and max_value" in described and "found on the dial" in described
 
 
 def test_inspect_with_ocr_answers_and_records_the_label_s_fields(service):

@@ -122,9 +122,9 @@ def bench_analog(root: Path, tick: Progress, calibrations: Path | None = None) -
     for entry in entries:
         lo, hi, truth = float(entry["min"]), float(entry["max"]), float(entry["reading"])
         data = (folder / "images" / entry["image"]).read_bytes()
-        default = DialCalibration(min_angle=-135, max_angle=135, min_value=lo, max_value=hi)
-        result = read_dial(data, default, find_scale=True)
-        at_270 = value_at(default, result.angle)[0] if result.angle is not None else None  # same needle
+        values_only = DialCalibration(min_value=lo, max_value=hi)  # ends found on the dial, else the 270 sweep
+        result = read_dial(data, values_only)
+        at_270 = value_at(values_only, result.angle)[0] if result.angle is not None else None  # same needle
         fixed.append((at_270, truth, hi - lo))
         found.append((result.value, truth, hi - lo))
         seconds.append(result.seconds)

@@ -103,11 +103,16 @@ class CalibrationPoint(_Strict):
     value: float
 
 
+DEFAULT_SWEEP = (-135.0, 135.0)  # the common 270-degree scale: the starting guess when only values are given
+
+
 class DialCalibration(_Strict):
     """An analog dial: needle angle to value, linear between the given points.
 
-    Either `points` (two or more, in clockwise order; several for non-linear scales) or the
-    four min/max keys. The scale runs clockwise from the first point to the last.
+    Either `points` (two or more, in clockwise order; several for non-linear scales), or the
+    four min/max keys, or only `min_value` and `max_value`: the scale's ends are then found on
+    the dial from its tick marks (DEFAULT_SWEEP where none show). The scale runs clockwise from
+    the first point to the last. `find_scale: true` with angles makes them a starting guess too.
     """
 
     kind: Literal["analog"] = "analog"
@@ -118,20 +123,18 @@ class DialCalibration(_Strict):
     max_angle: float | None = None
     min_value: float | None = None
     max_value: float | None = None
+    find_scale: bool = False  # the angles are a guess: take the scale's ends from the dial's tick marks
     needle: Literal["auto", "dark", "light"] = "auto"
 
     @model_validator(mode="after")
     def _has_a_scale(self) -> DialCalibration:
-        shorthand = (self.min_angle, self.max_angle, self.min_value, self.max_value)
-        if self.points and any(v is not None for v in shorthand):
-            raise ValueError("give either points or min_angle/max_angle/min_value/max_value, not both")
+        angles, values = (self.min_angle, self.max_angle), (self.min_value, self.max_value)
+        if self.points and any(v is not None for v in angles + values):
+            raise ValueError(
+                "give either points or min_value/max_value (with or without min_angle/max_angle), not both"
+            )
         if not self.points:
-            if any(v is None for v in shorthand):
-                raise ValueError("a dial needs points, or all of min_angle, max_angle, min_value, max_value")
-            self.points = [
-                CalibrationPoint(angle=self.min_angle, value=self.min_value),
-                CalibrationPoint(angle=self.max_angle, value=self.max_value),
-            ]
+            self.points = self._shorthand_points(angles, values)
             self.min_angle = self.max_angle = self.min_value = self.max_value = None
         if len(self.points) < 2:
             raise ValueError("points: a scale needs at least two points")
@@ -144,6 +147,31 @@ class DialCalibration(_Strict):
         if not (rising or falling):
             raise ValueError("points: values must rise (or fall) steadily along the scale")
         return self
+
+    def _shorthand_points(self, angles: tuple, values: tuple) -> list[CalibrationPoint]:
+        """The two ends from min/max keys; without angles, the default sweep as a guess to be found."""
+        if (values[0] is None) != (values[1] is None):
+            given, missing = ("min_value", "max_value") if values[1] is None else ("max_value", "min_value")
+            raise ValueError(f"{given} without {missing}: a scale needs the values at both its ends")
+        if values[0] is None:
+            raise ValueError(
+                "a dial needs points, or min_value and max_value (with min_angle and max_angle, "
+                "or without them to find the scale's ends on the dial)"
+            )
+        if all(a is None for a in angles):
+            if "find_scale" in self.model_fields_set and not self.find_scale:
+                raise ValueError(
+                    "find_scale: false needs min_angle and max_angle: with only the values, "
+                    "the scale's ends must be found on the dial"
+                )
+            angles = DEFAULT_SWEEP
+            self.find_scale = True
+        elif any(a is None for a in angles):
+            given, missing = ("min_angle", "max_angle") if angles[1] is None else ("max_angle", "min_angle")
+            raise ValueError(
+                f"{given} without {missing}: give both angles, or neither to find the scale's ends on the dial"
+            )
+        return [CalibrationPoint(angle=a, value=v) for a, v in zip(angles, values, strict=True)]
 
     def offsets(self) -> list[float]:
         """Each point's clockwise distance from the first point, in degrees."""

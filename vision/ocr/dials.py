@@ -210,11 +210,12 @@ def _spread(calibration: DialCalibration, start: float, end: float) -> DialCalib
     return calibration.model_copy(update={"points": DialCalibration(points=points).points})
 
 
-def read_dial(data: bytes, calibration: DialCalibration, find_scale: bool = False) -> DialResult:
+def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
     """Image bytes to a DialResult; no dial, no needle or an unreadable image gives a reason, not an error.
 
-    find_scale: the calibration's angles are only a guess; the scale's ends are taken from the
-    dial's tick marks when they show, and the calibration's values spread between them.
+    With `calibration.find_scale` its angles are only a guess: the scale's ends are taken from
+    the dial's tick marks when they show, and the calibration's values spread between them;
+    when they do not, the guess is used and a note says so.
     """
     start = time.perf_counter()
     unit = calibration.unit
@@ -235,17 +236,22 @@ def read_dial(data: bytes, calibration: DialCalibration, find_scale: bool = Fals
         return DialResult(
             None, None, 0.0, time.perf_counter() - start, centre, radius, unit=unit, reason=why, notes=notes
         )
-    if find_scale:
+    ends = None
+    if calibration.find_scale:
         ends = scale_ends(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (face.cx, face.cy), face.radius, needle.angle)
         if ends:
             calibration = _spread(calibration, *ends)
             notes.append(f"scale found from the tick marks: {ends[0]:.1f} to {ends[1]:.1f} deg")
         else:
-            notes.append("scale ends not found on the dial: used the calibration's angles")
+            first, last = calibration.points[0].angle, calibration.points[-1].angle
+            notes.append(
+                f"scale ends not found on the dial (no tick ring with a clear gap): assumed {first:g} to {last:g} deg"
+            )
     value, off_scale = value_at(calibration, needle.angle)
     confidence = round(min(1.0, needle.contrast) * min(1.0, 2 * needle.uniqueness) * (1.0 if face.found else 0.7), 4)
     t = math.radians(needle.angle)
     tip = (centre[0] + 0.8 * radius * math.sin(t), centre[1] - 0.8 * radius * math.cos(t))
     seconds = time.perf_counter() - start
     confidence = confidence if value is not None else 0.0
-    return DialResult(value, round(needle.angle, 2), confidence, seconds, centre, radius, tip, unit, off_scale, notes)
+    angle = round(needle.angle, 2)
+    return DialResult(value, angle, confidence, seconds, centre, radius, tip, unit, off_scale, notes, ends)

@@ -94,7 +94,9 @@ class DisplayResult:
 class DialResult:
     """An analog gauge: the value the needle points at, through a calibration.
 
-    `angle` is in degrees clockwise from 12 o'clock, in (-180, 180].
+    `angle` is in degrees clockwise from 12 o'clock, in (-180, 180]. `scale_ends` is (start, end)
+    as found on the dial's tick marks when the calibration asked for it (`find_scale`); None when
+    the calibration's own angles were used (the notes say why).
     """
 
     value: float | None
@@ -107,6 +109,7 @@ class DialResult:
     unit: str | None = None
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    scale_ends: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
