@@ -4,9 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-# Debian packages: Tesseract with English and Korean, the fonts the OCR renderers draw with,
-# and Chromium, the headless browser the rendered-page tests (tests/browser.py) screenshot pages with.
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor fonts-dejavu-core fonts-nanum chromium
+# Debian packages: Tesseract with English and Korean, its headers and a compiler (tesserocr is built
+# against this Tesseract, not taken as a wheel that bundles another version and reads differently),
+# the fonts the OCR renderers draw with, and Chromium, the headless browser the rendered-page tests
+# (tests/browser.py) screenshot pages with.
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor libtesseract-dev libleptonica-dev pkg-config g++ \
+	fonts-dejavu-core fonts-nanum chromium
 
 .PHONY: setup system-deps demo test lint clean
 
@@ -23,7 +26,7 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,serve,labelstudio,cluster,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt --no-binary tesserocr -e '.[train,serve,labelstudio,cluster,dev]'
 	touch $(STAMP)
 
 demo: setup

@@ -85,9 +85,13 @@ def test_blank_and_corrupt_images_give_empty_results_with_reasons():
     assert corrupt.text == "" and corrupt.reason.startswith("unreadable image")
 
 
-def test_tesserocr_reads_the_same_fields_as_pytesseract():
-    label = render_label(1)
-    data = encode_png(label.image)
-    fast = read_label(data, load_template("default"), engine="tesserocr")
-    assert fast.engine == "tesserocr"
-    assert {name: f.value for name, f in fast.fields.items()} == label.fields
+@pytest.mark.parametrize(("seed", "korean", "turns"), [(1, False, 0), (11, True, 0), (14, True, 3), (35, True, 0)])
+def test_tesserocr_reads_exactly_what_pytesseract_reads(seed, korean, turns):
+    """Same Tesseract, same resolution: the same words, boxes and confidences, only sooner."""
+    label = render_label(seed, korean=korean, quarter_turns=turns)
+    data, template = encode_png(label.image), load_template("default-ko" if korean else "default")
+    fast = read_label(data, template, engine="tesserocr")
+    slow = read_label(data, template, engine="pytesseract")
+    assert fast.engine == "tesserocr" and fast.words
+    assert (fast.text, fast.words, fast.psm) == (slow.text, slow.words, slow.psm)
+    assert {name: f.value for name, f in fast.fields.items()} == {name: f.value for name, f in slow.fields.items()}
