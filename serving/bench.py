@@ -2,7 +2,9 @@
 
 Both are measured in the same run on the same images: the ceiling is decode + preprocess in the
 decode pool overlapped with batched inference, with no HTTP; the service is loaded by a bounded
-asyncio generator of raw keep-alive HTTP/1.1 connections on loopback at each concurrency.
+asyncio generator of raw keep-alive HTTP/1.1 connections on loopback at each concurrency. The
+ceiling is measured before the first load and after each one, and each load compared with the
+ceilings on either side of it, so that a machine whose speed drifts favours neither.
 """
 
 from __future__ import annotations
@@ -242,20 +244,27 @@ def bench_serve(
     rss_before = resident_mb(server.process.pid) if server else None
     console.print(f"{len(images)} images, {model.name} {model.version} at {model.spec.height}x{model.spec.width}, "
                   f"{cpu_note()}", highlight=False)  # fmt: skip
-    best = ceiling(model, images, settings, seconds)
+    ceilings = [ceiling(model, images, settings, seconds / 2)]
     alone = single_image_ms(model, images)
     console.print(
-        f"in-process ceiling: {best:.1f} img/s (decode+preprocess in {settings.threads()[1]} threads, "
+        f"in-process ceiling: {ceilings[0]:.1f} img/s (decode+preprocess in {settings.threads()[1]} threads, "
         f"batches of {settings.max_batch_size}, no HTTP)",
         highlight=False,
     )
     console.print(f"single image decode+preprocess+infer: p50 {np.median(alone):.1f} ms, "
                   f"p99 {np.percentile(alone, 99):.1f} ms", highlight=False)  # fmt: skip
-    results = run_loads(url, images, concurrencies, seconds, headers)
+    results = []
+    for concurrency in concurrencies:  # a ceiling after each load: the machine's speed drifts minute to minute
+        results += run_loads(url, images, [concurrency], seconds, headers)
+        ceilings.append(ceiling(model, images, settings, seconds / 2))
+    after_each = ", ".join(f"{c:.1f}" for c in ceilings[1:])
+    console.print(f"in-process ceiling after each load: {after_each} img/s (each load is compared with the "
+                  "mean of the ceilings just before and after it)", highlight=False)  # fmt: skip
     table = Table("concurrency", "req/s", "of ceiling", "p50 ms", "p95 ms", "p99 ms", "errors", "mean batch")
-    for r in results:
+    for r, before, after in zip(results, ceilings[:-1], ceilings[1:], strict=True):
         batch = f"{r.mean_batch:.1f}" if r.mean_batch else "-"
-        table.add_row(str(r.concurrency), f"{r.throughput:.1f}", f"{r.throughput / best:.2f}", f"{r.p50_ms:.1f}",
+        share = r.throughput / ((before + after) / 2)
+        table.add_row(str(r.concurrency), f"{r.throughput:.1f}", f"{share:.2f}", f"{r.p50_ms:.1f}",
                       f"{r.p95_ms:.1f}", f"{r.p99_ms:.1f}", str(r.errors), batch)  # fmt: skip
     console.print(table)
     if results and results[0].concurrency == 1:

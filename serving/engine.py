@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -207,8 +208,10 @@ class MicroBatcher:
     """Images waiting together are inferred as one batch, one inference at a time.
 
     A batch is sent when it is full, when nothing more is being decoded, or when its oldest
-    image has waited `max_wait_s`; so a lone request waits for nothing and a busy line fills
-    batches while the previous one runs.
+    image has waited `max_wait_s`; so a busy line fills batches while the previous one runs. A
+    lone image (nothing queued, nothing else being decoded, no inference running) is inferred
+    at once by the thread that decoded it, sparing it the trips through the event loop and the
+    inference thread.
     """
 
     def __init__(self, max_batch_size: int, max_wait_s: float, metrics: Metrics) -> None:
@@ -217,6 +220,7 @@ class MicroBatcher:
         self._jobs: deque[_Job] = deque()
         self._arrived = asyncio.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lineinspect-infer")
+        self._inferring = threading.Lock()  # one inference at a time, batched or alone
         self._task: asyncio.Task | None = None
 
     @property
@@ -231,6 +235,22 @@ class MicroBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._pool.shutdown(wait=True)
+
+    def infer_alone(self, model: LoadedModel, x: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """In a decode thread: probabilities and inference seconds for a lone image, or None when others
+        are queued or being decoded or an inference is running (the image then goes to `infer`).
+
+        The loop's counters are read without its lock: a race only sends a lone image the usual way,
+        or has an image that was just queued wait for this inference as it would for any other."""
+        if self.preparing > 1 or self._jobs or not self._inferring.acquire(blocking=False):
+            return None
+        try:
+            started = perf_counter()
+            probs = model.classifier.predict(x[None])[0]
+        finally:
+            self._inferring.release()
+        self.metrics.batch_size.observe(1)
+        return probs, perf_counter() - started
 
     async def infer(self, model: LoadedModel, x: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Probabilities for one preprocessed image, with its queue and inference seconds."""
@@ -252,7 +272,7 @@ class MicroBatcher:
                 started = perf_counter()
                 try:
                     batch = np.stack([j.x for j in group])
-                    probs = await loop.run_in_executor(self._pool, model.classifier.predict, batch)
+                    probs = await loop.run_in_executor(self._pool, self._predict, model, batch)
                 except Exception as exc:  # a fault for these requests (5xx), never for the batcher
                     for j in group:
                         if not j.future.done():
@@ -263,6 +283,10 @@ class MicroBatcher:
                 for j, p in zip(group, probs, strict=True):
                     if not j.future.done():  # its request may have been cancelled (client gone)
                         j.future.set_result((p, started - j.queued, infer_s))
+
+    def _predict(self, model: LoadedModel, batch: np.ndarray) -> np.ndarray:
+        with self._inferring:
+            return model.classifier.predict(batch)
 
     async def _fill(self, deadline: float) -> None:
         while len(self._jobs) < self.max_batch_size and self.preparing > 0:
@@ -305,6 +329,11 @@ class Engine:
             self._install(model)
         return model
 
+    def _prepare(self, data: bytes, model: LoadedModel) -> tuple[Prepared, tuple[np.ndarray, float] | None]:
+        """In the decode pool: the prepared image, and its probabilities when it could be inferred alone."""
+        prepared = prepare(data, model.spec)
+        return prepared, None if prepared.x is None else self.batcher.infer_alone(model, prepared.x)
+
     def _install(self, model: LoadedModel) -> None:
         self.model = model  # one assignment: the swap is atomic
         self.metrics.set_model(model.name, model.version, model.sha256)
@@ -316,13 +345,16 @@ class Engine:
         started = perf_counter()
         self.batcher.preparing += 1
         try:
-            prepared = await loop.run_in_executor(self._decode_pool, prepare, data, model.spec)
+            prepared, alone = await loop.run_in_executor(self._decode_pool, self._prepare, data, model)
         finally:
             self.batcher.preparing -= 1
         timings = {"decode": prepared.decode_s * 1e3, "preprocess": prepared.preprocess_s * 1e3}
         if prepared.x is None:
             return Outcome(model, prepared.sha256, None, prepared.error, timings)
-        probs, queue_s, infer_s = await self.batcher.infer(model, prepared.x)
+        if alone is not None:
+            (probs, infer_s), queue_s = alone, 0.0
+        else:
+            probs, queue_s, infer_s = await self.batcher.infer(model, prepared.x)
         timings.update(queue=queue_s * 1e3, infer=infer_s * 1e3, total=(perf_counter() - started) * 1e3)
         self.metrics.observe_stages(timings)
         return Outcome(model, prepared.sha256, probs, None, timings, prepared.quality)

@@ -16,6 +16,7 @@ def test_bench_serve_prints_ceiling_throughput_latency_and_memory(models, castin
     out = result.stdout
     assert re.search(r"in-process ceiling: \d+\.\d img/s", out)
     assert re.search(r"single image decode\+preprocess\+infer: p50 \d", out)
+    assert re.search(r"in-process ceiling after each load: \d+\.\d, \d+\.\d img/s", out)
     rows = [line for line in out.splitlines() if re.match(r"\W*(1|4)\W+\d+\.\d\W+\d\.\d\d", line)]
     assert len(rows) == 2, out
     assert re.search(r"server resident memory: \d+ MB before, \d+ MB after", out)

@@ -120,6 +120,20 @@ def test_concurrent_requests_are_inferred_in_batches(service, casting_images):
     assert batches < 32
 
 
+def test_a_lone_image_is_inferred_where_it_was_decoded_with_no_queueing(service, casting_images):
+    """One camera posting one part at a time: nothing to batch with, so no trip through the batcher."""
+    client = service["client"]
+    before = client.get("/metrics").text
+    for path in casting_images["normal"][20:25]:
+        answer = client.post("/v1/inspect", content=path.read_bytes(), headers={"content-type": "image/jpeg"})
+        assert answer.status_code == 200 and answer.json()["timings_ms"]["queue"] == 0.0, answer.text
+    after = client.get("/metrics").text
+    singles = metric(after, "lineinspect_batch_size_bucket", le="1.0") - metric(
+        before, "lineinspect_batch_size_bucket", le="1.0"
+    )
+    assert singles == 5
+
+
 def test_inspections_are_filtered_and_paginated(service, casting_images):
     client = service["client"]
     ids = []
