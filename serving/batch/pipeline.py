@@ -9,6 +9,7 @@ OpenCV thread pools can deadlock.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import threading
@@ -29,6 +30,7 @@ from vision.preprocess import PreprocessSpec
 
 Loaded = tuple[np.ndarray, list[str | None]]  # inputs of the readable images, and per path why it is not
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 _slots: np.ndarray | None = None  # in a worker: the shared slots, [slot, chunk, 3, H, W] float32
 
 
@@ -36,8 +38,19 @@ def _init_worker(parent: int, shared: object, shape: tuple[int, ...]) -> None:
     global _slots
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     cv2.setNumThreads(1)  # one process per core already
+    _keep_freed_memory()
     _slots = np.frombuffer(shared, np.float32).reshape(shape)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _keep_freed_memory() -> None:
+    """Decoding a full-HD JPEG allocates and frees a few MB per image; glibc hands such blocks back to the kernel
+    each time (munmap, heap trim) and gets them again zeroed for the next image: about 800 page faults and 3 ms of
+    system time per image, a quarter of the decode. Keep freed memory in the process instead (glibc only)."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, 64 << 20)  # blocks below 64 MB come from the heap, not from mmap
+        mallopt(_M_TRIM_THRESHOLD, 256 << 20)  # and free heap is kept up to 256 MB
 
 
 def _exit_with(parent: int) -> None:
