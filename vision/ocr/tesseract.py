@@ -21,11 +21,6 @@ from PIL import Image
 
 from annotation.errors import LineInspectError
 
-# Debian's Tesseract runs OpenMP threads that spin against each other and against other work on a
-# small, busy machine: a label took 4.2 s instead of 1.3 s. One thread per call unless the user
-# says otherwise; read when the program starts (pytesseract) or the library loads (tesserocr).
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-
 INSTALL_HINT = "install it: apt-get install tesseract-ocr tesseract-ocr-kor"
 # The tesseract program reads pytesseract's PNG, which carries no resolution, as 70 dpi (and then
 # estimates it from the text); tesserocr gets a PIL image, which PIL hands over stamped 96 dpi.
