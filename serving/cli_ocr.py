@@ -49,7 +49,9 @@ def ocr_label(
     """Read product or shipping labels: text, word boxes and the template's fields. Exits 1 when a
     required field is missing or invalid on any image."""
     from vision.ocr import load_template, read_label
+    from vision.ocr.tesseract import limit_openmp
 
+    limit_openmp()
     spec = load_template(template)
     results, failed = [], 0
     for path in images:
@@ -214,8 +216,10 @@ def bench_ocr(
 ) -> None:
     """Accuracy and time per image of every OCR reader, on real photos and rendered images."""
     from vision.ocr.bench import DEFAULT_DATA, SECTIONS, run_bench
+    from vision.ocr.tesseract import limit_openmp
     from vision.progress import progress_bar
 
+    limit_openmp()
     sections = only or list(SECTIONS)
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:

@@ -64,7 +64,9 @@ def serve(
     """Serve a model over HTTP to line cameras: verdicts, records, metrics."""
     from serving.app import run
     from serving.engine import load_model
+    from vision.ocr.tesseract import limit_openmp
 
+    limit_openmp()  # the service reads labels too, and never runs torch
     settings = cli_settings(config, set_, **{"model": model, "server.host": host, "server.port": port})
     if settings.model is None:
         raise LineInspectError("no model: pass --model MODEL.onnx (or set model: in the config)")

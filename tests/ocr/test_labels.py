@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -95,3 +99,14 @@ def test_tesserocr_reads_exactly_what_pytesseract_reads(seed, korean, turns):
     assert fast.engine == "tesserocr" and fast.words
     assert (fast.text, fast.words, fast.psm) == (slow.text, slow.words, slow.psm)
     assert {name: f.value for name, f in fast.fields.items()} == {name: f.value for name, f in slow.fields.items()}
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
+def test_tesseract_gets_one_openmp_thread_unless_the_user_sets_a_limit(given, expected):
+    """In a subprocess: the limit must never reach this test process, which trains with torch."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_THREAD_LIMIT"} | (
+        {"OMP_THREAD_LIMIT": given} if given else {}
+    )
+    code = "import os; from vision.ocr.tesseract import limit_openmp as f; f(); print(os.environ['OMP_THREAD_LIMIT'])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == expected
