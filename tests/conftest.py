@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -11,6 +12,18 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _openmp_limit_stays_in_its_test():
+    """CLI commands run in-process (CliRunner) set OMP_THREAD_LIMIT for Tesseract; inherited by a later
+    `lineinspect train` subprocess it makes torch spin for minutes. Put the environment back after each test."""
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    yield
+    if before is None:
+        os.environ.pop("OMP_THREAD_LIMIT", None)
+    else:
+        os.environ["OMP_THREAD_LIMIT"] = before
 
 
 @pytest.fixture(scope="session")
