@@ -6,12 +6,12 @@ import asyncio
 import copy
 import gc
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
-from uuid import uuid4
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +28,7 @@ from serving.metrics import Metrics
 from serving.monitor.watcher import LineWatcher
 from serving.ocr import OcrService
 from serving.routes import dashboard, health, inspect, inspections, ml_backend, models, monitor, ocr
+from serving.routes.deps import document_security
 from serving.routes.errors import ApiError, error_body, install_error_handlers
 from serving.routes.schemas import InspectionResult, ModelRef, OcrStep, Timings
 from serving.settings import ServeSettings
@@ -141,7 +142,7 @@ class Service:
     def _record(self, outcome: Outcome, image: bytes, tags: Tags, client: str | None) -> InspectionRecord:
         model = outcome.model
         record = InspectionRecord(
-            id=uuid4().hex,
+            id=f"{random.getrandbits(128):032x}",  # 128 random bits, with no system call on the event loop
             created_at=datetime.now(UTC),
             **tags.__dict__,
             client=client,
@@ -245,10 +246,12 @@ def create_app(settings: ServeSettings, model: LoadedModel) -> FastAPI:
         version="1",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # Prometheus /metrics instead
     )
     app.state.service = service
     for module in (inspect, inspections, models, ocr, monitor, dashboard, ml_backend, health):
         app.include_router(module.router)
+    document_security(app)
     install_error_handlers(app, service.metrics)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes, metrics=service.metrics)
     if settings.cors_origins:

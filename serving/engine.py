@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,106 +200,131 @@ class Outcome:
 @dataclass
 class _Job:
     model: LoadedModel
-    x: np.ndarray
-    queued: float
-    future: asyncio.Future
+    prepared: Prepared
+    started: float  # when the request reached the engine
+    queued: float  # when it was ready for inference
+    deliver: Callable[[Outcome | Exception], None]
 
 
 class MicroBatcher:
-    """Images waiting together are inferred as one batch, one inference at a time.
+    """Images waiting together are inferred as one batch, one inference at a time, by the inference thread.
 
-    A batch is sent when it is full, when nothing more is being decoded, or when its oldest
-    image has waited `max_wait_s`; so a busy line fills batches while the previous one runs. A
-    lone image (nothing queued, nothing else being decoded, no inference running) is inferred
-    at once by the thread that decoded it, sparing it the trips through the event loop and the
-    inference thread.
+    Decode threads hand their images straight to this thread, which sends a batch when it is full,
+    when nothing more is being decoded, or when its oldest image has waited `max_wait_s`; so a busy
+    line fills batches while the previous one runs, and the event loop only hears of an image when
+    its answer is ready. A lone image (nothing queued, nothing else being decoded, no inference
+    running) is inferred at once by the thread that decoded it.
     """
 
     def __init__(self, max_batch_size: int, max_wait_s: float, metrics: Metrics) -> None:
         self.max_batch_size, self.max_wait_s, self.metrics = max_batch_size, max_wait_s, metrics
+        self._changed = threading.Condition()  # guards everything below
         self.preparing = 0  # images being decoded: worth waiting for
         self._jobs: deque[_Job] = deque()
-        self._arrived = asyncio.Event()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lineinspect-infer")
-        self._inferring = threading.Lock()  # one inference at a time, batched or alone
-        self._task: asyncio.Task | None = None
+        self._busy = False  # an inference is running, batched or alone
+        self._stopping = False
+        self._batch_array = np.empty(0, np.float32)  # reused by every inference (they never overlap)
+        self._thread = threading.Thread(target=self._run, name="lineinspect-infer", daemon=True)
 
     @property
     def depth(self) -> int:
         return len(self._jobs)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="lineinspect-batcher")
+        self._thread.start()
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._pool.shutdown(wait=True)
+    def stop(self) -> None:
+        """Infer what is queued, then end the thread."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
 
-    def infer_alone(self, model: LoadedModel, x: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """In a decode thread: probabilities and inference seconds for a lone image, or None when others
-        are queued or being decoded or an inference is running (the image then goes to `infer`).
+    def preparing_started(self) -> None:
+        with self._changed:
+            self.preparing += 1
 
-        The loop's counters are read without its lock: a race only sends a lone image the usual way,
-        or has an image that was just queued wait for this inference as it would for any other."""
-        if self.preparing > 1 or self._jobs or not self._inferring.acquire(blocking=False):
-            return None
-        try:
-            started = perf_counter()
-            probs = model.classifier.predict(x[None])[0]
-        finally:
-            self._inferring.release()
-        self.metrics.batch_size.observe(1)
-        return probs, perf_counter() - started
+    def prepared(self, job: _Job | None) -> None:
+        """In a decode thread: infer `job`'s image now if it is alone, else queue it for the next batch
+        (None: the image failed, its request has its error already)."""
+        with self._changed:
+            self.preparing -= 1
+            alone = job is not None and job.prepared.x is not None and not (self.preparing or self._jobs or self._busy)
+            if alone:
+                self._busy = True
+            elif job is not None and job.prepared.x is not None:
+                self._jobs.append(job)
+            self._changed.notify_all()
+        if job is None:
+            return
+        if job.prepared.x is None:
+            job.deliver(_outcome(job, None, 0.0, 0.0))
+        elif alone:
+            self._infer_then_release([job], alone=True)
 
-    async def infer(self, model: LoadedModel, x: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Probabilities for one preprocessed image, with its queue and inference seconds."""
-        future = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(model, x, perf_counter(), future))
-        self._arrived.set()
-        return await future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _run(self) -> None:
         while True:
-            while not self._jobs:
-                self._arrived.clear()
-                await self._arrived.wait()
-            await self._fill(self._jobs[0].queued + self.max_wait_s)
-            jobs = [self._jobs.popleft() for _ in range(min(len(self._jobs), self.max_batch_size))]
-            for model in dict.fromkeys(j.model for j in jobs):  # a reload mid-batch: each model infers its own
-                group = [j for j in jobs if j.model is model]
-                started = perf_counter()
-                try:
-                    batch = np.stack([j.x for j in group])
-                    probs = await loop.run_in_executor(self._pool, self._predict, model, batch)
-                except Exception as exc:  # a fault for these requests (5xx), never for the batcher
-                    for j in group:
-                        if not j.future.done():
-                            j.future.set_exception(exc)
-                    continue
-                infer_s = perf_counter() - started
-                self.metrics.batch_size.observe(len(group))
-                for j, p in zip(group, probs, strict=True):
-                    if not j.future.done():  # its request may have been cancelled (client gone)
-                        j.future.set_result((p, started - j.queued, infer_s))
+            with self._changed:
+                while not self._jobs and not self._stopping:
+                    self._changed.wait()
+                if not self._jobs:
+                    return
+                deadline = self._jobs[0].queued + self.max_wait_s
+                while len(self._jobs) < self.max_batch_size and self.preparing and not self._stopping:
+                    if not self._changed.wait(deadline - perf_counter()):
+                        break
+                while self._busy:  # a lone image is being inferred
+                    self._changed.wait()
+                jobs = [self._jobs.popleft() for _ in range(min(len(self._jobs), self.max_batch_size))]
+                self._busy = True
+            self._infer_then_release(jobs)
 
-    def _predict(self, model: LoadedModel, batch: np.ndarray) -> np.ndarray:
-        with self._inferring:
-            return model.classifier.predict(batch)
+    def _infer_then_release(self, jobs: list[_Job], alone: bool = False) -> None:
+        """Infer the jobs (each model its own batch, after a reload), let the next inference start, then deliver
+        the outcomes (so that a camera's next image never finds this inference still running). A lone image
+        never waited in the queue: its queue time is 0."""
+        try:
+            models = dict.fromkeys(j.model for j in jobs)
+            results = [r for model in models for r in self._infer(jobs, model, alone)]
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+        for job, result in results:
+            job.deliver(result)
 
-    async def _fill(self, deadline: float) -> None:
-        while len(self._jobs) < self.max_batch_size and self.preparing > 0:
-            remaining = deadline - perf_counter()
-            if remaining <= 0:
-                return
-            self._arrived.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._arrived.wait()
-            except TimeoutError:
-                return
+    def _infer(self, jobs: list[_Job], model: LoadedModel, alone: bool) -> list[tuple[_Job, Outcome | Exception]]:
+        jobs = [j for j in jobs if j.model is model]
+        started = perf_counter()
+        try:
+            xs = [j.prepared.x for j in jobs]
+            probs = model.classifier.predict(np.stack(xs, out=self._input(len(xs), xs[0].shape)))
+        except Exception as exc:  # a fault for these requests (5xx), never for the batcher
+            return [(j, exc) for j in jobs]
+        infer_s = perf_counter() - started
+        self.metrics.batch_size.observe(len(jobs))
+        outcomes = [
+            _outcome(j, p, 0.0 if alone else started - j.queued, infer_s) for j, p in zip(jobs, probs, strict=True)
+        ]
+        for outcome in outcomes:
+            self.metrics.observe_stages(outcome.timings)
+        return list(zip(jobs, outcomes, strict=True))
+
+    def _input(self, n: int, shape: tuple[int, ...]) -> np.ndarray:
+        """The first n images of the reused batch array, made anew when a reloaded model's input size differs."""
+        if self._batch_array.shape[1:] != shape:
+            self._batch_array = np.empty((self.max_batch_size, *shape), np.float32)
+        return self._batch_array[:n]
+
+
+def _outcome(job: _Job, probs: np.ndarray | None, queue_s: float, infer_s: float) -> Outcome:
+    prepared = job.prepared
+    timings = {"decode": prepared.decode_s * 1e3, "preprocess": prepared.preprocess_s * 1e3}
+    if probs is None:
+        return Outcome(job.model, prepared.sha256, None, prepared.error, timings)
+    timings.update(queue=queue_s * 1e3, infer=infer_s * 1e3, total=(perf_counter() - job.started) * 1e3)
+    return Outcome(job.model, prepared.sha256, probs, None, timings, prepared.quality)
 
 
 class Engine:
@@ -319,8 +345,9 @@ class Engine:
         self.batcher.start()
 
     async def stop(self) -> None:
-        await self.batcher.stop()
-        self._decode_pool.shutdown(wait=True)
+        """After the last request: no more decoding, then the inference thread ends."""
+        await asyncio.to_thread(self._decode_pool.shutdown, wait=True)
+        await asyncio.to_thread(self.batcher.stop)
 
     async def load(self, path: Path) -> LoadedModel:
         """Load, check and warm up off the event loop, then swap: requests already running keep the old model."""
@@ -329,32 +356,36 @@ class Engine:
             self._install(model)
         return model
 
-    def _prepare(self, data: bytes, model: LoadedModel) -> tuple[Prepared, tuple[np.ndarray, float] | None]:
-        """In the decode pool: the prepared image, and its probabilities when it could be inferred alone."""
-        prepared = prepare(data, model.spec)
-        return prepared, None if prepared.x is None else self.batcher.infer_alone(model, prepared.x)
-
     def _install(self, model: LoadedModel) -> None:
         self.model = model  # one assignment: the swap is atomic
         self.metrics.set_model(model.name, model.version, model.sha256)
 
     async def inspect(self, data: bytes) -> Outcome:
         """Probabilities for one image's bytes, or the reason the image was refused."""
-        model = self.model
         loop = asyncio.get_running_loop()
-        started = perf_counter()
-        self.batcher.preparing += 1
+        future = loop.create_future()
+
+        def deliver(result: Outcome | Exception) -> None:  # from a decode or the inference thread
+            loop.call_soon_threadsafe(_settle, future, result)
+
+        self.batcher.preparing_started()
+        self._decode_pool.submit(self._prepare, data, self.model, perf_counter(), deliver)
+        return await future
+
+    def _prepare(self, data: bytes, model: LoadedModel, started: float, deliver: Callable) -> None:
+        """In the decode pool: the image prepared, then handed to the batcher."""
         try:
-            prepared, alone = await loop.run_in_executor(self._decode_pool, self._prepare, data, model)
-        finally:
-            self.batcher.preparing -= 1
-        timings = {"decode": prepared.decode_s * 1e3, "preprocess": prepared.preprocess_s * 1e3}
-        if prepared.x is None:
-            return Outcome(model, prepared.sha256, None, prepared.error, timings)
-        if alone is not None:
-            (probs, infer_s), queue_s = alone, 0.0
-        else:
-            probs, queue_s, infer_s = await self.batcher.infer(model, prepared.x)
-        timings.update(queue=queue_s * 1e3, infer=infer_s * 1e3, total=(perf_counter() - started) * 1e3)
-        self.metrics.observe_stages(timings)
-        return Outcome(model, prepared.sha256, probs, None, timings, prepared.quality)
+            job = _Job(model, prepare(data, model.spec), started, perf_counter(), deliver)
+        except Exception as exc:  # a fault, not a bad image: this request fails (5xx), the engine goes on
+            job = None
+            deliver(exc)
+        self.batcher.prepared(job)
+
+
+def _settle(future: asyncio.Future, result: Outcome | Exception) -> None:
+    if future.done():  # its request was cancelled (the client went away)
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

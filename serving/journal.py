@@ -38,10 +38,10 @@ class Journal:
         """Write the record through to the OS; its sequence number."""
         line = (record.model_dump_json() + "\n").encode()
         with self._lock:
-            size = os.lseek(self._fd, 0, os.SEEK_END)
             if os.write(self._fd, line) != len(line):  # a full disk or a file-size limit cut it short: take it back
-                os.ftruncate(self._fd, size)
+                os.ftruncate(self._fd, self._size)
                 raise OSError(errno.EFBIG, f"short write to {self._path}")
+            self._size += len(line)
             if self.fsync:
                 os.fsync(self._fd)
             self._seq += 1
@@ -95,3 +95,4 @@ class Journal:
         self._path = self.folder / f"segment-{self._number:08d}.jsonl"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._in_segment = 0
+        self._size = 0  # bytes written to it (only this process appends to it)

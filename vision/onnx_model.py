@@ -46,7 +46,7 @@ class OnnxClassifier:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities [N, classes] for a preprocessed batch [N, 3, H, W]."""
-        return self.session.run([self.meta.output_name], {self.meta.input_name: batch.astype(np.float32)})[0]
+        return self.session.run([self.meta.output_name], {self.meta.input_name: np.asarray(batch, np.float32)})[0]
 
     def predict_with_heatmaps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities [N, classes] and defect heatmaps [N, h, w] (see `vision.cam`) from one run."""

@@ -1,22 +1,33 @@
-"""What routes get from the request: the running service and the client its API key names."""
+"""What routes get from the request: the running service and the client its API key names.
+
+The key is read from the headers by one plain dependency (no sub-dependencies to solve on every
+request); `SECURITY_SCHEMES` documents the three ways to send it in the OpenAPI schema.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import binascii
+from base64 import b64decode
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from fastapi import Depends, FastAPI, Request
 
 from serving.routes.errors import ApiError
 
 if TYPE_CHECKING:
     from serving.app import Service
 
-bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY (from `lineinspect keys create`)")
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as X-API-Key")
-basic = HTTPBasic(
-    auto_error=False, description="Basic Auth (Label Studio's ML backend, browsers): any user, the API key as password"
-)
+SECURITY_SCHEMES = {
+    "HTTPBearer": {
+        "type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY (from `lineinspect keys create`)"
+    },
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The key as X-API-Key"},
+    "HTTPBasic": {
+        "type": "http", "scheme": "basic",
+        "description": "Basic Auth (Label Studio's ML backend, browsers): any user, the API key as password",
+    },
+}  # fmt: skip
+OPEN_PATHS = ("/healthz", "/readyz")  # the probes need no key
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 MISSING = "send an API key: Authorization: Bearer KEY, X-API-Key: KEY, or as the password of Basic Auth"
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="lineinspect", charset="UTF-8"'}
@@ -26,35 +37,22 @@ def service(request: Request) -> Service:
     return request.app.state.service
 
 
-async def client_name(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    header_key: Annotated[str | None, Security(api_key_header)],
-    password: Annotated[HTTPBasicCredentials | None, Security(basic)],
-) -> str | None:
+async def client_name(request: Request) -> str | None:
     """The name of the calling client's key; None when the config says `auth: disabled`. The key may come as a
     Basic Auth password too: Label Studio and browsers send no other header."""
-    return _identify(request, _key(credentials, header_key, password), CHALLENGE)
+    return identify(request, CHALLENGE)
 
 
-async def viewer_name(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-    header_key: Annotated[str | None, Security(api_key_header)],
-    password: Annotated[HTTPBasicCredentials | None, Security(basic)],
-) -> str | None:
+async def viewer_name(request: Request) -> str | None:
     """As `client_name` for pages: a browser without a key is asked for one (any user name, the key as password)."""
-    return _identify(request, _key(credentials, header_key, password), BASIC_CHALLENGE)
+    return identify(request, BASIC_CHALLENGE)
 
 
-def _key(credentials: HTTPAuthorizationCredentials | None, header_key: str | None, password) -> str | None:
-    return password.password if password else credentials.credentials if credentials else header_key
-
-
-def _identify(request: Request, key: str | None, challenge: dict[str, str]) -> str | None:
+def identify(request: Request, challenge: dict[str, str]) -> str | None:
     svc = service(request)
     if svc.settings.auth.mode == "disabled":
         return None
+    key = _key(request, challenge)
     if not key:
         raise ApiError(401, "missing_api_key", MISSING, challenge)
     name = svc.keys.identify(key)
@@ -63,5 +61,40 @@ def _identify(request: Request, key: str | None, challenge: dict[str, str]) -> s
     return name
 
 
+def _key(request: Request, challenge: dict[str, str]) -> str | None:
+    """Authorization: Bearer KEY, Authorization: Basic (the password), else X-API-Key."""
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if scheme == "bearer" and credentials:
+        return credentials
+    if scheme == "basic" and credentials:
+        try:
+            user_password = b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            user_password = ""
+        _, colon, password = user_password.partition(":")
+        if not colon:
+            raise ApiError(401, "invalid_api_key", "Basic Auth credentials are not base64 of user:password", challenge)
+        return password
+    return request.headers.get("x-api-key")
+
+
 Client = Annotated[str | None, Depends(client_name)]
 Viewer = Annotated[str | None, Depends(viewer_name)]
+
+
+def document_security(app: FastAPI) -> None:
+    """The three ways to send a key, in the OpenAPI schema: required by every operation but the open probes."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            for path in OPEN_PATHS:
+                for operation in schema["paths"].get(path, {}).values():
+                    operation["security"] = []
+        return app.openapi_schema
+
+    app.openapi = openapi

@@ -42,6 +42,24 @@ def test_key_is_accepted_as_bearer_or_x_api_key(service):
     assert httpx.get(url + "/v1/models", headers={"X-API-Key": key}).status_code == 200
 
 
+def test_a_malformed_basic_auth_header_is_refused_with_a_reason(service):
+    url = service["server"].url
+    for credentials in ("not-base64!", "bm8tY29sb24="):  # the second is base64 of "no-colon"
+        answer = httpx.get(url + "/v1/models", headers={"Authorization": f"Basic {credentials}"})
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"]["code"] == "invalid_api_key" and "user:password" in answer.text
+
+
+def test_the_schema_documents_the_key_on_every_operation_but_the_probes(service):
+    schema = httpx.get(service["server"].url + "/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader", "HTTPBasic"}
+    assert schema["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}, {"HTTPBasic": []}]
+    open_operations = {
+        path for path, operations in schema["paths"].items() for op in operations.values() if op.get("security") == []
+    }
+    assert open_operations == {"/healthz", "/readyz"}
+
+
 def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(service):
     server = service["server"]
     key = server.keys("create", "inspector-anna").stdout.strip()
