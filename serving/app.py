@@ -7,11 +7,12 @@ import copy
 import gc
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -251,8 +252,9 @@ def create_app(settings: ServeSettings, model: LoadedModel) -> FastAPI:
     app.state.service = service
     for module in (inspect, inspections, models, ocr, monitor, dashboard, ml_backend, health):
         app.include_router(module.router)
-    document_security(app)
+    app.openapi = _openapi(app)
     install_error_handlers(app, service.metrics)
+    app.add_middleware(inspect.CameraLane, metrics=service.metrics)
     app.add_middleware(LimitBody, max_bytes=settings.limits.max_body_bytes, metrics=service.metrics)
     if settings.cors_origins:
         app.add_middleware(
@@ -263,6 +265,20 @@ def create_app(settings: ServeSettings, model: LoadedModel) -> FastAPI:
         )
     app.add_middleware(ObserveRequests, metrics=service.metrics)
     return app
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema, with the camera lane's operation and the API key's schemes added."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema["paths"] = {**inspect.OPENAPI_PATHS, **schema["paths"]}
+            document_security(schema)
+        return app.openapi_schema
+
+    return openapi
 
 
 def run(settings: ServeSettings, model: LoadedModel) -> None:

@@ -10,7 +10,7 @@ import binascii
 from base64 import b64decode
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 
 from serving.routes.errors import ApiError
 
@@ -83,18 +83,10 @@ Client = Annotated[str | None, Depends(client_name)]
 Viewer = Annotated[str | None, Depends(viewer_name)]
 
 
-def document_security(app: FastAPI) -> None:
-    """The three ways to send a key, in the OpenAPI schema: required by every operation but the open probes."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-            schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
-            for path in OPEN_PATHS:
-                for operation in schema["paths"].get(path, {}).values():
-                    operation["security"] = []
-        return app.openapi_schema
-
-    app.openapi = openapi
+def document_security(schema: dict[str, Any]) -> None:
+    """The three ways to send a key, in an OpenAPI schema: required by every operation but the open probes."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    for path in OPEN_PATHS:
+        for operation in schema["paths"].get(path, {}).values():
+            operation["security"] = []

@@ -54,25 +54,29 @@ def error_body(code: str, message: str, **extra) -> dict:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    def answer(status: int, code: str, message: str, headers=None, **extra) -> JSONResponse:
-        if status < 500:
-            metrics.rejected.labels(code).inc()
-        return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
-
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        if isinstance(exc, ApiError):
-            return answer(exc.status_code, exc.code, exc.detail, exc.headers, **exc.extra)
-        return answer(exc.status_code, STATUS_CODE.get(exc.status_code, "error"), str(exc.detail), exc.headers)
-
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+def error_response(request: Request, exc: Exception, metrics: Metrics) -> JSONResponse:
+    """The answer to any exception a route raised: its status and code, counted when a refusal (4xx);
+    anything unexpected is logged and answered 500."""
+    if isinstance(exc, ApiError):
+        status, code, message, headers, extra = exc.status_code, exc.code, exc.detail, exc.headers, exc.extra
+    elif isinstance(exc, HTTPException):
+        status, code, message = exc.status_code, STATUS_CODE.get(exc.status_code, "error"), str(exc.detail)
+        headers, extra = exc.headers, {}
+    elif isinstance(exc, RequestValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return answer(422, "invalid_request", problems)
+        status, code, message, headers, extra = 422, "invalid_request", problems, None, {}
+    else:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        status, code, headers, extra = 500, "internal_error", None, {}
+        message = f"internal error ({exc.__class__.__name__}); it was logged"
+    if status < 500:
+        metrics.rejected.labels(code).inc()
+    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
 
-    async def server_fault(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return answer(500, "internal_error", f"internal error ({exc.__class__.__name__}); it was logged")
 
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(Exception, server_fault)
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(request, exc, metrics)
+
+    for kind in (HTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(kind, handler)

@@ -95,3 +95,9 @@ def test_oversized_body_is_refused_while_streaming_without_content_length(servic
 
     answer = service["client"].post("/v1/inspect", content=chunks(), headers=RAW)
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "body_too_large"
+
+
+def test_the_camera_route_answers_other_methods_with_405_and_what_it_takes(service):
+    answer = service["client"].get("/v1/inspect")
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.json()["error"]["code"] == "method_not_allowed"
