@@ -94,11 +94,12 @@ def ceiling(model: LoadedModel, images: list[bytes], settings: EngineSettings, s
 
 
 def single_image_ms(model: LoadedModel, images: list[bytes], count: int = 100) -> np.ndarray:
-    """Latency of one image alone: decode + preprocess + inference of a batch of one."""
+    """Latency of one image alone: decode + preprocess + inference of a batch of one (in the session the
+    service infers a lone image with)."""
     times = []
     for i in range(count):
         started = perf_counter()
-        model.classifier.predict(prepare(images[i % len(images)], model.spec).x[None])
+        model.solo.predict(prepare(images[i % len(images)], model.spec).x[None])
         times.append((perf_counter() - started) * 1e3)
     return np.asarray(times)
 
