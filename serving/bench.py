@@ -3,8 +3,9 @@
 Both are measured in the same run on the same images: the ceiling is decode + preprocess in the
 decode pool overlapped with batched inference, with no HTTP; the service is loaded by a bounded
 asyncio generator of raw keep-alive HTTP/1.1 connections on loopback at each concurrency. The
-ceiling is measured before the first load and after each one, and each load compared with the
-ceilings on either side of it, so that a machine whose speed drifts favours neither.
+ceiling and the single-image latency are measured before the first load and after each one, and
+each load compared with the baselines on either side of it, so that a machine whose speed drifts
+favours neither.
 """
 
 from __future__ import annotations
@@ -247,20 +248,24 @@ def bench_serve(
                   f"{cpu_note()}", highlight=False)  # fmt: skip
     ceilings = [ceiling(model, images, settings, seconds / 2)]
     alone = single_image_ms(model, images)
+    singles = [float(np.median(alone))]
     console.print(
         f"in-process ceiling: {ceilings[0]:.1f} img/s (decode+preprocess in {settings.threads()[1]} threads, "
         f"batches of {settings.max_batch_size}, no HTTP)",
         highlight=False,
     )
-    console.print(f"single image decode+preprocess+infer: p50 {np.median(alone):.1f} ms, "
+    console.print(f"single image decode+preprocess+infer: p50 {singles[0]:.1f} ms, "
                   f"p99 {np.percentile(alone, 99):.1f} ms", highlight=False)  # fmt: skip
     results = []
-    for concurrency in concurrencies:  # a ceiling after each load: the machine's speed drifts minute to minute
+    for concurrency in concurrencies:  # both baselines again after each load: the machine's speed drifts
         results += run_loads(url, images, [concurrency], seconds, headers)
         ceilings.append(ceiling(model, images, settings, seconds / 2))
+        singles.append(float(np.median(single_image_ms(model, images))))
     after_each = ", ".join(f"{c:.1f}" for c in ceilings[1:])
     console.print(f"in-process ceiling after each load: {after_each} img/s (each load is compared with the "
                   "mean of the ceilings just before and after it)", highlight=False)  # fmt: skip
+    console.print(f"single image p50 after each load: {', '.join(f'{s:.1f}' for s in singles[1:])} ms",
+                  highlight=False)  # fmt: skip
     table = Table("concurrency", "req/s", "of ceiling", "p50 ms", "p95 ms", "p99 ms", "errors", "mean batch")
     for r, before, after in zip(results, ceilings[:-1], ceilings[1:], strict=True):
         batch = f"{r.mean_batch:.1f}" if r.mean_batch else "-"
@@ -269,8 +274,9 @@ def bench_serve(
                       f"{r.p95_ms:.1f}", f"{r.p99_ms:.1f}", str(r.errors), batch)  # fmt: skip
     console.print(table)
     if results and results[0].concurrency == 1:
-        ratio = results[0].p99_ms / float(np.median(alone))
-        console.print(f"p99 at concurrency 1 / single-image p50: {ratio:.2f}", highlight=False)
+        ratio = results[0].p99_ms / ((singles[0] + singles[1]) / 2)
+        console.print(f"p99 at concurrency 1 / single-image p50 (mean of before and after): {ratio:.2f}",
+                      highlight=False)  # fmt: skip
     if server:
         console.print(f"server resident memory: {rss_before:.0f} MB before, "
                       f"{resident_mb(server.process.pid):.0f} MB after", highlight=False)  # fmt: skip

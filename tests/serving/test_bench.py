@@ -17,6 +17,8 @@ def test_bench_serve_prints_ceiling_throughput_latency_and_memory(models, castin
     assert re.search(r"in-process ceiling: \d+\.\d img/s", out)
     assert re.search(r"single image decode\+preprocess\+infer: p50 \d", out)
     assert re.search(r"in-process ceiling after each load: \d+\.\d, \d+\.\d img/s", out)
+    assert re.search(r"single image p50 after each load: \d+\.\d, \d+\.\d ms", out)
+    assert re.search(r"p99 at concurrency 1 / single-image p50 \(mean of before and after\): \d\.\d\d", out)
     rows = [line for line in out.splitlines() if re.match(r"\W*(1|4)\W+\d+\.\d\W+\d\.\d\d", line)]
     assert len(rows) == 2, out
     assert re.search(r"server resident memory: \d+ MB before, \d+ MB after", out)
