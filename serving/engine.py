@@ -302,19 +302,21 @@ class MicroBatcher:
             job.deliver(result)
 
     def _infer(self, jobs: list[_Job], model: LoadedModel, alone: bool) -> list[tuple[_Job, Outcome | Exception]]:
+        """Each job with its outcome, or with the exception that failed the batch (a 5xx for those requests,
+        never the end of the inference thread)."""
         jobs = [j for j in jobs if j.model is model]
         started = perf_counter()
         try:
             xs = [j.prepared.x for j in jobs]
             session = model.solo if len(xs) == 1 else model.classifier
             probs = session.predict(np.stack(xs, out=self._input(len(xs), xs[0].shape)))
-        except Exception as exc:  # a fault for these requests (5xx), never for the batcher
+            infer_s = perf_counter() - started
+            outcomes = [
+                _outcome(j, p, 0.0 if alone else started - j.queued, infer_s) for j, p in zip(jobs, probs, strict=True)
+            ]
+        except Exception as exc:
             return [(j, exc) for j in jobs]
-        infer_s = perf_counter() - started
         self.metrics.batch_size.observe(len(jobs))
-        outcomes = [
-            _outcome(j, p, 0.0 if alone else started - j.queued, infer_s) for j, p in zip(jobs, probs, strict=True)
-        ]
         for outcome in outcomes:
             self.metrics.observe_stages(outcome.timings)
         return list(zip(jobs, outcomes, strict=True))
@@ -374,7 +376,8 @@ class Engine:
         future = loop.create_future()
 
         def deliver(result: Outcome | Exception) -> None:  # from a decode or the inference thread
-            loop.call_soon_threadsafe(_settle, future, result)
+            if not loop.is_closed():  # closed: the service has stopped and nobody waits for this answer
+                loop.call_soon_threadsafe(_settle, future, result)
 
         self.batcher.preparing_started()
         self._decode_pool.submit(self._prepare, data, self.model, perf_counter(), deliver)
