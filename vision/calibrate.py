@@ -37,6 +37,8 @@ class OperatingPoint:
     false_reject_rate_upper: float
     supported: bool  # False when too few held-out defects support the target (fixed threshold: no defects)
     note: str
+    # set when the threshold was chosen for a false-reject rate on good parts only (no held-out defects)
+    target_false_reject_rate: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form, as stored in the model metadata."""
@@ -127,6 +129,38 @@ def calibrate(
     # and any higher defect score would miss one more, so this is the highest that meets the bound.
     point = _measure(s, y, float(defects[allowed]), confidence, target=miss_rate, supported=True)
     return _with_note(point, _describe(point))
+
+
+def calibrate_false_rejects(
+    scores: Sequence[float] | np.ndarray,
+    is_defect: Sequence[bool] | np.ndarray,
+    false_reject_rate: float,
+    confidence: float = 0.95,
+) -> OperatingPoint:
+    """With good parts only: the lowest threshold (most defects caught) whose false-reject-rate upper bound
+    on held-out good parts is within `false_reject_rate`. Nothing is promised about misses."""
+    s, y = check_scores(scores, is_defect)
+    _check_miss_rate(false_reject_rate)
+    _check_confidence(confidence)
+    goods = np.sort(s[~y])[::-1]
+    if len(goods) == 0:
+        raise LineInspectError("cannot calibrate a false-reject rate without good parts in the held-out set")
+    allowed = _max_allowed_misses(len(goods), false_reject_rate, confidence)
+    # `allowed` good parts may score at or above the threshold: it sits just above the next good score
+    threshold = min(1.0, float(np.nextafter(goods[0 if allowed is None else allowed], np.inf)))
+    point = _measure(s, y, threshold, confidence, target=None, supported=allowed is not None)
+    point = replace(point, target_false_reject_rate=float(false_reject_rate))
+    if allowed is None:
+        needed = min_defects_needed(false_reject_rate, confidence)
+        note = (
+            f"Chosen on good parts only. With {len(goods)} held-out good parts the {_pct(confidence)} bound on the "
+            f"false-reject rate cannot go below {_pct(clopper_pearson_upper(0, len(goods), confidence))}; at least "
+            f"{needed} are needed to support {_pct(false_reject_rate)}, so the threshold sits above every held-out "
+            "good part. "
+        )
+    else:
+        note = f"Chosen on good parts only for a {_pct(false_reject_rate)} false-reject rate. "
+    return _with_note(point, note + _describe(point))
 
 
 def check_threshold(threshold: float) -> None:

