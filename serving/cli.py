@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from annotation.errors import LineInspectError
-from serving import cli_batch, cli_labelstudio, cli_monitor, cli_ocr, cli_serve
+from serving import cli_accuracy, cli_batch, cli_labelstudio, cli_monitor, cli_ocr, cli_serve
 
 console = Console(stderr=True)
 app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
@@ -26,6 +26,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
 cli_serve.register(app)  # serve, keys, bench serve
 cli_batch.register(app)  # bench inspect
+cli_accuracy.register(app)  # bench accuracy
 cli_ocr.register(app)  # ocr label|gauge, bench ocr
 cli_labelstudio.register(app)  # labelstudio up|down|project|import|pull|predict|connect|send-review
 cli_monitor.register(app)  # monitor baseline|alarms|ack|report
@@ -176,13 +177,16 @@ def export_cmd(
     miss_rate: Annotated[
         float | None, typer.Option(help="Allowed fraction of defects passed as normal (95% upper bound).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Write the model even when its holdout ROC-AUC cannot be told from chance.")
+    ] = False,
 ) -> None:
     """Export the best checkpoint to ONNX, check parity with PyTorch and calibrate the threshold."""
     from vision.export import export_run
 
     if miss_rate is not None and not 0 < miss_rate < 1:
         raise LineInspectError(f"--miss-rate must be between 0 and 1 (a fraction), not {miss_rate}")
-    export_run(run, out, miss_rate=miss_rate, console=console)
+    export_run(run, out, miss_rate=miss_rate, console=console, force=force)
 
 
 @app.command()
@@ -316,7 +320,8 @@ def print_metrics(metrics: dict) -> None:
     op = metrics.get("operating_point", {})
     console.print(
         f"images {metrics['n']} ({metrics['n_defect']} defect / {metrics['n_normal']} normal)  "
-        f"ROC-AUC {_num(metrics.get('roc_auc'))}  AP {_num(metrics.get('average_precision'))}  "
+        f"ROC-AUC {_num(metrics.get('roc_auc'))}{_interval(metrics.get('roc_auc_ci'))}  "
+        f"AP {_num(metrics.get('average_precision'))}  "
         f"accuracy {_num(metrics.get('accuracy'))}"
     )
     upper = op.get("miss_rate_upper", float("nan"))
@@ -324,6 +329,10 @@ def print_metrics(metrics: dict) -> None:
         f"at threshold {metrics['threshold']:.4f}: miss rate {_pct(metrics['miss_rate'])} (95% upper {upper:.2%}), "
         f"false-reject rate {_pct(metrics['false_reject_rate'])}"
     )
+
+
+def _interval(ci) -> str:
+    return f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
 
 
 def _pct(value) -> str:

@@ -34,6 +34,8 @@ FAST = [
     "--set",
     "model.architecture=resnet18",
     "--set",
+    "model.pretrained=none",
+    "--set",
     "input.height=64",
     "--set",
     "input.width=64",
@@ -73,7 +75,7 @@ def casting_model(casting) -> dict:
         *FAST,
         *CASTING_LABELS,
     )
-    exported = cli("export", out / "run", "--out", out / "model.onnx", "--miss-rate", "0.1")
+    exported = cli("export", out / "run", "--out", out / "model.onnx", "--miss-rate", "0.1", "--force")
     return {"run": out / "run", "model": out / "model.onnx", "export_log": exported.stderr}
 
 
@@ -197,7 +199,7 @@ def test_kolektor_chain_with_gray_non_square_input(kolektor):
     cli("train", kolektor["export"], "--images-root", kolektor["root"], "--out", out / "run",
         "--set", "train.epochs=2", "--set", "train.workers=0", "--set", "input.height=160", "--set", "input.width=64",
         "--set", "input.color=gray")  # fmt: skip
-    cli("export", out / "run", "--out", out / "model.onnx")
+    cli("export", out / "run", "--out", out / "model.onnx", "--force")  # two epochs: quality is not the point
     meta = read_metadata(out / "model.onnx")
     assert (meta.input.height, meta.input.width, meta.input.color) == (160, 64, "gray")
     assert meta.parity["max_abs_diff"] <= 1e-4

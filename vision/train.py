@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
+from vision.anomaly import fit_patchcore
 from vision.augment import build_augmentations
 from vision.data import ImageDataset, seed_worker
 from vision.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
@@ -60,7 +61,7 @@ def train(
     console = console or Console(stderr=True)
     run = RunDir(Path(out))
     splits = split_items(manifest.items, recipe.data.val_fraction, recipe.data.holdout_fraction, recipe.train.seed)
-    _check_splits(splits, manifest.classes)
+    _check_splits(splits, ["normal"] if recipe.method == "anomaly" else manifest.classes)
     if resume:
         _check_same_plan(run, manifest)
     elif run.last.exists():
@@ -70,6 +71,8 @@ def train(
     run.write_plan(recipe, manifest, splits)
 
     seed_everything(recipe.train.seed)
+    if recipe.method == "anomaly":
+        return _train_anomaly(run, manifest, recipe, splits, console)
     device = select_device(recipe.train.device)
     class_index = {name: i for i, name in enumerate(manifest.classes)}
     spec = recipe.input.spec()
@@ -135,7 +138,9 @@ def train(
             head = fit_frozen_head(model, plain, val_loader, defect, device, tick)
             val = _validate(model, val_loader, loss_fn, device, manifest.classes, tick)
             progress.update(task, visible=False)
-            _keep_epoch(run, model, optimizer, scheduler, state, recipe, 0, head["train_loss"], val, phase="frozen head")
+            _keep_epoch(
+                run, model, optimizer, scheduler, state, recipe, 0, head["train_loss"], val, phase="frozen head"
+            )
             console.print(
                 f"phase 1 (frozen backbone, linear head on {head['features']} features, C={head['C']}): "
                 f"val ROC-AUC {_fmt(val['roc_auc'])} {_interval(val)}  val acc {val['accuracy']:.3f}"
@@ -174,6 +179,42 @@ def train(
     if verdict:
         console.print(f"[bold yellow]warning:[/] {verdict}; {WHAT_TO_TRY}")
     return TrainResult(run.root, state["best_epoch"], state["best_metric"], state["epoch"], seconds, state["history"])
+
+
+def _train_anomaly(run: RunDir, manifest: Manifest, recipe: Recipe, splits: dict, console: Console) -> TrainResult:
+    """`method: anomaly`: the memory bank of the good training parts, scored on the validation split."""
+    started = time.monotonic()
+    goods = [i.path for i in splits["train"] if i.label != "defect"]
+    val = [(i.path, int(i.label == "defect")) for i in splits["val"]]
+    console.print(
+        f"anomaly model on {recipe.model.architecture} patch features: {len(goods)} good training parts; "
+        f"{len(val)} val / {len(splits['holdout'])} holdout images; defects in training are not used"
+    )
+    with progress_bar(console, unit="image") as progress:
+        model, scored = fit_patchcore(recipe, manifest.classes, goods, val, console, progress)
+    y, s = scored["is_defect"], scored["scores"]
+    interval = roc_auc_interval(y, s)
+    val_record = {
+        "roc_auc": float(roc_auc_score(y, s)) if interval else float("nan"),
+        "roc_auc_ci": list(interval) if interval else None,
+        "n_good": int((~y).sum()),
+        "n_defect": int(y.sum()),
+        "memory_bank": len(model.bank),
+    }
+    checkpoint = {"model": model.state_dict(), "epoch": 1, "val": val_record}
+    torch.save(checkpoint, run.best)
+    torch.save({**checkpoint, "state": {"epoch": 1}}, run.last)
+    history = [{"epoch": 1, "phase": "memory bank", **val_record}]
+    run.history.write_text(json.dumps(history, indent=1), encoding="utf-8")
+    seconds = time.monotonic() - started
+    console.print(
+        f"memory bank of {len(model.bank):,} patches; val ROC-AUC {_fmt(val_record['roc_auc'])} "
+        f"{_interval(val_record) or '(no val defects: judged on good parts only)'}; run in {run.root}"
+    )
+    verdict = chance_verdict(val_record["roc_auc_ci"], "validation")
+    if verdict:
+        console.print(f"[bold yellow]warning:[/] {verdict}; {WHAT_TO_TRY}")
+    return TrainResult(run.root, 1, val_record["roc_auc"], 1, seconds, history)
 
 
 def _keep_epoch(run, model, optimizer, scheduler, state, recipe, epoch, train_loss, val, phase=None) -> bool:
@@ -258,6 +299,7 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
 
 
 def _check_splits(splits: dict, classes: list[str]) -> None:
+    """Every class in `classes` must be in the train and val splits."""
     for name in ("train", "val"):
         present = {i.label for i in splits[name]}
         missing = [c for c in classes if c not in present]

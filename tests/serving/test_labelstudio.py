@@ -133,7 +133,7 @@ def test_train_from_a_pulled_export_and_push_predictions(conn, uploaded, tmp_pat
         "--set", "model.architecture=compact_cnn", "--set", "input.height=64", "--set", "input.width=64",
         "--set", "train.epochs=1", "--set", "train.workers=0", "--set", "model.pretrained=none")  # fmt: skip
     model = tmp_path / "model.onnx"
-    cli("export", tmp_path / "run", "--out", model)
+    cli("export", tmp_path / "run", "--out", model, "--force")  # one epoch: quality is not the point
 
     classifier = OnnxClassifier(model)
     summary = _push(conn, uploaded["project"], model, cache, order_by_uncertainty=True)

@@ -7,7 +7,7 @@ from vision.recipe import DEFAULT_RECIPE, load_recipe
 
 def test_default_recipe_loads_and_builds_its_augmentations():
     recipe = load_recipe()
-    assert recipe.model.architecture == "mobilenet_v3_small"
+    assert recipe.model.architecture == "efficientnet_lite0" and recipe.model.pretrained == "auto"
     assert len(build_augmentations(recipe.augment).transforms) == len(recipe.augment)
 
 

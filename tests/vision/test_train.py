@@ -23,6 +23,7 @@ from vision.train import train
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
 TINY = {
     "model.architecture": "resnet18",
+    "model.pretrained": "none",
     "input.height": 48,
     "input.width": 48,
     "train.batch_size": 16,

@@ -39,7 +39,7 @@ def model(tmp_path_factory):
     manifest = load_exports([data.export], ImportOptions(images_root=data.root))
     overrides = {"train.epochs": 5, "train.lr": 0.002, "train.workers": 0, "input.height": SIZE, "input.width": SIZE}
     train(manifest, load_recipe(DEMO_RECIPE, overrides), work / "run")
-    return export_run(work / "run", work / "model.onnx").path
+    return export_run(work / "run", work / "model.onnx", force=True).path
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,110 @@
+"""`method: anomaly`: a memory bank of good parts' patch features, exported with its nearest-neighbour search."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from annotation.exports import ImportOptions, load_exports
+from vision.anomaly import build_patchcore, greedy_coreset
+from vision.export import export_run
+from vision.metadata import read_metadata
+from vision.onnx_model import OnnxClassifier
+from vision.preprocess import preprocess
+from vision.recipe import load_recipe
+from vision.sample_data import generate
+from vision.train import train
+
+SIZE = 128
+ANOMALY = {"method": "anomaly", "input.height": SIZE, "input.width": SIZE, "train.workers": 0,
+           "anomaly.memory_bank": 1024}  # fmt: skip
+MARGIN = 8  # px around a defect box that still count as on it: one cell of the 16x16 map
+
+
+def test_greedy_coreset_covers_every_cluster():
+    torch.manual_seed(0)
+    centres = torch.randn(5, 32) * 20
+    points = torch.cat([c + torch.randn(200, 32) for c in centres])
+    chosen = greedy_coreset(points, 5, projection=16, seed=0)
+    assert sorted(set((chosen // 200).tolist())) == [0, 1, 2, 3, 4]  # one per cluster, none left out
+    assert torch.equal(greedy_coreset(points, 5000, 16, 0), torch.arange(1000))
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    data = generate(tmp_path_factory.mktemp("sample"), n_normal=140, n_defect=60, size=(SIZE, SIZE), seed=4,
+                    textures=["brushed"])  # fmt: skip
+    return data, load_exports([data.export], ImportOptions(images_root=data.root))
+
+
+@pytest.fixture(scope="module")
+def exported(sample, tmp_path_factory):
+    _, manifest = sample
+    work = tmp_path_factory.mktemp("anomaly")
+    result = train(manifest, load_recipe(None, ANOMALY), work / "run")
+    return {"run": work / "run", "result": result, "model": export_run(work / "run", work / "model.onnx").path}
+
+
+def test_anomaly_model_exports_with_parity_and_finds_defects(exported):
+    meta = read_metadata(exported["model"])
+    assert meta.method == "anomaly" and meta.architecture == "efficientnet_lite0"
+    assert meta.parity["max_abs_diff"] <= 1e-4 and meta.parity["heatmap_max_rel_diff"] <= 1e-3
+    assert exported["result"].history[0]["phase"] == "memory bank"
+    assert meta.metrics["roc_auc"] >= 0.75 and meta.metrics["roc_auc_ci"][0] > 0.5  # holdout: unseen by the bank
+    assert meta.operating_point["target_miss_rate"] == 0.05  # labelled defects: the miss-rate rule
+    graph = onnx.load(str(exported["model"])).graph
+    assert [o.name for o in graph.output] == ["probabilities", "heatmap"]
+    # the nearest-neighbour search runs inside the graph: the bank (152 features of 1024 patches) is in it
+    assert any(sorted(i.dims) == [152, 1024] for i in graph.initializer)
+
+
+def test_the_anomaly_map_peaks_on_the_defect(sample, exported):
+    """Of the defects the model flags, the map's peak lies on the drawn defect in most: a random peak would land
+    within MARGIN of a box about 6% of the time (some drawn defects are too faint to see, by design)."""
+    data, _ = sample
+    classifier = OnnxClassifier(exported["model"])
+    flagged = hits = 0
+    for image in [s for s in data.images if s.label == "defect"]:
+        x = preprocess(image.path.read_bytes(), classifier.spec)[None]
+        probabilities, maps = classifier.predict_with_heatmaps(x)
+        assert probabilities.shape == (1, 2) and maps.shape == (1, SIZE // 8, SIZE // 8) and (maps >= 0).all()
+        if probabilities[0, 1] < classifier.threshold:
+            continue
+        flagged += 1
+        row, col = np.unravel_index(np.argmax(cv2.resize(maps[0], (SIZE, SIZE))), (SIZE, SIZE))
+        hits += any(x0 - MARGIN <= col < x1 + MARGIN and y0 - MARGIN <= row < y1 + MARGIN
+                    for x0, y0, x1, y1 in (d.box for d in image.defects))  # fmt: skip
+    assert flagged >= 30 and hits >= 0.55 * flagged
+
+
+def test_the_anomaly_map_is_the_onnx_graphs_own_nearest_neighbour_distance(exported):
+    """The exported map equals a brute-force search of the bank, done here in NumPy."""
+    recipe = load_recipe(exported["run"] / "recipe.yaml")
+    state = torch.load(exported["run"] / "best.pt", weights_only=True)["model"]
+    model = build_patchcore(recipe, ["normal", "defect"], tuple(state["bank"].shape))
+    model.load_state_dict(state)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        patches = model.features(x).flatten(2).transpose(1, 2).numpy()
+    bank = state["bank"].numpy().astype(np.float64)
+    brute = np.sqrt(((patches[..., None, :] - bank) ** 2).sum(-1).min(-1)).reshape(2, SIZE // 8, SIZE // 8)
+    _, maps = OnnxClassifier(exported["model"]).predict_with_heatmaps(x.numpy())
+    assert np.abs(maps - brute).max() <= 1e-3 * brute.max()
+
+
+def test_good_parts_only_calibrates_for_a_false_reject_rate(sample, tmp_path):
+    _, manifest = sample
+    goods = dataclasses.replace(manifest, items=[i for i in manifest.items if i.label == "normal"])
+    train(goods, load_recipe(None, {**ANOMALY, "calibration.false_reject_rate": 0.05}), tmp_path / "run")
+    meta = read_metadata(export_run(tmp_path / "run", tmp_path / "model.onnx").path)
+    point = meta.operating_point
+    assert point["n_defect"] == 0 and point["target_false_reject_rate"] == 0.05 and point["target_miss_rate"] is None
+    assert "good parts only" in point["note"]
+    # 21 held-out good parts cannot support 5% (59 are needed): the threshold sits above every one of them
+    assert point["supported"] is False and point["false_rejects"] == 0 and "59" in point["note"]
+    assert meta.metrics["roc_auc"] is None

@@ -1,0 +1,179 @@
+"""Anomaly detection from good parts only (`method: anomaly`): a PatchCore-style memory bank.
+
+Every image becomes a grid of patch features: a pretrained backbone's feature maps at strides 8 and 16, each
+averaged over its 3x3 neighbourhood, the coarser one upsampled, concatenated. Training keeps, of the patches of
+the training split's good parts, a coreset (greedy k-center: the patches that cover all others best), small
+enough to search inside the exported graph. A patch's anomaly is its distance to the nearest bank patch: the map
+of those distances is the `heatmap` output, its maximum the image's score. The score is mapped to [0, 1] so that
+0.5 is the largest score of the validation split's good parts; thresholds are then calibrated as for classifiers.
+(Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from annotation.errors import LineInspectError
+from vision.data import ImageDataset
+from vision.models import build_model
+
+FEATURE_STRIDES = (8, 16)
+
+
+class PatchFeatures(nn.Module):
+    """Patch features [N, D, H/8, W/8] of a pretrained EfficientNet-Lite or ResNet."""
+
+    def __init__(self, backbone: nn.Module, input_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        if hasattr(backbone, "_blocks"):
+            self.taps = self._lite_taps(input_size)
+        elif hasattr(backbone, "layer3"):
+            self.taps = (-1, -1)
+        else:
+            raise LineInspectError(
+                "method: anomaly needs an efficientnet_lite* or resnet* backbone (model.architecture)"
+            )
+
+    @torch.no_grad()
+    def _lite_taps(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """Indices of the last block at stride 8 and at stride 16, found by running a blank image."""
+        x = torch.zeros(1, 3, *input_size)
+        was_training = self.backbone.training
+        self.backbone.eval()
+        x = self.backbone._swish(self.backbone._bn0(self.backbone._conv_stem(x)))
+        last = {}
+        for i, block in enumerate(self.backbone._blocks):
+            x = block(x)
+            last[round(input_size[0] / x.shape[-2])] = i
+        self.backbone.train(was_training)
+        return last[FEATURE_STRIDES[0]], last[FEATURE_STRIDES[1]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.backbone
+        if hasattr(b, "_blocks"):
+            x = b._swish(b._bn0(b._conv_stem(x)))
+            for i, block in enumerate(b._blocks[: self.taps[1] + 1]):
+                x = block(x)
+                if i == self.taps[0]:
+                    fine = x
+            coarse = x
+        else:
+            x = b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))
+            fine = b.layer2(x)
+            coarse = b.layer3(fine)
+        fine = F.avg_pool2d(fine, 3, stride=1, padding=1, count_include_pad=False)
+        coarse = F.avg_pool2d(coarse, 3, stride=1, padding=1, count_include_pad=False)
+        coarse = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([fine, coarse], dim=1)
+
+
+class PatchCore(nn.Module):
+    """What gets exported: probabilities [N, 2] (P(defect) from the image score) and the anomaly map [N, h, w]."""
+
+    def __init__(self, features: PatchFeatures, bank: torch.Tensor, defect_index: int) -> None:
+        super().__init__()
+        self.features = features
+        self.defect_index = defect_index
+        self.register_buffer("bank", bank)
+        self.register_buffer("bank_sq", (bank * bank).sum(dim=1))
+        self.register_buffer("shift", torch.tensor(0.0))  # image score mapped to P = 0.5
+        self.register_buffer("scale", torch.tensor(1.0))
+
+    def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance of every patch to its nearest bank patch, [N, h, w]."""
+        p = self.features(x)
+        q = p.flatten(2).transpose(1, 2)  # [N, hw, D]
+        d2 = (q * q).sum(dim=-1, keepdim=True) - 2 * q @ self.bank.T + self.bank_sq
+        return d2.amin(dim=-1).clamp_min(0).sqrt().unflatten(1, p.shape[-2:])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.anomaly_map(x)
+        p = torch.sigmoid((maps.flatten(1).amax(dim=1) - self.shift) / self.scale)
+        columns = [1 - p, p] if self.defect_index == 1 else [p, 1 - p]
+        return torch.stack(columns, dim=1), maps
+
+
+def build_patchcore(recipe, classes: list[str], bank_shape: tuple[int, int] | None = None, console=None) -> PatchCore:
+    """A PatchCore of the recipe's backbone: ImageNet weights when training (`bank_shape` None), an empty bank of
+    `bank_shape` to load a trained state into when exporting."""
+    size = (recipe.input.height, recipe.input.width)
+    pretrained = recipe.model.pretrained if bank_shape is None else "none"
+    backbone = build_model(recipe.model.architecture, len(classes), pretrained, console or Console(quiet=True), size)
+    features = PatchFeatures(backbone, size)
+    return PatchCore(features, torch.zeros(bank_shape or (1, 1)), classes.index("defect")).eval()
+
+
+def greedy_coreset(patches: torch.Tensor, k: int, projection: int, seed: int) -> torch.Tensor:
+    """Indices of `k` patches chosen by greedy k-center (each next one the farthest from those chosen),
+    measured in a random projection to `projection` dimensions (distances kept up to a small factor)."""
+    if k >= len(patches):
+        return torch.arange(len(patches))
+    generator = torch.Generator().manual_seed(seed)
+    z = patches
+    if patches.shape[1] > projection:
+        z = patches @ (torch.randn(patches.shape[1], projection, generator=generator) / math.sqrt(projection))
+    squares = (z * z).sum(dim=1)
+    chosen = torch.empty(k, dtype=torch.long)
+    chosen[0] = torch.randint(len(z), (1,), generator=generator)
+    nearest = torch.full((len(z),), float("inf"))
+    for i in range(1, k + 1):
+        c = chosen[i - 1]
+        nearest = torch.minimum(nearest, squares - 2 * (z @ z[c]) + squares[c])  # no [n, d] temporary
+        if i < k:
+            chosen[i] = torch.argmax(nearest)
+    return chosen
+
+
+@torch.no_grad()
+def fit_patchcore(
+    recipe, classes: list[str], goods: list, val: list[tuple], console: Console, progress
+) -> tuple[PatchCore, dict]:
+    """Bank from the good training images, score mapping from the validation split; returns the model and
+    the validation scores (good and, when labelled, defect)."""
+    model = build_patchcore(recipe, classes, console=console)
+    spec = recipe.input.spec()
+    settings = recipe.anomaly
+    loader_args = {"batch_size": recipe.train.batch_size, "num_workers": recipe.train.workers, "shuffle": False}
+    rng = np.random.default_rng(recipe.train.seed)
+    started = time.monotonic()
+    per_image = None
+    kept = []
+    task = progress.add_task("patch features", total=len(goods))
+    for x, _ in DataLoader(ImageDataset([(p, 0) for p in goods], spec), **loader_args):
+        p = model.features(x).flatten(2).transpose(1, 2)  # [n, hw, D]
+        per_image = per_image or max(1, math.ceil(settings.max_candidates / len(goods)))
+        for patches in p:
+            take = rng.choice(len(patches), min(per_image, len(patches)), replace=False)
+            kept.append(patches[np.sort(take)])
+        progress.advance(task, len(x))
+    progress.update(task, visible=False)
+    candidates = torch.cat(kept)
+    console.print(
+        f"{len(candidates):,} candidate patches of {candidates.shape[1]} features from {len(goods)} good parts "
+        f"in {time.monotonic() - started:.0f} s; choosing a coreset of {min(settings.memory_bank, len(candidates)):,}"
+    )
+    chosen = greedy_coreset(candidates, settings.memory_bank, settings.projection, recipe.train.seed)
+    bank = candidates[chosen].clone()
+    model.bank, model.bank_sq = bank, (bank * bank).sum(dim=1)
+
+    scores, is_defect = [], []
+    for x, y in DataLoader(ImageDataset(val, spec), **loader_args):
+        scores.append(model.anomaly_map(x).flatten(1).amax(dim=1))
+        is_defect.append(y.bool())
+    s, d = torch.cat(scores), torch.cat(is_defect)
+    good = s[~d]
+    if len(good) == 0:
+        raise LineInspectError("method: anomaly needs good parts in the validation split: label more good parts")
+    top, middle = good.max(), good.median()
+    model.shift.fill_(float(top))
+    model.scale.fill_(float(max(top - middle, 1e-6)) / 4)  # the median good part maps to P ~ 0.02
+    return model, {"scores": s.numpy(), "is_defect": d.numpy()}
