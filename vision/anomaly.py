@@ -3,10 +3,11 @@
 Every image becomes a grid of patch features: a pretrained backbone's feature maps at strides 8 and 16, each
 averaged over its 3x3 neighbourhood, the coarser one upsampled, concatenated. Training keeps, of the patches of
 the training split's good parts, a coreset (greedy k-center: the patches that cover all others best), small
-enough to search inside the exported graph. A patch's anomaly is its distance to the nearest bank patch: the map
-of those distances is the `heatmap` output, its maximum the image's score. The score is mapped to [0, 1] so that
-0.5 is the largest score of the validation split's good parts; thresholds are then calibrated as for classifiers.
-(Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022.)
+enough to search inside the exported graph. A patch's anomaly is its distance to the nearest bank patch; the
+image's score is the largest, mapped to [0, 1] so that 0.5 is the largest score of the validation split's good
+parts (thresholds are then calibrated as for classifiers). The map of patch distances, less a typical good
+part's score, is the `heatmap` output. (Roth et al., "Towards Total Recall in Industrial Anomaly Detection",
+CVPR 2022.)
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class PatchCore(nn.Module):
         self.register_buffer("bank_sq", (bank * bank).sum(dim=1))
         self.register_buffer("shift", torch.tensor(0.0))  # image score mapped to P = 0.5
         self.register_buffer("scale", torch.tensor(1.0))
+        self.register_buffer("floor", torch.tensor(0.0))  # a typical good part's score: the heatmap's zero
 
     def anomaly_map(self, x: torch.Tensor) -> torch.Tensor:
         """Distance of every patch to its nearest bank patch, [N, h, w]."""
@@ -96,10 +98,12 @@ class PatchCore(nn.Module):
         return d2.amin(dim=-1).clamp_min(0).sqrt().unflatten(1, p.shape[-2:])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and the heatmap: patch distances less a typical good part's score, so that, as with
+        class-activation maps, positive is evidence of a defect."""
         maps = self.anomaly_map(x)
         p = torch.sigmoid((maps.flatten(1).amax(dim=1) - self.shift) / self.scale)
         columns = [1 - p, p] if self.defect_index == 1 else [p, 1 - p]
-        return torch.stack(columns, dim=1), maps
+        return torch.stack(columns, dim=1), maps - self.floor
 
 
 def build_patchcore(recipe, classes: list[str], bank_shape: tuple[int, int] | None = None, console=None) -> PatchCore:
@@ -176,4 +180,5 @@ def fit_patchcore(
     top, middle = good.max(), good.median()
     model.shift.fill_(float(top))
     model.scale.fill_(float(max(top - middle, 1e-6)) / 4)  # the median good part maps to P ~ 0.02
+    model.floor.fill_(float(middle))
     return model, {"scores": s.numpy(), "is_defect": d.numpy()}
