@@ -148,10 +148,13 @@ def test_model_has_dynamic_batch(casting_model):
 def test_evaluate_writes_metrics_and_plots(casting, casting_model):
     out = casting["out"] / "eval"
     export = casting["exports"]["json-min"]
-    cli("evaluate", casting_model["model"], export, "--images-root", casting["root"], "--out", out, *CASTING_LABELS)
+    shown = cli("evaluate", casting_model["model"], export, "--images-root", casting["root"], "--out", out,
+                *CASTING_LABELS)  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == casting["n"]
     assert metrics["roc_auc"] > 0.6  # four short epochs at 64 px already separate the classes
+    low, high = metrics["roc_auc_ci"]  # 95% bootstrap interval, shown by the CLI too
+    assert low <= metrics["roc_auc"] <= high and f"(95% CI {low:.3f}-{high:.3f})" in " ".join(shown.stderr.split())
     assert set(metrics["per_class"]) == {"normal", "defect"}
     for name in ("roc.png", "pr.png", "confusion_matrix.png", "score_histogram.png", "predictions.csv"):
         assert (out / name).stat().st_size > 1000, name

@@ -18,7 +18,7 @@ from vision.anomaly import build_patchcore
 from vision.calibrate import OperatingPoint, calibrate, calibrate_false_rejects, operating_point
 from vision.cam import WithHeatmap
 from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
-from vision.metrics import WHAT_TO_TRY, chance_verdict, evaluate_scores
+from vision.metrics import chance_verdict, evaluate_scores, what_to_try
 from vision.models import build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_predictions, load_input
@@ -93,7 +93,8 @@ def export_run(
         metrics = evaluate_scores(truth, scores, point.threshold)
         verdict = chance_verdict(metrics["roc_auc_ci"], f"{len(truth)} holdout")
         if verdict and not force:
-            raise LineInspectError(f"{verdict}: the model was not written ({WHAT_TO_TRY}; --force writes it anyway)")
+            tip = what_to_try(recipe.model.pretrained != "none", recipe.method)
+            raise LineInspectError(f"{verdict}: the model was not written ({tip}; --force writes it anyway)")
         if verdict:
             console.print(f"[bold yellow]warning:[/] {verdict}; written because of --force")
         meta = placeholder.model_copy(

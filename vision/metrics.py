@@ -37,10 +37,12 @@ TITLES = {
 }
 
 
-WHAT_TO_TRY = (
-    "try: a pretrained backbone (model.pretrained: auto, the default), a larger input so small defects keep "
-    "their pixels (input.height/width), more labelled defects, or method: anomaly when defects are few"
-)
+def what_to_try(pretrained: bool, method: str) -> str:
+    """What to change when a model cannot be told from chance."""
+    tips = [] if pretrained else ["pretrained features (model.pretrained: auto)"]
+    tips += ["a larger input so small defects keep their pixels (input.height/width)", "more labelled images"]
+    tips.append("method: classifier when defects are labelled" if method == "anomaly" else "method: anomaly")
+    return "try " + ", ".join(tips[:-1]) + " or " + tips[-1]
 
 
 def roc_auc_interval(

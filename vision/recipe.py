@@ -25,8 +25,8 @@ class ModelSettings(_Strict):
 
 
 class InputSettings(_Strict):
-    height: int = Field(160, ge=16, le=2048)
-    width: int = Field(160, ge=16, le=2048)
+    height: int = Field(320, ge=16, le=2048)
+    width: int = Field(320, ge=16, le=2048)
     color: Literal["rgb", "gray"] = "rgb"
     resize: Literal["stretch", "letterbox"] = "stretch"
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -97,6 +97,9 @@ class Recipe(_Strict):
     def _fractions_leave_training_data(self) -> Recipe:
         if self.data.val_fraction + self.data.holdout_fraction >= 0.8:
             raise ValueError("data.val_fraction + data.holdout_fraction must leave at least 20% for training")
+        finetune = self.train.finetune
+        if self.model.pretrained != "none" and not finetune.frozen_head and finetune.unfreeze_blocks == 0:
+            raise ValueError("train.finetune: frozen_head false with unfreeze_blocks 0 leaves nothing to train")
         if self.method == "anomaly" and self.model.pretrained == "none":
             raise ValueError("method: anomaly needs pretrained features (model.pretrained: auto or a weights file)")
         return self

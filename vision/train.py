@@ -22,7 +22,7 @@ from vision.anomaly import fit_patchcore
 from vision.augment import build_augmentations
 from vision.data import ImageDataset, seed_worker
 from vision.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
-from vision.metrics import WHAT_TO_TRY, chance_verdict, roc_auc_interval
+from vision.metrics import chance_verdict, roc_auc_interval, what_to_try
 from vision.models import build_model
 from vision.progress import progress_bar
 from vision.recipe import Recipe
@@ -177,7 +177,9 @@ def train(
     best_val = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
     verdict = chance_verdict(best_val.get("roc_auc_ci"), "validation")
     if verdict:
-        console.print(f"[bold yellow]warning:[/] {verdict}; {WHAT_TO_TRY}")
+        console.print(
+            f"[bold yellow]warning:[/] {verdict}; {what_to_try(recipe.model.pretrained != 'none', recipe.method)}"
+        )
     return TrainResult(run.root, state["best_epoch"], state["best_metric"], state["epoch"], seconds, state["history"])
 
 
@@ -213,8 +215,19 @@ def _train_anomaly(run: RunDir, manifest: Manifest, recipe: Recipe, splits: dict
     )
     verdict = chance_verdict(val_record["roc_auc_ci"], "validation")
     if verdict:
-        console.print(f"[bold yellow]warning:[/] {verdict}; {WHAT_TO_TRY}")
+        console.print(
+            f"[bold yellow]warning:[/] {verdict}; {what_to_try(recipe.model.pretrained != 'none', recipe.method)}"
+        )
     return TrainResult(run.root, 1, val_record["roc_auc"], 1, seconds, history)
+
+
+def _warn_if_chance(console: Console, interval: list[float] | None, recipe: Recipe) -> None:
+    """Say so when the kept model's validation ROC-AUC cannot be told from chance."""
+    verdict = chance_verdict(interval, "validation")
+    if verdict:
+        console.print(
+            f"[bold yellow]warning:[/] {verdict}; {what_to_try(recipe.model.pretrained != 'none', recipe.method)}"
+        )
 
 
 def _keep_epoch(run, model, optimizer, scheduler, state, recipe, epoch, train_loss, val, phase=None) -> bool:

@@ -23,7 +23,7 @@ from vision.train import train
 SIZE = 128
 ANOMALY = {"method": "anomaly", "input.height": SIZE, "input.width": SIZE, "train.workers": 0,
            "anomaly.memory_bank": 1024}  # fmt: skip
-MARGIN = 8  # px around a defect box that still count as on it: one cell of the 16x16 map
+MARGIN = 16  # px around a defect box that still count as on it: one cell of the 8x8 map
 
 
 def test_greedy_coreset_covers_every_cluster():
@@ -59,20 +59,20 @@ def test_anomaly_model_exports_with_parity_and_finds_defects(exported):
     assert meta.operating_point["target_miss_rate"] == 0.05  # labelled defects: the miss-rate rule
     graph = onnx.load(str(exported["model"])).graph
     assert [o.name for o in graph.output] == ["probabilities", "heatmap"]
-    # the nearest-neighbour search runs inside the graph: the bank (152 features of 1024 patches) is in it
-    assert any(sorted(i.dims) == [152, 1024] for i in graph.initializer)
+    # the nearest-neighbour search runs inside the graph: the bank (432 features of 1024 patches) is in it
+    assert any(sorted(i.dims) == [432, 1024] for i in graph.initializer)
 
 
 def test_the_anomaly_map_peaks_on_the_defect(sample, exported):
     """Of the defects the model flags, the map's peak lies on the drawn defect in most: a random peak would land
-    within MARGIN of a box about 6% of the time (some drawn defects are too faint to see, by design)."""
+    within MARGIN of a box about 15% of the time (some drawn defects are too faint to see, by design)."""
     data, _ = sample
     classifier = OnnxClassifier(exported["model"])
     flagged = hits = 0
     for image in [s for s in data.images if s.label == "defect"]:
         x = preprocess(image.path.read_bytes(), classifier.spec)[None]
         probabilities, maps = classifier.predict_with_heatmaps(x)
-        assert probabilities.shape == (1, 2) and maps.shape == (1, SIZE // 8, SIZE // 8)
+        assert probabilities.shape == (1, 2) and maps.shape == (1, SIZE // 16, SIZE // 16)
         if probabilities[0, 1] < classifier.threshold:
             continue
         flagged += 1
@@ -92,7 +92,7 @@ def test_the_anomaly_map_is_the_onnx_graphs_own_nearest_neighbour_distance(expor
     with torch.no_grad():
         patches = model.features(x).flatten(2).transpose(1, 2).numpy()
     bank = state["bank"].numpy().astype(np.float64)
-    brute = np.sqrt(((patches[..., None, :] - bank) ** 2).sum(-1).min(-1)).reshape(2, SIZE // 8, SIZE // 8)
+    brute = np.sqrt(((patches[..., None, :] - bank) ** 2).sum(-1).min(-1)).reshape(2, SIZE // 16, SIZE // 16)
     _, maps = OnnxClassifier(exported["model"]).predict_with_heatmaps(x.numpy())
     assert np.abs(maps + state["floor"].item() - brute).max() <= 1e-3 * brute.max()
 

@@ -51,3 +51,17 @@ def test_invalid_yaml_and_missing_file_are_user_errors(tmp_path):
 def test_bad_augmentations_name_where_they_are(entries, message):
     with pytest.raises(LineInspectError, match=message):
         build_augmentations(entries)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train.finetune.frozen_head": False, "train.finetune.unfreeze_blocks": 0}, "leaves nothing to train"),
+        ({"method": "anomaly", "model.pretrained": "none"}, "method: anomaly needs pretrained features"),
+        ({"train.finetune.unfreeze_blocks": "some"}, r"train\.finetune\.unfreeze_blocks"),
+        ({"method": "svm"}, r"method: Input should be 'classifier' or 'anomaly'"),
+    ],
+)
+def test_contradictory_training_settings_are_refused_with_the_key(overrides, message):
+    with pytest.raises(LineInspectError, match=message):
+        load_recipe(None, overrides)

@@ -19,6 +19,7 @@ from serving.batch.heatmaps import ALPHA, HeatmapWriter, heatmap_file, on_image
 from serving.batch.output import read_rows
 from serving.batch.run import inspect_paths
 from serving.demo import DEMO_RECIPE
+from tests.vision.test_train import COMPACT
 from tests.serving.conftest import cli
 from tests.vision.test_heatmap import old_style
 from vision.export import export_run
@@ -37,8 +38,7 @@ def model(tmp_path_factory):
     work = tmp_path_factory.mktemp("heatmap-model")
     data = generate(work / "data", n_normal=200, n_defect=200, size=(SIZE, SIZE), seed=5, textures=["brushed"])
     manifest = load_exports([data.export], ImportOptions(images_root=data.root))
-    overrides = {"train.epochs": 5, "train.lr": 0.002, "train.workers": 0, "input.height": SIZE, "input.width": SIZE}
-    train(manifest, load_recipe(DEMO_RECIPE, overrides), work / "run")
+    train(manifest, load_recipe(DEMO_RECIPE, {**COMPACT, "input.height": SIZE, "input.width": SIZE}), work / "run")
     return export_run(work / "run", work / "model.onnx", force=True).path
 
 

@@ -37,6 +37,7 @@ def test_the_report_shows_counts_time_grids_evaluation_and_errors(casting_images
     assert html.count('alt="heatmap of') >= 12, "each image in the grids beside its heatmap"
     dom = dump_dom(report.as_uri())
     assert "13" in dom and "Defect rate per hour" in dom
+    assert re.search(r"ROC AUC [0-9.]+ \(95% interval [0-9.]+ to [0-9.]+", " ".join(dom.split()))
     png = screenshot(report.as_uri(), tmp_path / "report.png", height=6500)
     text = text_in(png)
     for words in ("batch inspection report", "counts", "unreadable", "scores", "defect rate over time",
