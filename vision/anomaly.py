@@ -3,8 +3,8 @@
 Every image becomes a grid of patch features: a pretrained backbone's feature maps at strides 16 and 32, each
 averaged over its 3x3 neighbourhood, the coarser one upsampled, concatenated (on two development sets, casting
 photos of the train folder and the sample data, these beat the strides 8 + 16 of the PatchCore paper's
-WideResNet: EfficientNet-Lite's stride-8 features are 40 channels of edges and colour). Training keeps, of the patches of
-the training split's good parts, a coreset (greedy k-center: the patches that cover all others best), small
+WideResNet: EfficientNet-Lite's stride-8 features are 40 channels of edges and colour). Training keeps, of the
+patches of the training split's good parts, a coreset (greedy k-center: the patches that cover all others best), small
 enough to search inside the exported graph. A patch's anomaly is its distance to the nearest bank patch; the
 image's score is the largest, mapped to [0, 1] so that 0.5 is the largest score of the validation split's good
 parts (thresholds are then calibrated as for classifiers). The map of patch distances, less a typical good

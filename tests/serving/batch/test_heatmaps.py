@@ -19,9 +19,9 @@ from serving.batch.heatmaps import ALPHA, HeatmapWriter, heatmap_file, on_image
 from serving.batch.output import read_rows
 from serving.batch.run import inspect_paths
 from serving.demo import DEMO_RECIPE
-from tests.vision.test_train import COMPACT
 from tests.serving.conftest import cli
 from tests.vision.test_heatmap import old_style
+from tests.vision.test_train import COMPACT
 from vision.export import export_run
 from vision.onnx_model import OnnxClassifier
 from vision.preprocess import PreprocessSpec
