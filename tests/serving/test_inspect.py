@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from annotation.export_writer import labelled_task, write_export
 from tests.serving.conftest import cli, metric
 from vision.metadata import read_metadata
 
@@ -188,3 +189,45 @@ def test_inspection_filters_out_of_range_are_refused_not_failed(service):
     assert huge.status_code == 422
     early = client.get("/v1/inspections", params={"since": "0001-01-01T00:00:00+05:00"})
     assert early.status_code == 422 and "out of range" in early.json()["error"]["message"]
+
+
+def test_an_anomaly_model_is_served_and_inspected_offline_like_a_classifier(server_factory, shared_data, tmp_path):
+    """`method: anomaly` on real casting photos: the service answers with its score and keeps the record, and
+    offline inspection writes rows, heatmaps and the report, through the same paths as a classifier."""
+    root = shared_data / "casting-impeller" / "casting_data"
+    tasks = []
+    for folder, n in (("ok_front", 60), ("def_front", 20)):
+        for path in sorted((root / "train" / folder).glob("*.jpeg"))[:n]:
+            tasks.append(labelled_task(len(tasks) + 1, f"/data/local-files/?d={path.relative_to(root)}", folder))
+    export = write_export(tasks, tmp_path / "export.json")
+    cli("train", export, "--images-root", root, "--out", tmp_path / "run", "--set", "method=anomaly",
+        "--set", "input.height=128", "--set", "input.width=128", "--set", "anomaly.memory_bank=512",
+        "--set", "train.workers=0", "--normal-label", "ok_front", "--defect-label", "def_front")  # fmt: skip
+    model = tmp_path / "model.onnx"
+    cli("export", tmp_path / "run", "--out", model, "--force")  # 3 holdout defects: quality is not the point
+    meta = read_metadata(model)
+    assert meta.method == "anomaly"
+
+    server = server_factory(model=model)
+    key = server.keys("create", "camera-a").stdout.strip()
+    server.start()
+    photo = sorted((root / "test" / "def_front").glob("*.jpeg"))[0]
+    with server.client(key) as client:
+        answer = client.post("/v1/inspect", content=photo.read_bytes(), headers={"content-type": "image/jpeg"})
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert result["model"]["version"] == meta.version and 0 <= result["score"] <= 1
+        assert result["verdict"] == ("defect" if result["score"] >= meta.threshold else "normal")
+        assert client.get(f"/v1/inspections/{result['id']}").json()["score"] == result["score"]
+    server.stop()
+
+    folder = tmp_path / "line"
+    folder.mkdir()
+    for path in sorted((root / "test" / "def_front").glob("*.jpeg"))[:3]:
+        shutil.copy(path, folder / path.name)
+    out, report = tmp_path / "rows.csv", tmp_path / "report.html"
+    cli("inspect", model, folder, "--out", out, "--heatmaps", tmp_path / "heat", "--heatmaps-for", "all",
+        "--report", report)  # fmt: skip
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 3 and all(r["verdict"] in ("normal", "defect") and not r["error"] for r in rows)
+    assert len(list((tmp_path / "heat").glob("*.png"))) == 3 and report.stat().st_size > 10_000
