@@ -119,8 +119,11 @@ def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = Non
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents, start=1):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                where = ".".join(parents[:depth])
+                raise LineInspectError(f"--set {dotted}: {where} is a value, not a section with keys")
         node[leaf] = value
     try:
         return Recipe.model_validate(raw)

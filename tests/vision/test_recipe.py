@@ -65,3 +65,8 @@ def test_bad_augmentations_name_where_they_are(entries, message):
 def test_contradictory_training_settings_are_refused_with_the_key(overrides, message):
     with pytest.raises(LineInspectError, match=message):
         load_recipe(None, overrides)
+
+
+def test_an_override_below_a_value_is_a_clear_error():
+    with pytest.raises(LineInspectError, match=r"--set train\.epochs\.x: train\.epochs is a value, not a section"):
+        load_recipe(None, {"train.epochs.x": 1})
