@@ -317,10 +317,12 @@ def parse_overrides(entries: list[str]) -> dict:
 
 
 def print_metrics(metrics: dict) -> None:
+    from vision.metrics import interval_text
+
     op = metrics.get("operating_point", {})
     console.print(
         f"images {metrics['n']} ({metrics['n_defect']} defect / {metrics['n_normal']} normal)  "
-        f"ROC-AUC {_num(metrics.get('roc_auc'))}{_interval(metrics.get('roc_auc_ci'))}  "
+        f"ROC-AUC {_num(metrics.get('roc_auc'))}{interval_text(metrics.get('roc_auc_ci'))}  "
         f"AP {_num(metrics.get('average_precision'))}  "
         f"accuracy {_num(metrics.get('accuracy'))}"
     )
@@ -329,10 +331,6 @@ def print_metrics(metrics: dict) -> None:
         f"at threshold {metrics['threshold']:.4f}: miss rate {_pct(metrics['miss_rate'])} (95% upper {upper:.2%}), "
         f"false-reject rate {_pct(metrics['false_reject_rate'])}"
     )
-
-
-def _interval(ci) -> str:
-    return f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
 
 
 def _pct(value) -> str:

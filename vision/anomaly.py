@@ -46,29 +46,31 @@ class PatchFeatures(nn.Module):
                 "method: anomaly needs an efficientnet_lite* or resnet* backbone (model.architecture)"
             )
 
+    def _lite_blocks(self, x: torch.Tensor, blocks: int):
+        """The outputs of the first `blocks` blocks of an EfficientNet-Lite, in order."""
+        b = self.backbone
+        x = b._swish(b._bn0(b._conv_stem(x)))
+        for block in b._blocks[:blocks]:
+            x = block(x)
+            yield x
+
     @torch.no_grad()
     def _lite_taps(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """Indices of the last block at stride 16 and at stride 32, found by running a blank image."""
-        x = torch.zeros(1, 3, *input_size)
         was_training = self.backbone.training
         self.backbone.eval()
-        x = self.backbone._swish(self.backbone._bn0(self.backbone._conv_stem(x)))
-        last = {}
-        for i, block in enumerate(self.backbone._blocks):
-            x = block(x)
-            last[round(input_size[0] / x.shape[-2])] = i
+        blocks = self._lite_blocks(torch.zeros(1, 3, *input_size), len(self.backbone._blocks))
+        last = {round(input_size[0] / x.shape[-2]): i for i, x in enumerate(blocks)}
         self.backbone.train(was_training)
         return last[FEATURE_STRIDES[0]], last[FEATURE_STRIDES[1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.backbone
         if hasattr(b, "_blocks"):
-            x = b._swish(b._bn0(b._conv_stem(x)))
-            for i, block in enumerate(b._blocks[: self.taps[1] + 1]):
-                x = block(x)
+            for i, out in enumerate(self._lite_blocks(x, self.taps[1] + 1)):
                 if i == self.taps[0]:
-                    fine = x
-            coarse = x
+                    fine = out
+            coarse = out
         else:
             x = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))
             fine = b.layer3(x)
@@ -87,7 +89,6 @@ class PatchCore(nn.Module):
         self.features = features
         self.defect_index = defect_index
         self.register_buffer("bank", bank)
-        self.register_buffer("bank_sq", (bank * bank).sum(dim=1))
         self.register_buffer("shift", torch.tensor(0.0))  # image score mapped to P = 0.5
         self.register_buffer("scale", torch.tensor(1.0))
         self.register_buffer("floor", torch.tensor(0.0))  # a typical good part's score: the heatmap's zero
@@ -96,7 +97,7 @@ class PatchCore(nn.Module):
         """Distance of every patch to its nearest bank patch, [N, h, w]."""
         p = self.features(x)
         q = p.flatten(2).transpose(1, 2)  # [N, hw, D]
-        d2 = (q * q).sum(dim=-1, keepdim=True) - 2 * q @ self.bank.T + self.bank_sq
+        d2 = (q * q).sum(dim=-1, keepdim=True) - 2 * q @ self.bank.T + (self.bank * self.bank).sum(dim=1)
         return d2.amin(dim=-1).clamp_min(0).sqrt().unflatten(1, p.shape[-2:])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,12 +152,11 @@ def fit_patchcore(
     loader_args = {"batch_size": recipe.train.batch_size, "num_workers": recipe.train.workers, "shuffle": False}
     rng = np.random.default_rng(recipe.train.seed)
     started = time.monotonic()
-    per_image = None
+    per_image = max(1, math.ceil(settings.max_candidates / len(goods)))  # candidates kept of each image
     kept = []
     task = progress.add_task("patch features", total=len(goods))
     for x, _ in DataLoader(ImageDataset([(p, 0) for p in goods], spec), **loader_args):
         p = model.features(x).flatten(2).transpose(1, 2)  # [n, hw, D]
-        per_image = per_image or max(1, math.ceil(settings.max_candidates / len(goods)))
         for patches in p:
             take = rng.choice(len(patches), min(per_image, len(patches)), replace=False)
             kept.append(patches[np.sort(take)])
@@ -168,8 +168,7 @@ def fit_patchcore(
         f"in {time.monotonic() - started:.0f} s; choosing a coreset of {min(settings.memory_bank, len(candidates)):,}"
     )
     chosen = greedy_coreset(candidates, settings.memory_bank, settings.projection, recipe.train.seed)
-    bank = candidates[chosen].clone()
-    model.bank, model.bank_sq = bank, (bank * bank).sum(dim=1)
+    model.bank = candidates[chosen].clone()
 
     scores, is_defect = [], []
     for x, y in DataLoader(ImageDataset(val, spec), **loader_args):

@@ -140,7 +140,7 @@ def calibrate_false_rejects(
     """With good parts only: the lowest threshold (most defects caught) whose false-reject-rate upper bound
     on held-out good parts is within `false_reject_rate`. Nothing is promised about misses."""
     s, y = check_scores(scores, is_defect)
-    _check_miss_rate(false_reject_rate)
+    _check_miss_rate(false_reject_rate, "false-reject rate")
     _check_confidence(confidence)
     goods = np.sort(s[~y])[::-1]
     if len(goods) == 0:
@@ -244,9 +244,9 @@ def _pct(x: float) -> str:
     return f"{p:.1f}".rstrip("0").rstrip(".") + "%" if p >= 1 else f"{p:.2g}%"
 
 
-def _check_miss_rate(miss_rate: float) -> None:
+def _check_miss_rate(miss_rate: float, what: str = "miss rate") -> None:
     if not isinstance(miss_rate, numbers.Real) or not 0.0 < miss_rate < 1.0:
-        raise LineInspectError(f"miss rate must be a fraction strictly between 0 and 1 (0.01 = 1%), got {miss_rate!r}")
+        raise LineInspectError(f"{what} must be a fraction strictly between 0 and 1 (0.01 = 1%), got {miss_rate!r}")
 
 
 def _check_confidence(confidence: float) -> None:

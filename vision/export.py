@@ -18,7 +18,7 @@ from vision.anomaly import build_patchcore
 from vision.calibrate import OperatingPoint, calibrate, calibrate_false_rejects, operating_point
 from vision.cam import WithHeatmap
 from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
-from vision.metrics import chance_verdict, evaluate_scores, what_to_try
+from vision.metrics import chance_verdict, evaluate_scores, interval_text, what_to_try
 from vision.models import build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_predictions, load_input
@@ -211,10 +211,9 @@ def _version(path: Path) -> str:
 def _report(console: Console, out: Path, meta: ModelMetadata, point: OperatingPoint) -> None:
     m = meta.metrics
     console.print(f"wrote {out}  ({meta.name} {meta.version})")
-    ci = m.get("roc_auc_ci")
-    interval = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
     console.print(
-        f"holdout: ROC-AUC {_fmt(m.get('roc_auc'))}{interval}, threshold {point.threshold:.4f}: "
+        f"holdout: ROC-AUC {_fmt(m.get('roc_auc'))}{interval_text(m.get('roc_auc_ci'))}, "
+        f"threshold {point.threshold:.4f}: "
         f"miss rate {_fmt(point.miss_rate, '.2%')} (95% upper {point.miss_rate_upper:.2%}), "
         f"false-reject rate {_fmt(point.false_reject_rate, '.2%')}"
     )

@@ -80,9 +80,9 @@ def fit_frozen_head(
     x_train, y_train = _penultimate(model, train_loader, device, tick)
     x_val, y_val = _penultimate(model, val_loader, device, tick)
     best, best_auc = None, -1.0
+    both = len(np.unique(y_val)) > 1
     for c in REGULARISATION:
         fitted = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x_train, y_train == defect)
-        both = len(np.unique(y_val)) > 1
         auc = roc_auc_score(y_val == defect, fitted.decision_function(x_val)) if both else 0.0
         if auc > best_auc:  # ties keep the stronger regularisation
             best, best_auc = fitted, auc

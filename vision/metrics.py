@@ -45,6 +45,9 @@ def what_to_try(pretrained: bool, method: str) -> str:
     return "try " + ", ".join(tips[:-1]) + " or " + tips[-1]
 
 
+RESAMPLED_VALUES = 4_000_000  # scores drawn at once by the bootstrap (about 100 MB with their ranks)
+
+
 def roc_auc_interval(
     is_defect: Sequence[bool] | np.ndarray,
     scores: Sequence[float] | np.ndarray,
@@ -59,12 +62,23 @@ def roc_auc_interval(
     if not len(pos) or not len(neg):
         return None
     rng = np.random.default_rng(seed)
-    p = pos[rng.integers(0, len(pos), (resamples, len(pos)))]
-    n = neg[rng.integers(0, len(neg), (resamples, len(neg)))]
-    ranks = rankdata(np.concatenate([p, n], axis=1), axis=1)  # ties share their mean rank: they count one half
-    aucs = (ranks[:, : len(pos)].sum(axis=1) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    aucs = np.empty(resamples)
+    step = max(1, RESAMPLED_VALUES // len(s))  # resamples at a time: memory stays bounded for large sets
+    for start in range(0, resamples, step):
+        k = min(step, resamples - start)
+        p = pos[rng.integers(0, len(pos), (k, len(pos)))]
+        n = neg[rng.integers(0, len(neg), (k, len(neg)))]
+        ranks = rankdata(np.concatenate([p, n], axis=1), axis=1)  # ties share their mean rank: they count one half
+        aucs[start : start + k] = (ranks[:, : len(pos)].sum(axis=1) - len(pos) * (len(pos) + 1) / 2) / (
+            len(pos) * len(neg)
+        )
     tail = (1 - confidence) / 2
     return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
+
+
+def interval_text(interval: Sequence[float] | None) -> str:
+    """ " (95% CI 0.912-0.981)", or "" when there is no interval: how every command shows one."""
+    return f" (95% CI {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
 
 
 def chance_verdict(interval: Sequence[float] | None, where: str) -> str | None:

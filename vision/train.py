@@ -22,7 +22,7 @@ from vision.anomaly import fit_patchcore
 from vision.augment import build_augmentations
 from vision.data import ImageDataset, seed_worker
 from vision.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
-from vision.metrics import chance_verdict, roc_auc_interval, what_to_try
+from vision.metrics import chance_verdict, interval_text, roc_auc_interval, what_to_try
 from vision.models import build_model
 from vision.progress import progress_bar
 from vision.recipe import Recipe
@@ -143,7 +143,7 @@ def train(
             )
             console.print(
                 f"phase 1 (frozen backbone, linear head on {head['features']} features, C={head['C']}): "
-                f"val ROC-AUC {_fmt(val['roc_auc'])} {_interval(val)}  val acc {val['accuracy']:.3f}"
+                f"val ROC-AUC {_fmt(val['roc_auc'])}{interval_text(val['roc_auc_ci'])}  val acc {val['accuracy']:.3f}"
             )
         if trainable and state["epoch"] < recipe.train.epochs:
             what = "every layer" if trainable == len(backbone_units(model)) else f"the top {trainable} blocks"
@@ -210,14 +210,11 @@ def _train_anomaly(run: RunDir, manifest: Manifest, recipe: Recipe, splits: dict
     run.history.write_text(json.dumps(history, indent=1), encoding="utf-8")
     seconds = time.monotonic() - started
     console.print(
-        f"memory bank of {len(model.bank):,} patches; val ROC-AUC {_fmt(val_record['roc_auc'])} "
-        f"{_interval(val_record) or '(no val defects: judged on good parts only)'}; run in {run.root}"
+        f"memory bank of {len(model.bank):,} patches; val ROC-AUC {_fmt(val_record['roc_auc'])}"
+        f"{interval_text(val_record['roc_auc_ci']) or ' (no val defects: judged on good parts only)'}; "
+        f"run in {run.root}"
     )
-    verdict = chance_verdict(val_record["roc_auc_ci"], "validation")
-    if verdict:
-        console.print(
-            f"[bold yellow]warning:[/] {verdict}; {what_to_try(recipe.model.pretrained != 'none', recipe.method)}"
-        )
+    _warn_if_chance(console, val_record["roc_auc_ci"], recipe)
     return TrainResult(run.root, 1, val_record["roc_auc"], 1, seconds, history)
 
 
@@ -334,8 +331,3 @@ def _check_same_plan(run: RunDir, manifest: Manifest) -> None:
 
 def _fmt(value: float) -> str:
     return "n/a" if value != value else f"{value:.4f}"
-
-
-def _interval(val: dict) -> str:
-    ci = val.get("roc_auc_ci")
-    return f"(95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""

@@ -6,30 +6,13 @@ import pytest
 
 import vision.export as export_module
 from annotation.errors import LineInspectError
-from annotation.exports import ImportOptions, load_exports
 from vision.export import export_run
 from vision.metadata import read_metadata
-from vision.recipe import load_recipe
-from vision.sample_data import generate
-from vision.train import train
-
-TINY = {
-    "model.architecture": "resnet18",
-    "model.pretrained": "none",
-    "input.height": 48,
-    "input.width": 48,
-    "train.workers": 0,
-    "train.epochs": 1,
-}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    data = generate(tmp_path_factory.mktemp("sample"), n_normal=40, n_defect=40, size=(96, 96), seed=2)
-    manifest = load_exports([data.export], ImportOptions(images_root=data.root))
-    out = tmp_path_factory.mktemp("run") / "run"
-    train(manifest, load_recipe(None, TINY), out)
-    return out
+def run(tiny_run):
+    return tiny_run[1]
 
 
 def test_export_refuses_to_write_a_model_that_fails_parity(run, tmp_path, monkeypatch):

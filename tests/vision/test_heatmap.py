@@ -12,25 +12,12 @@ import pytest
 import torch
 
 from annotation.errors import LineInspectError
-from annotation.exports import ImportOptions, load_exports
 from vision.cam import WithHeatmap
 from vision.export import export_run
 from vision.metadata import METADATA_KEY, read_metadata
 from vision.models import ARCHITECTURES, COMPACT_CNN, WithSoftmax, build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
-from vision.recipe import load_recipe
-from vision.sample_data import generate
-from vision.train import train
-
-TINY = {
-    "model.architecture": "resnet18",
-    "model.pretrained": "none",
-    "input.height": 48,
-    "input.width": 48,
-    "train.workers": 0,
-    "train.epochs": 1,
-}
 
 
 def old_style(model: Path, out: Path) -> Path:
@@ -83,13 +70,10 @@ def test_average_pooled_linear_head_gives_exact_cam():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    data = generate(tmp_path_factory.mktemp("sample"), n_normal=40, n_defect=40, size=(96, 96), seed=2)
-    manifest = load_exports([data.export], ImportOptions(images_root=data.root))
-    work = tmp_path_factory.mktemp("run")
-    train(manifest, load_recipe(None, TINY), work / "run")
-    model = export_run(work / "run", work / "model.onnx", force=True).path  # one epoch: quality is not the point
-    return {"run": work / "run", "model": model, "images": [s.path for s in data.images[:16]]}
+def exported(tiny_run, tmp_path_factory):
+    data, run = tiny_run
+    model = export_run(run, tmp_path_factory.mktemp("model") / "model.onnx", force=True).path  # one epoch
+    return {"run": run, "model": model, "images": [s.path for s in data.images[:16]]}
 
 
 def test_export_adds_a_heatmap_output_and_records_it(exported):
