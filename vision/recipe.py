@@ -77,7 +77,7 @@ class CalibrationSettings(_Strict):
 class AnomalySettings(_Strict):
     """`method: anomaly`: a PatchCore-style memory bank of pretrained patch features of good parts."""
 
-    memory_bank: int = Field(4096, ge=16, le=200_000)  # patches kept by greedy coreset subsampling
+    memory_bank: int = Field(2048, ge=16, le=200_000)  # patches kept by greedy coreset subsampling
     max_candidates: int = Field(100_000, ge=16)  # patches the coreset is chosen from (random subset beyond this)
     projection: int = Field(128, ge=8)  # random-projection size for the coreset search only
 

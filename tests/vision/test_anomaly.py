@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from annotation.exports import ImportOptions, load_exports
-from vision.anomaly import build_patchcore, greedy_coreset
+from vision.anomaly import _view, build_patchcore, greedy_coreset, views
 from vision.export import export_run
 from vision.metadata import read_metadata
 from vision.onnx_model import OnnxClassifier
@@ -33,6 +33,20 @@ def test_greedy_coreset_covers_every_cluster():
     chosen = greedy_coreset(points, 5, projection=16, seed=0)
     assert sorted(set((chosen // 200).tolist())) == [0, 1, 2, 3, 4]  # one per cluster, none left out
     assert torch.equal(greedy_coreset(points, 5000, 16, 0), torch.arange(1000))
+
+
+def test_the_bank_sees_the_views_the_recipe_augments_with():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    augment = [{"HorizontalFlip": {"p": 0.5}}, {"VerticalFlip": {"p": 0.5}}, {"RandomBrightnessContrast": {}}]
+    flips = views(augment, (4, 4))
+    shown = [_view(x, v) for v in flips]
+    expected = [x, torch.flip(x, [3]), torch.flip(x, [2]), torch.flip(x, [2, 3])]
+    assert len(shown) == 4 and all(any(torch.equal(s, e) for s in shown) for e in expected)
+    d4 = [_view(x, v) for v in views([{"HorizontalFlip": {}}, {"RandomRotate90": {}}], (4, 4))]
+    assert len({tuple(v.flatten().tolist()) for v in d4}) == 8  # every flip and turn of a square, once each
+    assert any(torch.equal(v, x.transpose(2, 3)) for v in d4)
+    assert views([{"RandomRotate90": {}}], (4, 6)) == [(False, 0)]  # a turn would change a non-square input's shape
+    assert views([], (4, 4)) == [(False, 0)]
 
 
 @pytest.fixture(scope="module")

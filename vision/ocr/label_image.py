@@ -80,15 +80,20 @@ def ink(gray: np.ndarray, block: int) -> np.ndarray:
 
 
 def text_height(binary: np.ndarray) -> float:
-    """Median height of glyph-sized blobs: how big the print is."""
+    """Median height of glyph-sized blobs: how big the print is.
+
+    Blobs taller than a sixth of the frame are taken for logos and frames, not print (an eighth cut off the
+    glyphs of a label cropped tight to four lines, and the colons were then taken for the print).
+    """
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     h, w = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
-    glyphs = (h >= 6) & (h <= binary.shape[0] / 8) & (w <= 3 * h) & (w >= 2)
+    glyphs = (h >= 6) & (h <= binary.shape[0] / 6) & (w <= 3 * h) & (w >= 2)
     return float(np.median(h[glyphs])) if glyphs.sum() >= 5 else 0.0
 
 
 def text_extent(binary: np.ndarray, height: float) -> tuple[int, int, int, int]:
-    """Box around the glyph-sized blobs (stray ones at the edges ignored), with a margin."""
+    """Box around the glyph-sized blobs (stray ones at the edges ignored), with a margin, grown to hold
+    every print-sized blob it cuts: it never ends inside a letter."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     x, y, w, h = (stats[1:, i] for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
     glyphs = (h >= 0.5 * height) & (h <= 2 * height) & (w <= 3 * h)
@@ -100,6 +105,10 @@ def text_extent(binary: np.ndarray, height: float) -> tuple[int, int, int, int]:
     y0 = max(0, int(np.percentile(y[glyphs], 1)) - margin)
     x1 = min(cols, int(np.percentile((x + w)[glyphs], 99)) + margin)
     y1 = min(rows, int(np.percentile((y + h)[glyphs], 99)) + margin)
+    cut = (x < x1) & (x + w > x0) & (y < y1) & (y + h > y0) & (h <= 2 * height)  # print, not frames or logos
+    if cut.any():
+        x0, y0 = min(x0, int(x[cut].min())), min(y0, int(y[cut].min()))
+        x1, y1 = max(x1, int((x + w)[cut].max())), max(y1, int((y + h)[cut].max()))
     return x0, y0, x1, y1
 
 

@@ -125,5 +125,10 @@ def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
     return FieldValue(name, None, spec.required, problem="not found")
 
 
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2212", "-"))
+
+
 def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
+    """Every field of the template; a printed hyphen that Tesseract reads as a dash or minus sign counts as one."""
+    text = text.translate(_DASHES)
     return {name: extract_field(name, spec, text) for name, spec in template.fields.items()}
