@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annotation.errors import LineInspectError
+from serving.times import stamp
 
 console = Console(stderr=True)
 ls_app = typer.Typer(help="Label Studio: run one, and send images, exports and predictions both ways.",
@@ -270,7 +271,7 @@ def send_review(
     summary = send(_connect(url, token, data_dir), project, records, _label_map(label), log=console.print)
     finished = f" ({summary.finished} of them completed, left half done by an earlier run)" if summary.finished else ""
     console.print(
-        f"{len(records)} records since {moment:%Y-%m-%d %H:%M} UTC, {summary.kept} with a kept image: "
+        f"{len(records)} records since {stamp(moment)} UTC, {summary.kept} with a kept image: "
         f"{summary.sent} sent, {summary.already_there} already in project {project}{finished}, "
         f"{len(summary.missing_files)} files missing"
     )

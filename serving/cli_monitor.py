@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from annotation.errors import LineInspectError
+from serving.times import stamp
 
 console = Console(stderr=True)
 monitor_app = typer.Typer(help="Line monitoring: SPC charts, camera drift and alarms.", no_args_is_help=True)
@@ -73,12 +76,18 @@ def alarms(
     from serving.monitor.pages import RULES_TEXT
     from serving.monitor.store import list_alarms
 
-    table = Table("id", "line", "chart", "rule", "subgroup", "detail", "acknowledged")
+    # the short columns never wrap; what happened (rule, detail, acknowledgement) wraps, so the table fits 80 columns
+    short = [Column(name, no_wrap=True) for name in ("id", "line", "chart", "subgroup (UTC)")]
+    table = Table(*short, Column("what", ratio=1, overflow="fold"), box=box.SIMPLE_HEAD)
     for a in list_alarms(open_database(config, set_), line, open_only, limit):
-        acked = f"{a.acknowledged_at:%Y-%m-%d %H:%M} {a.acknowledged_by or ''}: {a.note}" if a.acknowledged_at else ""
+        what = f"{RULES_TEXT.get(a.rule, a.rule)}: {a.detail}"
+        if a.acknowledged_at:
+            by = f" by {a.acknowledged_by}" if a.acknowledged_by else ""
+            what += f"\n[dim]acknowledged {stamp(a.acknowledged_at)}{by}: {escape(a.note or '')}[/dim]"
+        else:
+            what += "\n[bold red]open[/bold red]"
         chart = f"{a.chart}/{a.camera}" if a.camera else a.chart
-        table.add_row(str(a.id), a.line, chart, RULES_TEXT.get(a.rule, a.rule), f"{a.subgroup_start:%Y-%m-%d %H:%M}",
-                      a.detail, acked)  # fmt: skip
+        table.add_row(str(a.id), a.line, chart, stamp(a.subgroup_start), what)
     Console().print(table)
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annotation.errors import LineInspectError
+from serving.times import stamp
 
 console = Console(stderr=True)
 keys_app = typer.Typer(
@@ -99,8 +100,8 @@ def keys_list(config: Config = None, set_: Overrides = None) -> None:
     """List keys: name, first characters, created and revoked times (never the keys themselves)."""
     table = Table("name", "key starts", "created", "revoked")
     for key in open_database(config, set_).list_keys():
-        revoked = f"{key.revoked_at:%Y-%m-%d %H:%M:%S}" if key.revoked_at else ""
-        table.add_row(key.name, key.prefix + "...", f"{key.created_at:%Y-%m-%d %H:%M:%S}", revoked)
+        revoked = stamp(key.revoked_at) if key.revoked_at else ""
+        table.add_row(key.name, key.prefix + "...", stamp(key.created_at), revoked)
     Console().print(table)
 
 

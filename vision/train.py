@@ -20,6 +20,7 @@ from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
 from vision.anomaly import fit_patchcore
 from vision.augment import build_augmentations
+from vision.calibrate import min_defects_needed
 from vision.data import ImageDataset, seed_worker
 from vision.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
 from vision.metrics import chance_verdict, interval_text, roc_auc_interval, what_to_try
@@ -27,7 +28,7 @@ from vision.models import build_model
 from vision.progress import progress_bar
 from vision.recipe import Recipe
 from vision.run_dir import RunDir
-from vision.splits import split_items
+from vision.splits import split_items, split_warnings
 
 
 @dataclass
@@ -62,6 +63,12 @@ def train(
     run = RunDir(Path(out))
     splits = split_items(manifest.items, recipe.data.val_fraction, recipe.data.holdout_fraction, recipe.train.seed)
     _check_splits(splits, ["normal"] if recipe.method == "anomaly" else manifest.classes)
+    calibration = recipe.calibration
+    needed = min_defects_needed(calibration.miss_rate, calibration.confidence) if calibration.miss_rate else None
+    for warning in split_warnings(
+        splits, recipe.method, recipe.data.val_fraction, recipe.data.holdout_fraction, needed
+    ):
+        console.print(f"[bold yellow]warning:[/] {warning}")
     if resume:
         _check_same_plan(run, manifest)
     elif run.last.exists():

@@ -18,12 +18,14 @@ from matplotlib.figure import Figure
 
 from annotation.errors import LineInspectError
 from serving.pictures import data_uri, svg
+from serving.times import stamp
 from vision.metadata import ModelMetadata
 
 TEMPLATES = Environment(
     loader=FileSystemLoader([Path(__file__).parent / "templates", Path(__file__).parents[1] / "monitor" / "templates"]),
     autoescape=select_autoescape(["html"]),
 )
+TEMPLATES.filters["stamp"] = stamp
 GRID = 24  # images in each grid
 THUMB = 224  # longest side of a grid picture, pixels
 MAX_ERRORS_SHOWN = 100

@@ -24,6 +24,7 @@ from serving.monitor.spc import (
 from serving.monitor.store import QUALITY, Alarm, BaselinePeriod, LineRecords, line_records
 from serving.settings import MonitorSettings
 from serving.storage import Database
+from serving.times import stamp
 
 
 class BaselineTooShort(LineInspectError):
@@ -110,7 +111,7 @@ def evaluate(
     in_baseline = [g for g in groups if g.end <= period.until]
     if len(in_baseline) < 2:
         raise BaselineTooShort(
-            f"line {period.line}: the baseline {period.since:%Y-%m-%d %H:%M} to {period.until:%Y-%m-%d %H:%M} UTC "
+            f"line {period.line}: the baseline {stamp(period.since)} to {stamp(period.until)} UTC "
             f"holds {len(in_baseline)} complete subgroups of {grouping(period)}; it needs at least 2 "
             f"(choose a longer period or smaller subgroups)"
         )

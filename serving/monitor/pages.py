@@ -15,10 +15,12 @@ from serving.monitor.lines import CameraDrift, LineState, grouping
 from serving.monitor.spc import RULE_TEXT, Chart
 from serving.monitor.store import Alarm
 from serving.settings import MonitorSettings
+from serving.times import stamp
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
 )
+TEMPLATES.filters["stamp"] = stamp
 RULES_TEXT = {**RULE_TEXT, **FINDINGS}
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from annotation.errors import LineInspectError
 from serving.storage import Database, aware, insert_ignoring_duplicates, inspections, metadata, naive_utc
+from serving.times import stamp
 
 baselines = sa.Table(
     "baselines", metadata,
@@ -184,7 +185,7 @@ def acknowledge(db: Database, alarm_id: int, by: str | None, note: str) -> Alarm
             raise AlarmNotFound(f"no alarm {alarm_id}")
         if row["acknowledged_at"] is not None:
             by_whom = f" by {row['acknowledged_by']}" if row["acknowledged_by"] else ""
-            when = f"{aware(row['acknowledged_at']):%Y-%m-%d %H:%M:%S} UTC"
+            when = f"{stamp(aware(row['acknowledged_at']))} UTC"
             raise AlreadyAcknowledged(f"alarm {alarm_id} was already acknowledged at {when}{by_whom}")
         values: dict[str, Any] = {"acknowledged_at": naive_utc(datetime.now(UTC)), "acknowledged_by": by, "note": note}
         connection.execute(alarms.update().where(alarms.c.id == alarm_id).values(**values))

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from annotation.manifest import ManifestItem
-from vision.splits import split_items
+from vision.splits import split_items, split_warnings
 
 
 def _items(n_normal: int, n_defect: int, duplicates: int = 0) -> list[ManifestItem]:
@@ -41,3 +41,18 @@ def test_every_item_is_assigned_exactly_once():
     items = _items(37, 11, duplicates=5)
     splits = split_items(items, 0.15, 0.15, seed=0)
     assert sorted(map(str, (i.path for s in splits.values() for i in s))) == sorted(str(i.path) for i in items)
+
+
+def test_split_warnings_name_each_split_too_small_and_stay_quiet_when_big_enough():
+    small = split_items(_items(40, 40), 0.15, 0.15, seed=0)  # 6 of each in val, 6 defects in holdout
+    said = split_warnings(small, "classifier", 0.15, 0.15, holdout_defects_needed=59)
+    assert len(said) == 3 and "6 normal images" in said[0] and "6 defect images" in said[1]
+    assert "about 134 labelled normal images" in said[0] and "it needs 59" in said[2]
+    big = split_items(_items(400, 400), 0.15, 0.15, seed=0)  # 60 of each
+    assert split_warnings(big, "classifier", 0.15, 0.15, holdout_defects_needed=59) == []
+    assert split_warnings(small, "classifier", 0.15, 0.15, holdout_defects_needed=None)[2:] == []
+    # anomaly: good parts in validation matter; a holdout without defects uses the false-reject rule, no warning
+    goods_only = split_items(_items(40, 0), 0.15, 0.15, seed=0)
+    assert [w.split(":")[0] for w in split_warnings(goods_only, "anomaly", 0.15, 0.15, 59)] == [
+        "the validation split holds 6 normal images"
+    ]

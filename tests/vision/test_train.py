@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -142,3 +143,18 @@ def test_compact_cnn_learns_small_defects_from_scratch_and_exports_with_parity(t
     meta = read_metadata(exported.path)
     assert meta.architecture == "compact_cnn" and meta.parity["max_abs_diff"] <= 1e-4
     assert meta.metrics["roc_auc"] >= 0.8
+
+
+def test_train_warns_when_its_splits_are_too_small_and_says_what_would_do(tmp_path):
+    """A 10-image export splits 6/2/2: training runs, and says the validation and holdout splits are too small."""
+    data = generate(tmp_path / "ten", n_normal=5, n_defect=5, size=(64, 64), seed=0)
+    args = [LINEINSPECT, "train", data.export, "--images-root", data.root, "--out", tmp_path / "run"]
+    args += [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    result = subprocess.run(list(map(str, args)), capture_output=True, text=True, env={**os.environ, "COLUMNS": "400"})
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "6 train / 2 val / 2 holdout images" in said
+    for label in ("normal", "defect"):
+        assert f"warning: the validation split holds 1 {label} image: too few to tell epochs apart" in said
+    assert "the holdout split holds 1 defect: too few to calibrate" in said and "(it needs 59)" in said
+    assert "about 394 labelled defects in all at data.holdout_fraction 0.15 would do" in said

@@ -87,3 +87,14 @@ def test_monitor_cli_errors_are_one_line(shown, tmp_path):
     assert missing.returncode == 2 and "has no baseline" in missing.stderr
     acked = cli("monitor", "ack", "424242", "--note", "x", "--config", server.config, check=False, env=server.env)
     assert acked.returncode == 2 and "no alarm 424242" in acked.stderr
+
+
+def test_the_alarms_table_fits_80_columns_with_times_to_the_second(shown):
+    server = shown["server"]
+    out = cli("monitor", "alarms", "--config", server.config, env={**server.env, "COLUMNS": "80"}).stdout
+    lines = out.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80, out
+    stamps = re.findall(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b", out)
+    assert stamps and stamps[0] >= shown["start"].strftime("%Y-%m-%d %H:%M:%S"), out  # whole, on one line
+    words = " ".join(" ".join(lines).split())
+    assert "a point beyond the 3-sigma limits" in words and "open" in words, out  # the wrapped column, unbroken
