@@ -42,6 +42,7 @@ def baseline(
     """Declare the period when the line ran in control: its subgroups set the charts' centre lines and limits."""
     from serving.cli_serve import cli_settings, open_database
     from serving.monitor.lines import evaluate, grouping
+    from serving.monitor.spc import baseline_advice
     from serving.monitor.store import BaselinePeriod, set_baseline
 
     settings = cli_settings(config, set_)
@@ -61,6 +62,8 @@ def baseline(
         f"line {line}: baseline of {b.records} parts in {b.subgroups} subgroups of {grouping(period)}: "
         f"defect rate {b.p:.2%}, mean score {b.score_mean:.4f} (sd {b.score_sd:.4f})"
     )
+    for advice in baseline_advice(b):
+        console.print(f"[bold yellow]warning:[/] {advice}")
 
 
 @monitor_app.command("alarms")

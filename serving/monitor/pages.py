@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from serving.monitor.charts import drift_svg, spc_svg
 from serving.monitor.drift import FINDINGS
 from serving.monitor.lines import CameraDrift, LineState, grouping
-from serving.monitor.spc import RULE_TEXT, Chart
+from serving.monitor.spc import RULE_TEXT, Chart, baseline_advice
 from serving.monitor.store import Alarm
 from serving.settings import MonitorSettings
 from serving.times import stamp
@@ -28,6 +28,7 @@ RULES_TEXT = {**RULE_TEXT, **FINDINGS}
 class CameraView:
     svg: str
     findings: list[str]
+    unjudged: str | None = None  # why the newest subgroup was not judged, in place of "no drift"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class LineView:
     p_svg: str = ""
     ewma_svg: str = ""
     cameras: list[CameraView] = dataclasses.field(default_factory=list)
+    advice: list[str] = dataclasses.field(default_factory=list)  # what is weak about the baseline
+
+
+def _unjudged(n: int, settings: MonitorSettings) -> str | None:
+    if n >= settings.min_drift_records:
+        return None
+    return (
+        f"Drift not evaluated at the newest subgroup: {n} records < {settings.min_drift_records} "
+        "(monitor.min_drift_records); larger subgroups are judged."
+    )
 
 
 def line_view(
@@ -56,7 +67,8 @@ def line_view(
     cameras = [
         CameraView(
             drift_svg(cam, settings, f"Line {line}, camera {cam.camera or '(none)'}: image quality and scores"),
-            [FINDINGS[f] for f in (cam.results[-1].findings if cam.results else ())],
+            [FINDINGS[f] for f in cam.results[-1].findings],
+            _unjudged(cam.results[-1].n, settings),
         )
         for cam in (_camera_from(c, since) for c in state.cameras)
         if cam.results
@@ -64,6 +76,7 @@ def line_view(
     return LineView(
         line=line,
         state=state,
+        advice=baseline_advice(state.baseline),
         problem=None,
         open_alarms=open_alarms,
         out_of_control=any(state.out_of_control().values()),

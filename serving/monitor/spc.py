@@ -6,6 +6,7 @@ such as any defect against a zero-defect baseline, gets ±Z_LIMIT), so charts se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -148,6 +149,33 @@ def estimate_baseline(groups: Sequence[Subgroup]) -> Baseline:
     mean = means[0] + np.sum(n * (means - means[0])) / n.sum()  # exact when all the means are equal
     records = int(n.sum())
     return Baseline(sum(g.defects for g in groups) / records, float(mean), float(sd), len(groups), records)
+
+
+MIN_NP = 5  # n·p̄ below this: the p-chart's normal approximation fails (a textbook rule of thumb)
+MIN_SUBGROUPS = 20  # limits from fewer subgroups are rough (20-25 is the usual minimum)
+
+
+def baseline_advice(b: Baseline) -> list[str]:
+    """What is weak about a baseline for the charts, each with what would do."""
+    advice = []
+    n = b.records / b.subgroups
+    if b.p == 0:
+        advice.append(
+            "the baseline holds no defects: the p-chart's limits are 0, so any defect is a signal; "
+            "choose a period with the line's usual defects"
+        )
+    elif n * b.p < MIN_NP:
+        advice.append(
+            f"subgroups of {n:.0f} parts at a defect rate of {b.p:.2%} give n·p̄ = {n * b.p:.1f}: below {MIN_NP} "
+            f"the p-chart's limits misbehave (the lower limit sits at 0 and a single defect can look like a "
+            f"signal); subgroups of at least {math.ceil(MIN_NP / b.p)} parts would do"
+        )
+    if b.subgroups < MIN_SUBGROUPS:
+        advice.append(
+            f"{b.subgroups} subgroups: limits from fewer than {MIN_SUBGROUPS} are rough; a baseline of at least "
+            f"{MIN_SUBGROUPS} subgroups would do"
+        )
+    return advice
 
 
 @dataclass(frozen=True)

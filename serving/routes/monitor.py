@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from serving.monitor.drift import FINDINGS
 from serving.monitor.lines import BaselineTooShort, LineState
-from serving.monitor.spc import RULE_TEXT, Chart
+from serving.monitor.spc import RULE_TEXT, Chart, baseline_advice
 from serving.monitor.store import (
     Alarm,
     AlarmNotFound,
@@ -209,6 +209,7 @@ def spc_answer(state: LineState, since: datetime | None = None) -> SpcAnswer:
         p=chart_answer(state.p, state, since),
         ewma=chart_answer(state.ewma, state, since),
         out_of_control=state.out_of_control(),
+        baseline_advice=baseline_advice(state.baseline),
     )
 
 

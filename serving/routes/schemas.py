@@ -321,6 +321,9 @@ class SpcAnswer(BaseModel):
     p: ChartAnswer
     ewma: ChartAnswer
     out_of_control: dict[str, bool] = Field(description="Chart -> a rule holds at its newest subgroup")
+    baseline_advice: list[str] = Field(
+        default_factory=list, description="What is weak about the baseline for the charts, and what would do"
+    )
 
 
 class MetricDriftAnswer(BaseModel):

@@ -98,3 +98,25 @@ def test_the_alarms_table_fits_80_columns_with_times_to_the_second(shown):
     assert stamps and stamps[0] >= shown["start"].strftime("%Y-%m-%d %H:%M:%S"), out  # whole, on one line
     words = " ".join(" ".join(lines).split())
     assert "a point beyond the 3-sigma limits" in words and "open" in words, out  # the wrapped column, unbroken
+
+
+def test_a_small_baseline_is_warned_about_and_small_subgroups_say_drift_was_not_evaluated(shown, tmp_path):
+    """22 subgroups of 10 parts at a 4% defect rate: n·p̄ = 0.4, under the 5 the p-chart needs, and subgroups
+    below monitor.min_drift_records (30), which the pages then say instead of "no drift"."""
+    server = shown["server"]
+    start = hours_ago(2)
+    write(server.root, records("L-small", start, [0.04] * 22, 10, seed=5))
+    until = start + timedelta(seconds=20 * 10)
+    period = ("--since", start.strftime("%Y-%m-%dT%H:%M:%S"), "--until", until.strftime("%Y-%m-%dT%H:%M:%S"))
+    said = cli("monitor", "baseline", "--line", "L-small", *period, "--size", 10, "--config", server.config,
+               env={**server.env, "COLUMNS": "400"}).stderr  # fmt: skip
+    assert re.search(r"warning: subgroups of 10 parts at a defect rate of [\d.]+% give n·p̄ = 0\.\d", said), said
+    assert "subgroups of at least" in said and "parts would do" in said
+    with server.client(shown["key"]) as client:
+        spc = client.get("/v1/lines/L-small/spc").json()
+    assert any("n·p̄" in advice for advice in spc["baseline_advice"])
+    out = tmp_path / "small.html"
+    cli("monitor", "report", "--line", "L-small", "--out", out, "--config", server.config, env=server.env)
+    html = out.read_text()
+    assert "Drift not evaluated at the newest subgroup: 10 records &lt; 30" in html
+    assert "No drift at the newest subgroup" not in html and "Baseline: subgroups of 10 parts" in html
