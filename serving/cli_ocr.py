@@ -59,7 +59,10 @@ def ocr_label(
         fields = "  ".join(f"{f.name}={f.value if f.value is not None else '-'}" for f in result.fields.values())
         problems = "; ".join(result.problems)
         status = result.reason or (f"PROBLEM {problems}" if problems else "ok")
-        print(f"{path}: {fields}  [{status}; {len(result.words)} words, psm {result.psm}, {result.seconds:.2f} s]")
+        source = ", the whole photo read" if result.image == "whole" else ""
+        print(
+            f"{path}: {fields}  [{status}; {len(result.words)} words, psm {result.psm}{source}, {result.seconds:.2f} s]"
+        )
         failed += not result.ok
         results.append((path, result.to_dict()))
     _write_json(json_out, results)

@@ -171,6 +171,7 @@ class LabelAnswer(BaseModel):
                     "psm": 11,
                     "seconds": 2.47,
                     "reason": None,
+                    "image": "prepared",
                 }
             ]
         }
@@ -185,6 +186,10 @@ class LabelAnswer(BaseModel):
     psm: int | None = Field(description="Tesseract page-segmentation mode of the reading kept")
     seconds: float
     reason: str | None = Field(description="Why nothing was read (no text found); null when text was")
+    image: Literal["prepared", "whole"] = Field(
+        description="The reading kept: of the prepared page (found, straightened, binarised, scaled), or of the "
+        "whole photo as it is, read too when the prepared page left a field missing or invalid"
+    )
 
 
 class DisplayAnswer(BaseModel):

@@ -58,18 +58,31 @@ def test_latin_values_after_hangul_keys_are_read_by_the_latin_model():
     assert key.line == lot.line and key.box.x < lot.box.x  # the key and its value still share a line
 
 
+def _plain_label() -> np.ndarray:
+    image = np.full((220, 900, 3), 255, np.uint8)
+    for i, line in enumerate(["PART NO: 7731-A2", "LOT: K24B0917", "S/N: 004417", "DATE: 2026-11-25"]):
+        cv2.putText(image, line, (20, 45 + 50 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2, cv2.LINE_AA)
+    return image
+
+
+PLAIN_FIELDS = {"part_number": "7731-A2", "lot": "K24B0917", "serial": "004417", "date": "2026-11-25", "gtin": None}
+
+
 def test_a_plain_label_is_read_whole_and_field_by_field():
     """Four lines in OpenCV's Hershey font, tight on white: the glyphs are an eighth of the image high, which once
     made the reader take the colons for the print and cut off the start and end of every line."""
-    image = np.full((220, 900, 3), 255, np.uint8)
-    lines = ["PART NO: 7731-A2", "LOT: K24B0917", "S/N: 004417", "DATE: 2026-11-25"]
-    for i, line in enumerate(lines):
-        cv2.putText(image, line, (20, 45 + 50 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2, cv2.LINE_AA)
-    result = read_label(encode_png(image), load_template("default"))
-    fields = {name: f.value for name, f in result.fields.items()}
-    assert fields == {"part_number": "7731-A2", "lot": "K24B0917", "serial": "004417", "date": "2026-11-25",
-                      "gtin": None}  # fmt: skip
+    result = read_label(encode_png(_plain_label()), load_template("default"))
+    assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS
     assert result.ok and [line.split(":")[0] for line in result.text.splitlines()] == ["PART NO", "LOT", "S/N", "DATE"]
+    assert result.image == "prepared"
+
+
+def test_when_the_prepared_page_misreads_the_whole_photo_is_read_too_and_the_answer_says_so():
+    """The same label light on dark: the prepared page loses a digit of the lot and the date's end; the photo as
+    it is gives every field, and that is the reading kept."""
+    result = read_label(encode_png(255 - _plain_label()), load_template("default"))
+    assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS
+    assert result.ok and result.image == "whole" and result.to_dict()["image"] == "whole"
 
 
 def test_a_printed_serial_that_fails_its_check_digit_is_reported_not_passed():

@@ -72,6 +72,8 @@ def test_values_are_case_sensitive_unless_the_pattern_says_otherwise():
 def test_compact_fields_lose_the_spaces_tesseract_inserts():
     t = template(pn={"pattern": r"P/N (?P<value>[A-Z]{2}[ ]?-[ ]?\d{4})", "compact": True})
     assert extract_fields(t, "P/N AX - 4471")["pn"].value == "AX-4471"
+    for dashes in ("\u2014", "\u2013", "\u2212", "\u2014-", "--"):  # what Tesseract reads for a printed hyphen
+        assert extract_fields(t, f"P/N AX{dashes}4471")["pn"].value == "AX-4471"
 
 
 def test_every_shipped_config_loads():

@@ -32,6 +32,7 @@ def test_a_label_s_fields_words_and_confidences_are_read(service):
     result = answer.json()
     assert {name: field["value"] for name, field in result["fields"].items()} == LABEL.fields
     assert result["ok"] is True and result["problems"] == [] and result["reason"] is None
+    assert result["image"] == "prepared"  # the prepared page read every field: the photo was not read again
     assert result["template"] == "default" and LABEL.fields["serial"] in result["text"]
     serial = next(w for w in result["words"] if w["text"] == LABEL.fields["serial"])
     assert 0.5 < serial["confidence"] <= 1 and serial["box"]["width"] > 0 and serial["box"]["height"] > 0

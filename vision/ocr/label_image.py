@@ -209,6 +209,14 @@ def prepare(
     return PreparedLabel(binarise(work, cut, target_height), transform, quad is not None, skew, scale, height)
 
 
+def whole(gray: np.ndarray, quarter_turns: int = 0) -> PreparedLabel:
+    """The photo as it is, only turned upright: what Tesseract reads when nothing is prepared."""
+    h, w = gray.shape
+    transform, size = rotation_matrix(-90.0 * (quarter_turns % 4), (w, h)) if quarter_turns % 4 else (np.eye(3), (w, h))
+    image = cv2.warpPerspective(gray, transform, size, flags=cv2.INTER_NEAREST)
+    return PreparedLabel(image, transform, False, 0.0, 1.0, 0.0)
+
+
 def flatten(gray: np.ndarray, text_height: int = TARGET_TEXT_HEIGHT) -> np.ndarray:
     """Divide out the paper's shading: the background estimate is the page with the print
     removed (a max filter wider than a stroke, done on a quarter-size copy for speed)."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from vision.ocr.config import LabelTemplate
 from vision.ocr.image import decode_bgr, to_gray
-from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare
+from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
 from vision.ocr.templates import extract_fields
 from vision.ocr.tesseract import TsvWord, get_engine
@@ -68,9 +68,23 @@ def read_label(
         if extra:
             turned = _passes(tess, prepare(gray, turns + extra, target_height=height), languages, psm, template)
             best = _merge(turned, best) if turned.score > best.score else _merge(best, turned)
+    source = "prepared"
+    if template.fields and any(_misread(f) for f in best.fields.values()):
+        # the preparation may have spoiled what the photo itself shows: read that too (one pass, the mode kept)
+        plain = _read(tess, whole(gray, turns), languages, best.psm, template)
+        if plain.score[0] > best.score[0]:
+            best, source = _merge(plain, best), "whole"
     reason = None if best.words else "no text found"
     return LabelResult(
-        best.text, best.words, best.fields, template.name, tess.name, best.psm, time.perf_counter() - start, reason
+        best.text,
+        best.words,
+        best.fields,
+        template.name,
+        tess.name,
+        best.psm,
+        time.perf_counter() - start,
+        reason,
+        source,
     )
 
 

@@ -49,6 +49,7 @@ class LabelResult:
     psm: int | None
     seconds: float
     reason: str | None = None
+    image: str = "prepared"  # the reading kept: of the prepared page, or of the "whole" photo as it is
 
     @property
     def problems(self) -> list[str]:

@@ -129,6 +129,7 @@ _DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2212", "-
 
 
 def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
-    """Every field of the template; a printed hyphen that Tesseract reads as a dash or minus sign counts as one."""
-    text = text.translate(_DASHES)
+    """Every field of the template; a printed hyphen that Tesseract reads as a dash, a minus sign or a run of
+    them ("7731—-A2") counts as one."""
+    text = re.sub(r"-{2,}", "-", text.translate(_DASHES))
     return {name: extract_field(name, spec, text) for name, spec in template.fields.items()}
