@@ -57,7 +57,7 @@ class Service:
         self.keys = KeyRing(self.db, settings.auth.refresh_seconds)
         self.ocr = OcrService(settings.ocr, settings.limits.max_pixels, self.metrics)
         self.labelstudio = LabelStudioBackend(settings.labelstudio, self.engine)
-        self.watcher = LineWatcher(self.db, settings.monitor, self.metrics)
+        self.watcher = LineWatcher(self.db, settings.monitor, self.metrics, self.writer.flush)
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +104,7 @@ class Service:
         keep = self.settings.records.keep_images
         kept = (keep.defects and record.verdict == "defect") or abs(record.score - record.threshold) < keep.band
         self.writer.submit(record, image if kept else None)
+        self.watcher.part_recorded(tags.line)
         self.metrics.verdicts.labels(tags.line or "", record.verdict).inc()
         meta = outcome.model.classifier.meta
         return InspectionResult(

@@ -60,6 +60,7 @@ class LineState:
     ewma: Chart
     cameras: list[CameraDrift]
     evaluated_at: datetime
+    pending: int = 0  # records after the last complete subgroup (subgroups by count)
 
     def alarms(self) -> list[Alarm]:
         """Every signal after the baseline period (inside it the process is in control by definition)."""
@@ -127,6 +128,7 @@ def evaluate(
             _camera_drift(records, camera, period, settings, now, known, used) for camera in sorted(set(records.camera))
         ],
         evaluated_at=now,
+        pending=len(records.times) - len(groups) * period.subgroup_size if period.subgroup_size else 0,
     )
     if cache is not None:
         cache.clear()

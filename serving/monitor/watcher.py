@@ -1,10 +1,16 @@
 """The service's line watcher: every line with a baseline is evaluated in the background, whether anyone
-looks or not, its alarms stored and its state published as Prometheus gauges."""
+looks or not, its alarms stored and its state published as Prometheus gauges.
+
+Evaluation runs every `monitor.interval_seconds`, and also as soon as a subgroup completes: when the parts
+recorded for a line fill its subgroup (subgroups by count) or when a line's time window ends (subgroups by
+time), so an alarm comes within one subgroup of a shift, not a timer's period later."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,15 +18,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from serving.metrics import Metrics
 from serving.monitor.lines import BaselineTooShort, DriftCache, LineState, evaluate
 from serving.monitor.store import BaselinePeriod, add_alarms, get_baselines, open_alarm_counts
+from serving.routes.inspections import FLUSH_SECONDS
 from serving.settings import MonitorSettings
 from serving.storage import Database
 
 log = logging.getLogger("lineinspect.monitor")
 
+WINDOW_GRACE_SECONDS = 1.0  # after a time window ends, for the parts of its last moments to be recorded
+
 
 class LineWatcher:
-    def __init__(self, db: Database, settings: MonitorSettings, metrics: Metrics) -> None:
-        self.db, self.settings, self.metrics = db, settings, metrics
+    def __init__(
+        self, db: Database, settings: MonitorSettings, metrics: Metrics, flush: Callable[[float], bool] | None = None
+    ) -> None:
+        """`flush` (the record writer's) is called before each evaluation, so the parts just recorded count."""
+        self.db, self.settings, self.metrics, self._flush = db, settings, metrics, flush
+        self._wake = asyncio.Event()  # a subgroup completed: evaluate now
+        self._recorded: dict[str, int] = {}  # parts recorded per line since the last evaluation
         self.states: dict[str, LineState] = {}  # the newest evaluation of each line
         self.problems: dict[str, str] = {}  # line -> why it could not be evaluated
         self._drift: dict[str, DriftCache] = {}  # line -> its subgroups' drift already judged
@@ -39,7 +53,31 @@ class LineWatcher:
     async def evaluate_all(self) -> None:
         """Evaluate every line with a baseline now, store new alarms, refresh the gauges."""
         async with self._lock:
+            self._wake.clear()
+            self._recorded.clear()
+            if self._flush:
+                await asyncio.to_thread(self._flush, FLUSH_SECONDS)
             await asyncio.to_thread(self._evaluate_all)
+
+    def part_recorded(self, line: str | None) -> None:
+        """Count a part recorded for `line`; the part that completes its subgroup wakes the evaluation."""
+        state = self.states.get(line or "")
+        if state is None or not state.period.subgroup_size:
+            return
+        self._recorded[state.line] = self._recorded.get(state.line, 0) + 1
+        if state.pending + self._recorded[state.line] >= state.period.subgroup_size:
+            self._wake.set()
+
+    def _seconds_to_wait(self, now: datetime) -> float:
+        """Until the next round: the interval, or sooner when a line's time window ends first."""
+        wait = self.settings.interval_seconds
+        for state in self.states.values():
+            minutes = state.period.subgroup_minutes
+            if minutes:
+                window = minutes * 60
+                elapsed = (now - state.period.since).total_seconds()
+                wait = min(wait, (math.floor(elapsed / window) + 1) * window - elapsed + WINDOW_GRACE_SECONDS)
+        return max(wait, 0.0)
 
     async def evaluate_line(self, period: BaselinePeriod) -> LineState:
         """One line, now (for the API); its alarms are stored as in the background."""
@@ -61,7 +99,10 @@ class LineWatcher:
                 log.warning("line monitoring skipped a round: %s", str(exc).splitlines()[0])
             except Exception:  # a fault here must not end monitoring for good: said, then tried again
                 log.exception("line monitoring failed this round")
-            await asyncio.sleep(self.settings.interval_seconds)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._seconds_to_wait(datetime.now(UTC)))
+            except TimeoutError:
+                pass
 
     def _evaluate_all(self) -> None:
         now = datetime.now(UTC)

@@ -186,3 +186,42 @@ def test_subgroups_by_time_window_fire_at_the_window_of_the_jump(monitored):
     first = spc["p"]["signals"][0]
     assert first["rule"] == "beyond_3sigma"
     assert first["start"] == (start + timedelta(minutes=160)).isoformat().replace("+00:00", "Z")
+
+
+def test_a_step_in_the_defect_rate_is_alarmed_when_its_subgroup_completes_not_at_the_next_timer(
+    server_factory, casting_images
+):
+    """Evaluation every hour by the timer; parts posted through /v1/inspect in subgroups of 20. Four subgroups with
+    one defect each are the baseline; then a subgroup with ten. The alarm is there seconds after its 20th part."""
+    server = server_factory({"monitor": {"interval_seconds": 3600}})
+    key = server.keys("create", "engineer").stdout.strip()
+    server.start()
+    with server.client(key) as client:
+
+        def post(path, line: str) -> str:
+            answer = client.post("/v1/inspect", content=path.read_bytes(), headers={"content-type": "image/jpeg"},
+                                 params={"line": line})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            return answer.json()["verdict"]
+
+        # one photo the model passes and one it rejects (probed on another line)
+        good = next(p for p in casting_images["normal"][:20] if post(p, "L-probe") == "normal")
+        bad = next(p for p in casting_images["defect"][:20] if post(p, "L-probe") == "defect")
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        for _ in range(4):
+            for i in range(20):
+                assert post(bad if i == 0 else good, "L-step") == ("defect" if i == 0 else "normal")
+        body = {"since": since.isoformat(), "until": datetime.now(UTC).isoformat(), "subgroup": {"size": 20}}
+        answer = client.put("/v1/lines/L-step/baseline", json=body)
+        assert answer.status_code == 200 and answer.json()["estimate"]["subgroups"] == 4, answer.text
+        step_start = datetime.now(UTC)
+        for i in range(20):
+            post(bad if i % 2 == 0 else good, "L-step")
+            if i < 19:
+                assert not client.get("/v1/alarms", params={"line": "L-step"}).json()["alarms"]
+        posted = time.monotonic()
+        alarms = wait_for(lambda: client.get("/v1/alarms", params={"line": "L-step"}).json()["alarms"], timeout=20,
+                          what="the alarm of the completed subgroup")  # fmt: skip
+        assert time.monotonic() - posted < 20  # the timer would have taken an hour
+        assert any(a["chart"] == "p" and a["rule"] == "beyond_3sigma" for a in alarms)
+        assert all(datetime.fromisoformat(a["subgroup_start"]) >= step_start for a in alarms)
