@@ -105,7 +105,7 @@ def text_extent(binary: np.ndarray, height: float) -> tuple[int, int, int, int]:
     y0 = max(0, int(np.percentile(y[glyphs], 1)) - margin)
     x1 = min(cols, int(np.percentile((x + w)[glyphs], 99)) + margin)
     y1 = min(rows, int(np.percentile((y + h)[glyphs], 99)) + margin)
-    cut = (x < x1) & (x + w > x0) & (y < y1) & (y + h > y0) & (h <= 2 * height)  # print, not frames or logos
+    cut = (x < x1) & (x + w > x0) & (y < y1) & (y + h > y0) & glyphs  # letters, not frames, logos or specks
     if cut.any():
         x0, y0 = min(x0, int(x[cut].min())), min(y0, int(y[cut].min()))
         x1, y1 = max(x1, int((x + w)[cut].max())), max(y1, int((y + h)[cut].max()))
