@@ -24,7 +24,7 @@ from vision.models import split_model
 
 
 class WithHeatmap(nn.Module):
-    """What gets exported: class probabilities (as `WithSoftmax`) and the defect class's activation map."""
+    """What gets exported: class probabilities (the softmax of the logits) and the defect class's activation map."""
 
     def __init__(self, model: nn.Module, defect_index: int) -> None:
         super().__init__()

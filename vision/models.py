@@ -203,14 +203,3 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
     else:  # mobilenets, efficientnets: classifier is a Sequential ending in Linear
         last = model.classifier[-1]
         model.classifier[-1] = nn.Linear(last.in_features, num_classes)
-
-
-class WithSoftmax(nn.Module):
-    """What gets exported: class probabilities, so every consumer reads the same numbers."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)

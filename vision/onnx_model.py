@@ -58,9 +58,3 @@ class OnnxClassifier:
         names = [self.meta.output_name, self.meta.heatmap_output]
         probabilities, maps = self.session.run(names, {self.meta.input_name: batch.astype(np.float32)})
         return probabilities, maps
-
-    def defect_scores(self, probabilities: np.ndarray) -> np.ndarray:
-        return probabilities[:, self.meta.defect_index]
-
-    def verdicts(self, scores: np.ndarray) -> list[str]:
-        return ["defect" if s >= self.threshold else "normal" for s in scores]

@@ -15,7 +15,7 @@ from annotation.errors import LineInspectError
 from vision.cam import WithHeatmap
 from vision.export import export_run
 from vision.metadata import METADATA_KEY, read_metadata
-from vision.models import ARCHITECTURES, COMPACT_CNN, WithSoftmax, build_model
+from vision.models import ARCHITECTURES, COMPACT_CNN, build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
 
@@ -50,7 +50,7 @@ def test_heatmap_is_grad_cam_of_the_defect_class_and_probabilities_are_unchanged
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         probabilities, heatmap = wrapped(x)
-        expected = WithSoftmax(model).eval()(x)
+        expected = torch.softmax(model.eval()(x), dim=1)
     assert torch.equal(probabilities, expected)
     reference = _grad_cam(wrapped, x, defect=1)
     assert heatmap.shape == reference.shape and heatmap.shape[0] == 3
@@ -91,7 +91,7 @@ def test_onnx_probabilities_match_torch_and_heatmaps_come_from_the_same_run(expo
     model.load_state_dict(torch.load(exported["run"] / "best.pt", weights_only=True)["model"])
     wrapped = WithHeatmap(model, classifier.meta.defect_index).eval()
     with torch.no_grad():
-        expected = WithSoftmax(model).eval()(torch.from_numpy(batch)).numpy()
+        expected = torch.softmax(model.eval()(torch.from_numpy(batch)), dim=1).numpy()
         _, expected_maps = wrapped(torch.from_numpy(batch))
     probabilities, maps = classifier.predict_with_heatmaps(batch)
     assert np.abs(classifier.predict(batch) - expected).max() <= 1e-4

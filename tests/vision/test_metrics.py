@@ -58,7 +58,10 @@ def test_single_class_gives_none_auc_with_reason():
 
 def test_result_is_json_serialisable_even_for_one_class():
     for is_defect in ([0, 0, 1, 1], [1, 1, 1, 1]):
-        json.dumps(evaluate_scores(is_defect, [0.1, 0.6, 0.2, 0.9], 0.5), allow_nan=False)
+        result = evaluate_scores(is_defect, [0.1, 0.6, 0.2, 0.9], 0.5)
+        back = json.loads(json.dumps(result, allow_nan=False))  # NaN or a NumPy type would raise here
+        assert back["n"] == 4 and back["accuracy"] == pytest.approx(result["accuracy"])
+        assert (back["roc_auc"] is None) == (sum(is_defect) == 4)  # one class: no ROC-AUC, said as null
 
 
 def test_out_of_range_threshold_is_refused():
@@ -80,6 +83,8 @@ def test_plots_are_written_as_readable_pngs(tmp_path):
 
 def test_single_class_plots_are_written_without_crashing(tmp_path):
     paths = write_plots([1, 1, 1], [0.2, 0.7, 0.9], 0.5, tmp_path)
+    assert {"confusion_matrix", "score_histogram"} <= set(paths)
     for path in paths.values():
+        assert path.exists() and path.stat().st_size > 1_000
         with Image.open(path) as image:
-            image.verify()
+            assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5  # drawn, not blank
