@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from annotation.errors import LineInspectError
+from serving.cli_serve import bench_app
 
 console = Console(stderr=True)
 
@@ -81,6 +82,5 @@ def _manifest(entry: str, work: Path, labels: dict):
 
 
 def register(app: typer.Typer) -> None:
-    """Add `bench accuracy` to the main CLI's `bench` group (made by the service's commands)."""
-    bench = next(g.typer_instance for g in app.registered_groups if g.name == "bench" and g.typer_instance)
-    bench.command("accuracy")(bench_accuracy)
+    """Add `bench accuracy` to the `bench` group."""
+    bench_app.command("accuracy")(bench_accuracy)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from annotation.errors import LineInspectError
+from serving.cli_serve import bench_app
 
 
 def bench_inspect(
@@ -50,6 +51,5 @@ def bench_inspect(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `bench inspect` to the main CLI's `bench` group (made by the service's commands)."""
-    bench = next(g.typer_instance for g in app.registered_groups if g.name == "bench" and g.typer_instance)
-    bench.command("inspect")(bench_inspect)
+    """Add `bench inspect` to the `bench` group."""
+    bench_app.command("inspect")(bench_inspect)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annotation.errors import LineInspectError
+from serving.cli_serve import bench_app
 
 console = Console(stderr=True)
 ocr_app = typer.Typer(help="Read labels, digital displays and analog dials.", no_args_is_help=True)
@@ -308,10 +309,6 @@ def summary_table(report: dict) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `ocr ...` and `bench ocr` to the main CLI, joining its `bench` group when it has one."""
+    """Add `ocr ...` to the main CLI and `bench ocr` to the `bench` group."""
     app.add_typer(ocr_app, name="ocr")
-    bench = next((g.typer_instance for g in app.registered_groups if g.name == "bench" and g.typer_instance), None)
-    if bench is None:
-        bench = typer.Typer(help="Benchmarks of the product's parts.", no_args_is_help=True)
-        app.add_typer(bench, name="bench")
-    bench.command("ocr")(bench_ocr)
+    bench_app.command("ocr")(bench_ocr)

@@ -19,6 +19,7 @@ console = Console(stderr=True)
 keys_app = typer.Typer(
     help="API keys for the inspection service (stored hashed in its database).", no_args_is_help=True
 )
+# the one `bench` group: cli_batch, cli_accuracy and cli_ocr add their commands to it, in any order
 bench_app = typer.Typer(help="Benchmarks of the product's parts.", no_args_is_help=True)
 
 Config = Annotated[Path | None, typer.Option(help="Service settings YAML (see configs/serve.yaml).")]
