@@ -31,6 +31,7 @@ from serving.ocr import OcrService
 from serving.routes import dashboard, health, inspect, inspections, ml_backend, models, monitor, ocr
 from serving.routes.deps import document_security
 from serving.routes.errors import ApiError, error_body, install_error_handlers
+from serving.routes.inspections import FLUSH_SECONDS
 from serving.routes.schemas import InspectionResult, ModelRef, OcrStep, Timings
 from serving.settings import ServeSettings
 from serving.storage import Database, InspectionRecord, RecordWriter, Spool, Tags
@@ -57,7 +58,7 @@ class Service:
         self.keys = KeyRing(self.db, settings.auth.refresh_seconds)
         self.ocr = OcrService(settings.ocr, settings.limits.max_pixels, self.metrics)
         self.labelstudio = LabelStudioBackend(settings.labelstudio, self.engine)
-        self.watcher = LineWatcher(self.db, settings.monitor, self.metrics, self.writer.flush)
+        self.watcher = LineWatcher(self.db, settings.monitor, self.metrics, lambda: self.writer.flush(FLUSH_SECONDS))
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -182,11 +182,7 @@ def train(
         f"best epoch {state['best_epoch']} (val {recipe.train.early_stopping.metric} {best}); run in {run.root}"
     )
     best_val = next(h for h in state["history"] if h["epoch"] == state["best_epoch"])
-    verdict = chance_verdict(best_val.get("roc_auc_ci"), "validation")
-    if verdict:
-        console.print(
-            f"[bold yellow]warning:[/] {verdict}; {what_to_try(recipe.model.pretrained != 'none', recipe.method)}"
-        )
+    _warn_if_chance(console, best_val.get("roc_auc_ci"), recipe)
     return TrainResult(run.root, state["best_epoch"], state["best_metric"], state["epoch"], seconds, state["history"])
 
 

@@ -18,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from serving.metrics import Metrics
 from serving.monitor.lines import BaselineTooShort, DriftCache, LineState, evaluate
 from serving.monitor.store import BaselinePeriod, add_alarms, get_baselines, open_alarm_counts
-from serving.routes.inspections import FLUSH_SECONDS
 from serving.settings import MonitorSettings
 from serving.storage import Database
 
@@ -29,9 +28,9 @@ WINDOW_GRACE_SECONDS = 1.0  # after a time window ends, for the parts of its las
 
 class LineWatcher:
     def __init__(
-        self, db: Database, settings: MonitorSettings, metrics: Metrics, flush: Callable[[float], bool] | None = None
+        self, db: Database, settings: MonitorSettings, metrics: Metrics, flush: Callable[[], object] | None = None
     ) -> None:
-        """`flush` (the record writer's) is called before each evaluation, so the parts just recorded count."""
+        """`flush` (waits for the record writer) runs before every evaluation, so the parts just recorded count."""
         self.db, self.settings, self.metrics, self._flush = db, settings, metrics, flush
         self._wake = asyncio.Event()  # a subgroup completed: evaluate now
         self._recorded: dict[str, int] = {}  # parts recorded per line since the last evaluation
@@ -55,8 +54,7 @@ class LineWatcher:
         async with self._lock:
             self._wake.clear()
             self._recorded.clear()
-            if self._flush:
-                await asyncio.to_thread(self._flush, FLUSH_SECONDS)
+            await self._flushed()
             await asyncio.to_thread(self._evaluate_all)
 
     def part_recorded(self, line: str | None) -> None:
@@ -82,7 +80,12 @@ class LineWatcher:
     async def evaluate_line(self, period: BaselinePeriod) -> LineState:
         """One line, now (for the API); its alarms are stored as in the background."""
         async with self._lock:
+            await self._flushed()
             return await asyncio.to_thread(self._evaluate, period, datetime.now(UTC))
+
+    async def _flushed(self) -> None:
+        if self._flush:
+            await asyncio.to_thread(self._flush)
 
     async def refresh_alarm_gauges(self) -> None:
         counts = await asyncio.to_thread(open_alarm_counts, self.db)

@@ -13,7 +13,6 @@ from serving.monitor.pages import dashboard_page, dashboard_panel, line_view
 from serving.monitor.store import get_baselines, lines_seen, list_alarms, open_alarm_counts
 from serving.routes.deps import Viewer, service
 from serving.routes.errors import ApiError
-from serving.routes.inspections import FLUSH_SECONDS
 
 router = APIRouter(tags=["monitoring"])
 MAX_ALARMS_SHOWN = 200
@@ -29,9 +28,8 @@ async def dashboard(request: Request, _: Viewer) -> HTMLResponse:
 async def panel(request: Request, _: Viewer) -> HTMLResponse:
     """Every line evaluated now and drawn, with the open alarms (an HTML fragment)."""
     svc = service(request)
-    await asyncio.to_thread(svc.writer.flush, FLUSH_SECONDS)
     try:
-        await svc.watcher.evaluate_all()
+        await svc.watcher.evaluate_all()  # flushes the record writer first
         await svc.watcher.refresh_alarm_gauges()
         seen, counts, open_alarms, periods = await asyncio.gather(
             asyncio.to_thread(lines_seen, svc.db),

@@ -26,7 +26,6 @@ from serving.monitor.store import (
 )
 from serving.routes.deps import Client, client_name, service
 from serving.routes.errors import ApiError
-from serving.routes.inspections import FLUSH_SECONDS
 from serving.routes.schemas import (
     Acknowledgement,
     AlarmAnswer,
@@ -65,9 +64,8 @@ async def _state(request: Request, line: str) -> LineState:
     """The line evaluated now, on every record answered so far."""
     svc = service(request)
     period = await _period(request, line)
-    await asyncio.to_thread(svc.writer.flush, FLUSH_SECONDS)
     try:
-        return await svc.watcher.evaluate_line(period)
+        return await svc.watcher.evaluate_line(period)  # flushes the record writer first
     except BaselineTooShort as exc:
         raise ApiError(409, "baseline_too_short", str(exc)) from None
     except SQLAlchemyError:
@@ -124,7 +122,6 @@ async def put_baseline(request: Request, line: str, body: BaselineRequest, clien
         raise ApiError(422, "invalid_baseline", "since must be before until")
     grouping = body.subgroup or svc.settings.monitor.subgroup
     period = BaselinePeriod(line, since, until, grouping.size, grouping.minutes, datetime.now(UTC), client, body.note)
-    await asyncio.to_thread(svc.writer.flush, FLUSH_SECONDS)
     try:
         state = await svc.watcher.evaluate_line(period)
     except BaselineTooShort as exc:

@@ -212,7 +212,7 @@ def prepare(
 def whole(gray: np.ndarray, quarter_turns: int = 0) -> PreparedLabel:
     """The photo as it is, only turned upright: what Tesseract reads when nothing is prepared."""
     h, w = gray.shape
-    transform, size = rotation_matrix(-90.0 * (quarter_turns % 4), (w, h)) if quarter_turns % 4 else (np.eye(3), (w, h))
+    transform, size = rotation_matrix(-90.0 * (quarter_turns % 4), (w, h))  # the identity for no turn
     image = cv2.warpPerspective(gray, transform, size, flags=cv2.INTER_NEAREST)
     return PreparedLabel(image, transform, False, 0.0, 1.0, 0.0)
 
