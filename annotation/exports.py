@@ -233,11 +233,11 @@ def _tasks_from_full(rows: list[dict[str, Any]], options: ImportOptions) -> list
         anns = row.get("annotations") or []
         live = [a for a in anns if not a.get("was_cancelled")]
         votes = tuple(v for a in live if (v := _full_vote(a, from_name)))
-        tasks.append(_task(task_id, reference, votes, image_key, _why_no_votes(anns, live, row, from_name)))
+        tasks.append(_task(task_id, reference, votes, image_key, why_no_votes(anns, live, row, from_name)))
     return tasks
 
 
-def _why_no_votes(anns: list[dict], live: list[dict], row: dict[str, Any], from_name: str | None) -> tuple[str, str]:
+def why_no_votes(anns: list[dict], live: list[dict], row: dict[str, Any], from_name: str | None) -> tuple[str, str]:
     """The Problem (kind, message) for a task without a usable choice: drafts and skips are not labels."""
     draft = " (its unsubmitted draft is not used)" if row.get("drafts") else ""
     if live:

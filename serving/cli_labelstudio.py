@@ -170,8 +170,9 @@ def pull(
         raise LineInspectError(f"--format must be json, json-min or csv, not {fmt!r}")
     summary = pull(_connect(url, token, data_dir), project, out, fmt, cache, from_name)
     console.print(
-        f"wrote {out}: {summary.tasks} tasks ({summary.labelled} labelled); "
-        f"images: {summary.downloaded} downloaded, {summary.cached} already in {cache}"
+        f"wrote {out}: {summary.rows} rows for the project's {summary.tasks} tasks, {summary.labelled} labelled; "
+        f"{summary.left_out_text()}; images: {summary.downloaded} downloaded, {summary.cached} already in {cache}",
+        highlight=False,
     )
 
 
@@ -224,26 +225,17 @@ def connect(
     token: Token = None,
     data_dir: DataDir = DEFAULT_DATA,
 ) -> None:
-    """Connect the project to the service's ML backend (/labelstudio), so Label Studio asks it for predictions.
+    """Connect the project to the service's ML backend (/labelstudio) as its live model: Label Studio asks it for
+    predictions while annotators label, tasks already predicted by `predict` included.
 
     With --label, the service needs the same mapping in its config (labelstudio.label_map)."""
-    from annotation.labelstudio.projects import project_control
+    from annotation.labelstudio.live import connect_service
 
     conn = _connect(url, token, data_dir)
-    control = project_control(conn, project)  # a config we cannot answer is reported here, in words
-    for verdict in ("normal", "defect"):
-        control.choice_for(verdict, _label_map(label))
-    auth = (
-        {"auth_method": "BASIC_AUTH", "basic_auth_user": "labelstudio", "basic_auth_pass": service_key}
-        if service_key
-        else {}
-    )
-    backend = conn.call(
-        conn.sdk.ml.create, "connect the ML backend", project=project, url=service_url.rstrip("/") + "/labelstudio",
-        title="lineinspect", is_interactive=False, **auth,
-    )  # fmt: skip
+    backend = connect_service(conn, project, service_url, service_key, _label_map(label))
     console.print(
-        f"project {project} now asks {backend.url} for predictions into {control.from_name!r} (backend {backend.id})"
+        f"project {project} now asks {backend.url} for live predictions (ML backend {backend.id}): "
+        "in Label All Tasks for each task opened, and on Data Manager > Actions > Retrieve Predictions"
     )
 
 

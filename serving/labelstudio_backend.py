@@ -44,8 +44,10 @@ class LabelStudioBackend:
 
     @property
     def model_version(self) -> str:
+        """`<name>-<version>-live`: Label Studio asks a backend only for tasks without a prediction of the version
+        /setup returns, so this differs from `lineinspect labelstudio predict`'s `<name>-<version>`."""
         model = self.engine.model
-        return f"{model.name}-{model.version}"
+        return f"{model.name}-{model.version}-live"
 
     def control(self, label_config: str | None) -> tuple[ChoicesControl, dict[str, str]]:
         """The project's control and our verdict -> its choice; BackendError when they cannot carry a prediction."""

@@ -10,6 +10,7 @@ had done by then, so the user knows what a re-run will find.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -123,6 +124,8 @@ class Connection:
             return LabelStudioError(
                 f"cannot {doing}: Label Studio at {self.url} refused the token. {_token_hint(self.token)}"
             )
+        if said := _translated(_detail(exc)):
+            return LabelStudioError(f"cannot {doing}: {said}")
         if status == 404 and not_found:
             return LabelStudioError(not_found)
         if status == 404:
@@ -161,7 +164,72 @@ def _reason(exc: Exception) -> str:
 
 
 def _detail(exc: ApiError) -> str:
+    """Label Studio's reason on one line, without the HTML it puts in some."""
     body = exc.body
     if isinstance(body, dict):
-        return str(body.get("validation_errors") or body.get("detail") or body)
-    return str(body)[:300]
+        body = body.get("validation_errors") or body.get("detail") or body
+    text = " ".join(_messages(body)) if isinstance(body, dict | list) else str(body)
+    return " ".join(re.sub(r"<[^>]*>", "", text).split())[:500]
+
+
+def _messages(detail: dict | list | str) -> list[str]:
+    """The sentences of a validation error (`{"field": ["sentence", ...]}`), field names left out."""
+    if isinstance(detail, dict):
+        return [m for value in detail.values() for m in _messages(value)]
+    if isinstance(detail, list):
+        return [m for value in detail for m in _messages(value)]
+    return [str(detail)]
+
+
+def _unreachable_why(info: str) -> str:
+    """Why Label Studio could not reach a URL, from the text of its `requests` error."""
+    if "Connection refused" in info:
+        return "connection refused: nothing listens there"
+    if m := re.search(r"(\d{3}) Client Error", info):
+        return f"it answered HTTP {m[1]}: is this the address of a lineinspect service?"
+    return "no answer"
+
+
+# Label Studio's own sentences for mistakes a user can make, and what to say instead.
+_SENTENCES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        re.compile(r"Can't connect to ML backend (\S+), health check failed\..*Additional info: (.*)"),
+        lambda m: (
+            f"Label Studio cannot reach the ML backend at {m[1]} ({_unreachable_why(m[2])}). Start the "
+            "service (`lineinspect serve`) and give --service-url as Label Studio's machine reaches it"
+        ),
+    ),
+    (
+        re.compile(r"Able to connect to ML Server, but authentication parameters were either not provided or"),
+        lambda m: (
+            "the service refused the key: give an API key of the service as --service-key "
+            "(`lineinspect keys create NAME --config SERVICE.yaml` makes one)"
+        ),
+    ),
+    (
+        re.compile(
+            r"Successfully connected to (\S+) but it doesn't look like a valid ML backend\. Reason: (.*?)\.? Check"
+        ),
+        lambda m: f"the ML backend at {m[1]} refused the project ({m[2]}); the service's log says why",
+    ),
+    (
+        re.compile(r'Absolute local path "(.*?)" must be a subdirectory of LOCAL_FILES_DOCUMENT_ROOT="(.*?)"'),
+        lambda m: (
+            f"{m[1]} is not under Label Studio's document root {m[2]}, so it cannot serve it: move the folder "
+            "under that root, or restart Label Studio with a root that holds it "
+            "(`lineinspect labelstudio up --document-root FOLDER`)"
+        ),
+    ),
+    (
+        re.compile(r'Absolute local path "(.*?)" cannot be the same as LOCAL_FILES_DOCUMENT_ROOT'),
+        lambda m: f"{m[1]} is Label Studio's document root itself: put the images in a folder under it and import that",
+    ),
+]
+
+
+def _translated(detail: str) -> str | None:
+    """Our sentence for one of Label Studio's that we know, else None."""
+    for pattern, say in _SENTENCES:
+        if m := pattern.search(detail):
+            return say(m)
+    return None

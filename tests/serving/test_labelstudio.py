@@ -25,7 +25,7 @@ from annotation.exports import ImportOptions, load_export
 from annotation.labelstudio.client import Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.label_config import LabelConfigError
 from annotation.labelstudio.predictions import UNCERTAINTY, push_predictions
-from annotation.labelstudio.projects import create_project, import_local, import_upload, list_tasks
+from annotation.labelstudio.projects import create_project, import_local, import_upload, list_tasks, upload
 from annotation.labelstudio.pull import pull
 from annotation.labelstudio.review import send_review
 from annotation.labelstudio.server import LOG_FILE
@@ -109,11 +109,72 @@ def test_local_files_outside_the_document_root_are_refused(conn, label_studio, i
         import_local(conn, project.id, image_folder, label_studio["docroot"])
 
 
+@pytest.mark.parametrize("where", ["outside", "the-root-itself"])
+def test_a_local_import_label_studio_cannot_serve_is_said_in_our_words(label_studio, image_folder, where):
+    """Label Studio's own sentence ("... by security reasons") becomes one line that says what to do."""
+    folder = image_folder if where == "outside" else label_studio["docroot"]
+    if where == "the-root-itself":
+        shutil.copytree(image_folder / "normal", folder / "root-itself", dirs_exist_ok=True)
+    project = cli("labelstudio", "project", "create", "--title", f"local {where}", *_ls(label_studio)).stdout.strip()
+    result = cli("labelstudio", "import", folder, "--project", project, "--mode", "local", *_ls(label_studio),
+                 check=False)  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    said = {
+        "outside": f"{image_folder} is not under Label Studio's document root {label_studio['docroot']}, so it "
+        "cannot serve it: move the folder under that root, or restart Label Studio with a root that holds it",
+        "the-root-itself": f"{folder} is Label Studio's document root itself: put the images in a folder under it",
+    }[where]
+    assert line.startswith("error: cannot add local-files storage: ") and said in line, line
+    assert "security reasons" not in line and "LOCAL_FILES_DOCUMENT_ROOT" not in line
+
+
+def _ls(label_studio) -> list[str]:
+    return ["--url", label_studio["url"], "--token", label_studio["token"]]
+
+
+@pytest.fixture(scope="module")
+def four_kinds(conn, image_folder) -> int:
+    """A project with one task of each kind: labelled, skipped, unlabelled, draft-only (in task id order)."""
+    project = create_project(conn, "four kinds").id
+    paths = sorted(image_folder.rglob("*.jpeg"))[:4]
+    upload(conn, project, {f"{i:016x}": path for i, path in enumerate(paths)}, log=lambda _: None)
+    labelled, skipped, _, draft_only = sorted(list_tasks(conn, project), key=lambda t: t["id"])
+    result = [{"from_name": "verdict", "to_name": "image", "type": "choices", "value": {"choices": ["normal"]}}]
+    conn.sdk.annotations.create(id=labelled["id"], result=result)
+    conn.sdk.annotations.create(id=skipped["id"], result=[], was_cancelled=True)
+    draft = httpx.post(f"{conn.url}/api/tasks/{draft_only['id']}/drafts", json={"result": result},
+                       headers=conn.sdk._client_wrapper.get_headers())  # fmt: skip
+    assert draft.status_code == 201, draft.text
+    return project
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rows", "skipped_absent"),
+    [("json", 4, 0), ("json-min", 3, 1), ("csv", 3, 1)],  # Label Studio's JSON-MIN and CSV drop skipped tasks
+)
+def test_every_pull_says_what_it_left_out(conn, label_studio, four_kinds, fmt, rows, skipped_absent, tmp_path):
+    out = tmp_path / f"export.{fmt}"
+    summary = pull(conn, four_kinds, out, fmt, tmp_path / "cache")
+    assert (summary.tasks, summary.rows, summary.labelled) == (4, rows, 1)
+    assert summary.left_out == {"skipped": 1, "unlabelled": 1, "draft_only": 1}
+    assert summary.not_in_file == {"skipped": skipped_absent, "unlabelled": 0, "draft_only": 0}
+    result = cli("labelstudio", "pull", "--project", four_kinds, "--out", out, "--format", fmt,
+                 "--cache", tmp_path / "cache", *_ls(label_studio))  # fmt: skip
+    absent = f" ({skipped_absent} not in the file)" if skipped_absent else ""
+    line = " ".join(result.stderr.split())
+    assert (
+        f"{rows} rows for the project's 4 tasks, 1 labelled; left out: 1 skipped{absent}, 1 unlabelled, "
+        "1 draft-only; images:" in line
+    ), line
+    assert len(load_export(out, ImportOptions()).items) == 1
+
+
 @pytest.mark.parametrize("fmt", ["json", "json-min", "csv"])
 def test_pull_resolves_images_for_training(conn, uploaded, image_folder, fmt, tmp_path):
     out = tmp_path / f"export.{'csv' if fmt == 'csv' else 'json'}"
     summary = pull(conn, uploaded["project"], out, fmt, tmp_path / "cache")
-    assert (summary.tasks, summary.labelled) == (2 * PER_CLASS, 20)
+    assert (summary.tasks, summary.labelled, summary.left_out["unlabelled"]) == (2 * PER_CLASS, 20, 4)
     assert summary.downloaded == 2 * PER_CLASS
     manifest = load_export(out, ImportOptions())
     assert len(manifest.items) == 20

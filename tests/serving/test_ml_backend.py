@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import socket
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from annotation.labelstudio.client import Connection
+from annotation.labelstudio.client import Connection, LabelStudioError
 from annotation.labelstudio.label_config import classification_config
 from annotation.labelstudio.projects import create_project, list_tasks, upload
 from tests.serving.conftest import cli, metric, wait_for
@@ -42,8 +43,7 @@ def test_label_studio_gets_predictions_from_the_service(conn, label_studio, serv
     (backend,) = conn.sdk.ml.list(project=project_with_images)
     assert backend.state == "CO", backend.error_message  # connected: /health and /setup answered
     conn.sdk.actions.create(id="retrieve_tasks_predictions", project=project_with_images, selected_items={"all": True})
-    models = service["client"].get("/v1/models").json()
-    version = f"{models['active']['name']}-{models['active']['version']}"
+    version = _live_version(service)
     tasks = list_tasks(conn, project_with_images)
     assert len(tasks) == 6
     for task in tasks:
@@ -57,14 +57,114 @@ def test_label_studio_gets_predictions_from_the_service(conn, label_studio, serv
     assert metric(text, "lineinspect_labelstudio_calls_total", endpoint="predict", outcome="ok") >= 1
 
 
+def _live_version(service) -> str:
+    active = service["client"].get("/v1/models").json()["active"]
+    return f"{active['name']}-{active['version']}-live"
+
+
+def _predict_calls(service) -> float:
+    text = service["client"].get("/metrics").text
+    return metric(text, "lineinspect_labelstudio_calls_total", endpoint="predict", outcome="ok")
+
+
+@pytest.fixture
+def batch_then_connected(conn, label_studio, service, models, casting_images, tmp_path) -> dict:
+    """A project whose two tasks hold a prediction from `lineinspect labelstudio predict`, then `connect` run
+    (twice: the second replaces the first)."""
+    project = create_project(conn, "batch, then live").id
+    files = {f"{i:016x}": path for i, path in enumerate([casting_images["defect"][10], casting_images["normal"][10]])}
+    upload(conn, project, files, log=lambda _: None)
+    cli("labelstudio", "predict", "--project", project, "--model", models["model"], "--cache", tmp_path,
+        *_ls_args(label_studio))  # fmt: skip
+    for _ in range(2):
+        cli("labelstudio", "connect", "--project", project, "--service-url", service["server"].url,
+            "--service-key", service["key"], *_ls_args(label_studio))  # fmt: skip
+    (backend,) = conn.sdk.ml.list(project=project)
+    tasks = list_tasks(conn, project)
+    batch = {p["model_version"] for t in tasks for p in t["predictions"]}
+    assert len(tasks) == 2 and all(len(t["predictions"]) == 1 for t in tasks) and len(batch) == 1
+    assert batch != {_live_version(service)}
+    return {"project": project, "backend": backend, "tasks": tasks}
+
+
+def test_the_labelling_stream_asks_the_service_for_a_task_predicted_in_batch(conn, service, batch_then_connected):
+    """Label All Tasks: Label Studio asks its live model for the task it opens (opening a task from the Data
+    Manager does not, for a task that holds a prediction)."""
+    headers, before = conn.sdk._client_wrapper.get_headers(), _predict_calls(service)
+    for task in batch_then_connected["tasks"]:
+        assert httpx.get(f"{conn.url}/api/tasks/{task['id']}", headers=headers, timeout=60).status_code == 200
+    assert _predict_calls(service) == before
+    url = f"{conn.url}/api/projects/{batch_then_connected['project']}/next"
+    task = httpx.get(url, headers=headers, timeout=60).json()
+    assert _predict_calls(service) == before + 1
+    assert [p["model_version"] for p in task["predictions"]] == [_live_version(service)]
+    (stored,) = [t for t in list_tasks(conn, batch_then_connected["project"]) if t["id"] == task["id"]]
+    assert _live_version(service) in {p["model_version"] for p in stored["predictions"]}
+
+
+def test_retrieve_predictions_asks_the_service_for_tasks_predicted_in_batch(conn, service, batch_then_connected):
+    """Data Manager > Actions > Retrieve Predictions."""
+    project, before = batch_then_connected["project"], _predict_calls(service)
+    conn.sdk.actions.create(id="retrieve_tasks_predictions", project=project, selected_items={"all": True})
+    assert _predict_calls(service) == before + 1  # both tasks in one request
+    for task in list_tasks(conn, project):
+        live = [p for p in task["predictions"] if p["model_version"] == _live_version(service)]
+        assert len(task["predictions"]) == 2 and len(live) == 1
+        assert live[0]["result"][0]["value"]["choices"][0] in ("normal", "defect")
+
+
+def test_interactive_annotating_asks_the_service(conn, service, batch_then_connected):
+    """`POST /api/ml/ID/interactive-annotating`: one task's prediction, answered and not stored."""
+    backend, task = batch_then_connected["backend"], batch_then_connected["tasks"][0]
+    assert backend.is_interactive
+    before = _predict_calls(service)
+    answer = httpx.post(f"{conn.url}/api/ml/{backend.id}/interactive-annotating", json={"task": task["id"]},
+                        headers=conn.sdk._client_wrapper.get_headers(), timeout=60).json()  # fmt: skip
+    assert _predict_calls(service) == before + 1
+    assert answer["data"]["model_version"] == _live_version(service)
+    assert answer["data"]["result"][0]["value"]["choices"][0] in ("normal", "defect")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "said"),
+    [
+        ("dead", "good", "cannot reach the ML backend at http://127.0.0.1:{port}/labelstudio (connection refused"),
+        ("elsewhere", "good", "cannot reach the ML backend at {service}/elsewhere/labelstudio (it answered HTTP 404"),
+        ("service", "wrong", "the service refused the key: give an API key of the service as --service-key"),
+    ],
+)
+def test_connect_says_in_one_line_why_label_studio_cannot_use_the_service(
+    conn, label_studio, service, where, key, said
+):
+    port, url = _free_port(), service["server"].url
+    service_url = {"dead": f"http://127.0.0.1:{port}", "elsewhere": f"{url}/elsewhere", "service": url}[where]
+    project = create_project(conn, f"connect to {where}").id
+    result = cli("labelstudio", "connect", "--project", project, "--service-url", service_url,
+                 "--service-key", service["key"] if key == "good" else "not-a-key", *_ls_args(label_studio),
+                 check=False)  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot connect the ML backend: ") and said.format(port=port, service=url) in line
+    assert "<a" not in line and "Ssrf" not in line and "Traceback" not in line
+    assert conn.sdk.ml.list(project=project) == []
+
+
 def test_a_config_the_model_cannot_answer_is_refused_at_connect(conn, label_studio, service):
     project = create_project(conn, "OK/NG", labels=("OK", "NG"))
     result = cli("labelstudio", "connect", "--project", project.id, "--service-url", service["server"].url,
                  "--service-key", service["key"], *_ls_args(label_studio), check=False)  # fmt: skip
     assert result.returncode == 2 and "no choice 'normal'" in result.stderr and "--label" in result.stderr
-    with pytest.raises(Exception, match="422"):  # Label Studio itself calls /setup and is refused
-        conn.sdk.ml.create(project=project.id, url=service["server"].url + "/labelstudio", auth_method="BASIC_AUTH",
-                           basic_auth_user="labelstudio", basic_auth_pass=service["key"])  # fmt: skip
+    backend = service["server"].url + "/labelstudio"
+    refused = rf"^cannot connect: the ML backend at {backend} refused the project \(422 Client Error[^\n]*log says why$"
+    with pytest.raises(LabelStudioError, match=refused):  # Label Studio itself calls /setup and is refused
+        conn.call(conn.sdk.ml.create, "connect", project=project.id, url=backend, auth_method="BASIC_AUTH",
+                  basic_auth_user="labelstudio", basic_auth_pass=service["key"])  # fmt: skip
     text = service["client"].get("/metrics").text
     assert metric(text, "lineinspect_labelstudio_calls_total", endpoint="setup", outcome="label_config_mismatch") >= 1
 
