@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -15,6 +15,9 @@ from rich.table import Column, Table
 
 from annotation.errors import LineInspectError
 from serving.times import stamp
+
+if TYPE_CHECKING:
+    from serving.monitor.store import Alarm, AlarmRule
 
 console = Console(stderr=True)
 monitor_app = typer.Typer(help="Line monitoring: SPC charts, camera drift and alarms.", no_args_is_help=True)
@@ -74,24 +77,30 @@ def alarms(
     config: Config = None,
     set_: Overrides = None,
 ) -> None:
-    """The alarms raised, newest first."""
+    """The alarms raised, newest first: one per event, each rule it fired on a row of its own."""
     from serving.cli_serve import open_database
-    from serving.monitor.pages import RULES_TEXT
     from serving.monitor.store import list_alarms
 
     # the short columns never wrap; what happened (rule, detail, acknowledgement) wraps, so the table fits 80 columns
-    short = [Column(name, no_wrap=True) for name in ("id", "line", "chart", "subgroup (UTC)")]
+    short = [Column(name, no_wrap=True) for name in ("id", "line", "subgroup (UTC)", "chart")]
     table = Table(*short, Column("what", ratio=1, overflow="fold"), box=box.SIMPLE_HEAD)
     for a in list_alarms(open_database(config, set_), line, open_only, limit):
-        what = f"{RULES_TEXT.get(a.rule, a.rule)}: {a.detail}"
-        if a.acknowledged_at:
-            by = f" by {a.acknowledged_by}" if a.acknowledged_by else ""
-            what += f"\n[dim]acknowledged {stamp(a.acknowledged_at)}{by}: {escape(a.note or '')}[/dim]"
-        else:
-            what += "\n[bold red]open[/bold red]"
-        chart = f"{a.chart}/{a.camera}" if a.camera else a.chart
-        table.add_row(str(a.id), a.line, chart, stamp(a.subgroup_start), what)
+        for i, rule in enumerate(a.rules):
+            head = (str(a.id), a.line) if i == 0 else ("", "")
+            table.add_row(*head, stamp(rule.subgroup_start), _chart(rule), escape(rule.detail))  # it names the rule
+        table.add_row("", "", "", "", _state(a), end_section=True)
     Console().print(table)
+
+
+def _chart(rule: AlarmRule) -> str:
+    return f"{rule.chart}/{rule.camera}" if rule.camera else rule.chart
+
+
+def _state(alarm: Alarm) -> str:
+    if alarm.acknowledged_at is None:
+        return "[bold red]open[/bold red]"
+    by = f" by {alarm.acknowledged_by}" if alarm.acknowledged_by else ""
+    return f"[dim]acknowledged {stamp(alarm.acknowledged_at)}{by}: {escape(alarm.note or '')}[/dim]"
 
 
 @monitor_app.command("ack")
@@ -102,14 +111,15 @@ def ack(
     config: Config = None,
     set_: Overrides = None,
 ) -> None:
-    """Acknowledge an alarm with a note; it stays on record."""
+    """Acknowledge an alarm, and so every rule it lists, with a note; it stays on record."""
     from serving.cli_serve import open_database
     from serving.monitor.store import acknowledge
 
     if not note.strip():
         raise LineInspectError("--note must say what was found or done")
     alarm = acknowledge(open_database(config, set_), alarm_id, by, note)
-    console.print(f"alarm {alarm.id} ({alarm.line}, {alarm.chart}, {alarm.rule}) acknowledged")
+    rules = ", ".join(f"{_chart(r)} {r.rule}" for r in alarm.rules)
+    console.print(f"alarm {alarm.id} (line {alarm.line}: {rules}) acknowledged")
 
 
 @monitor_app.command("report")

@@ -63,7 +63,11 @@ class Metrics:
         self.spool_pending = Gauge("lineinspect_spool_pending", "Spooled records not yet in the database.", registry=r)
         self.database_up = Gauge("lineinspect_database_up", "1 when the last database write succeeded.", registry=r)
         self.alarms_open = Gauge(
-            "lineinspect_alarms_open", "Line alarms not yet acknowledged, by line, chart (p, ewma, drift) and rule.",
+            "lineinspect_alarms_open", "Line alarms (one per event, listing its rules) not yet acknowledged, by line.",
+            ["line"], registry=r,
+        )  # fmt: skip
+        self.alarm_rules_open = Gauge(
+            "lineinspect_alarm_rules_open", "Rules listed by alarms not yet acknowledged, by line, chart and rule.",
             ["line", "chart", "rule"], registry=r,
         )  # fmt: skip
         self.out_of_control = Gauge(

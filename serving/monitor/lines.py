@@ -21,7 +21,7 @@ from serving.monitor.spc import (
     make_subgroups,
     p_chart,
 )
-from serving.monitor.store import QUALITY, Alarm, BaselinePeriod, LineRecords, line_records
+from serving.monitor.store import QUALITY, AlarmRule, BaselinePeriod, LineRecords, add_alarms, line_records
 from serving.settings import MonitorSettings
 from serving.storage import Database
 from serving.times import stamp
@@ -62,19 +62,25 @@ class LineState:
     evaluated_at: datetime
     pending: int = 0  # records after the last complete subgroup (subgroups by count)
 
-    def alarms(self) -> list[Alarm]:
+    def fired(self) -> list[AlarmRule]:
         """Every signal after the baseline period (inside it the process is in control by definition)."""
         raised = []
         for chart in (self.p, self.ewma):
             for i, rule in chart.signals():
                 group, point = chart.groups[i], chart.points[i]
                 if group.start >= self.period.until:
-                    raised.append(self._alarm(chart.kind, "", rule, group, point.value, _chart_detail(chart, i, rule)))
+                    raised.append(self._rule(chart.kind, "", rule, group, point.value, _chart_detail(chart, i, rule)))
         for cam in self.cameras:
             for i, finding in cam.signals():
                 group, result = cam.groups[i], cam.results[i]
-                raised.append(self._alarm("drift", cam.camera, finding, group, *_drift_detail(cam, result, finding)))
+                raised.append(self._rule("drift", cam.camera, finding, group, *_drift_detail(cam, result, finding)))
         return raised
+
+    def subgroups_between(self, rule: AlarmRule, start: datetime) -> int:
+        """How far apart two signals are: the line's subgroups that start from `start` up to the rule's subgroup
+        (a camera's drift subgroup counts by its start among the line's)."""
+        starts = [g.start for g in self.p.groups]
+        return bisect.bisect_left(starts, rule.subgroup_start) - bisect.bisect_left(starts, start)
 
     def out_of_control(self) -> dict[str, bool]:
         """Whether a rule holds at each chart's newest subgroup (and any camera's newest drift finding)."""
@@ -82,8 +88,8 @@ class LineState:
         state["drift"] = any(cam.results and cam.results[-1].findings for cam in self.cameras)
         return state
 
-    def _alarm(self, chart: str, camera: str, rule: str, group: Subgroup, value: float, detail: str) -> Alarm:
-        return Alarm(
+    def _rule(self, chart: str, camera: str, rule: str, group: Subgroup, value: float, detail: str) -> AlarmRule:
+        return AlarmRule(
             line=self.line,
             chart=chart,
             camera=camera,
@@ -94,6 +100,19 @@ class LineState:
             detail=detail,
             raised_at=self.evaluated_at,
         )
+
+
+ALARM_WINDOW = 8
+"""Subgroups within which signals are one event: a rule (of either chart, or any camera's drift) that fires at most
+this many subgroups after the newest rule of its line's open alarm joins that alarm. A step in the defect rate fires
+beyond 3 sigma at once and 8 in a row on one side 7 subgroups later, the longest Western Electric pattern; each rule
+that joins extends the alarm, so a shift that lasts is one alarm. Drift joins too: a rate shift moves the scores, which
+a camera's drift check reports as a score shift, and a camera going dark moves the scores the EWMA charts."""
+
+
+def store_alarms(db: Database, state: LineState) -> tuple[int, int]:
+    """Store the state's new signals, grouped into alarms by event; returns (rules stored, alarms opened)."""
+    return add_alarms(db, state.fired(), state.subgroups_between, ALARM_WINDOW)
 
 
 DriftCache = dict[tuple, DriftResult]  # (camera, baseline, subgroup) -> its result: a subgroup once judged stays so

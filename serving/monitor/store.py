@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from annotation.errors import LineInspectError
-from serving.storage import Database, aware, insert_ignoring_duplicates, inspections, metadata, naive_utc
+from serving.storage import Database, aware, inspections, metadata, naive_utc
 from serving.times import stamp
 
 baselines = sa.Table(
@@ -28,21 +29,29 @@ alarms = sa.Table(
     "alarms", metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column("line", sa.String(128), nullable=False),
+    sa.Column("subgroup_start", sa.DateTime(), nullable=False),  # the subgroup of the rule that opened it
+    sa.Column("raised_at", sa.DateTime(), nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime()),
+    sa.Column("acknowledged_by", sa.String(128)),
+    sa.Column("note", sa.Text()),
+)  # fmt: skip
+alarm_rules = sa.Table(
+    "alarm_rules", metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("alarm_id", sa.Integer(), sa.ForeignKey("alarms.id"), nullable=False),
+    sa.Column("line", sa.String(128), nullable=False),
     sa.Column("chart", sa.String(32), nullable=False),  # p | ewma | drift
-    sa.Column("camera", sa.String(128), nullable=False),  # drift alarms: the camera; "" for the line's charts
+    sa.Column("camera", sa.String(128), nullable=False),  # drift: the camera; "" for the line's charts
     sa.Column("rule", sa.String(64), nullable=False),
     sa.Column("subgroup_start", sa.DateTime(), nullable=False),
     sa.Column("subgroup_end", sa.DateTime(), nullable=False),
     sa.Column("value", sa.Float(), nullable=False),
     sa.Column("detail", sa.Text(), nullable=False),
     sa.Column("raised_at", sa.DateTime(), nullable=False),
-    sa.Column("acknowledged_at", sa.DateTime()),
-    sa.Column("acknowledged_by", sa.String(128)),
-    sa.Column("note", sa.Text()),
-    sa.UniqueConstraint("line", "chart", "camera", "rule", "subgroup_start", name="uq_alarms_episode"),
+    sa.UniqueConstraint("line", "chart", "camera", "rule", "subgroup_start", name="uq_alarm_rules_episode"),
 )  # fmt: skip
 QUALITY = ("brightness", "contrast", "sharpness")
-EPISODE = ("line", "chart", "camera", "rule", "subgroup_start")  # an alarm is raised once for these
+EPISODE = ("line", "chart", "camera", "rule", "subgroup_start")  # a rule is stored once for these
 
 
 class AlarmNotFound(LineInspectError):
@@ -68,8 +77,8 @@ class BaselinePeriod:
 
 
 @dataclass(frozen=True)
-class Alarm:
-    """A rule that fired at one subgroup; open until acknowledged."""
+class AlarmRule:
+    """A rule that fired at one subgroup (the start of its episode): one line of an alarm's detail."""
 
     line: str
     chart: str
@@ -80,7 +89,18 @@ class Alarm:
     value: float
     detail: str
     raised_at: datetime
-    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One event on a line: the rules that fired together on its charts and its cameras' drift, open until
+    acknowledged once."""
+
+    id: int
+    line: str
+    subgroup_start: datetime  # the subgroup of the rule that opened it
+    raised_at: datetime
+    rules: tuple[AlarmRule, ...]  # by subgroup, then chart
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     note: str | None = None
@@ -144,21 +164,64 @@ def lines_seen(db: Database) -> list[str]:
         return list(connection.execute(query).scalars())
 
 
-def add_alarms(db: Database, raised: list[Alarm]) -> int:
-    """Store alarms not stored before (one per line, chart, camera, rule and subgroup); returns how many were new."""
-    if not raised:
-        return 0
-    rows = [_alarm_row(a) for a in raised]
+Gap = Callable[[AlarmRule, datetime], int]  # subgroups from the one that starts at a time to the rule's
+
+
+def add_alarms(db: Database, fired: list[AlarmRule], gap: Gap, window: int) -> tuple[int, int]:
+    """Store the rules not stored before (one per line, chart, camera, rule and subgroup), in subgroup order: a rule
+    joins the open alarm of its line whose newest rule is at most `window` subgroups before it (by `gap`), else it
+    opens an alarm. Returns (rules stored, alarms opened)."""
     with db.engine.begin() as connection:
-        before = connection.execute(sa.select(sa.func.count()).select_from(alarms)).scalar_one()
-        connection.execute(insert_ignoring_duplicates(db.engine.dialect.name, alarms, EPISODE), rows)
-        return connection.execute(sa.select(sa.func.count()).select_from(alarms)).scalar_one() - before
+        new = sorted(_unstored(connection, fired), key=lambda r: (r.subgroup_start, r.chart, r.rule))
+        if not new:
+            return 0, 0
+        newest = _open_newest(connection, {r.line for r in new})
+        opened = 0
+        for rule in new:
+            alarm_id, last = newest.get(rule.line, (None, None))
+            if alarm_id is None or gap(rule, last) > window:
+                alarm_id, opened = _open_alarm(connection, rule), opened + 1
+            newest[rule.line] = (alarm_id, max(last or rule.subgroup_start, rule.subgroup_start))
+            connection.execute(alarm_rules.insert(), {**_rule_row(rule), "alarm_id": alarm_id})
+    return len(new), opened
+
+
+def _unstored(connection: sa.Connection, fired: list[AlarmRule]) -> list[AlarmRule]:
+    if not fired:
+        return []
+    c = alarm_rules.c
+    since = naive_utc(min(r.subgroup_start for r in fired))
+    query = sa.select(*(c[k] for k in EPISODE)).where(c.line.in_({r.line for r in fired}), c.subgroup_start >= since)
+    stored = {tuple(row) for row in connection.execute(query)}
+    unique = {tuple(_rule_row(r)[k] for k in EPISODE): r for r in fired}
+    return [r for key, r in unique.items() if key not in stored]
+
+
+def _open_newest(connection: sa.Connection, lines: set[str]) -> dict[str, tuple[int, datetime]]:
+    """line -> its open alarm whose newest rule is the latest, and that rule's subgroup start."""
+    a, r = alarms.c, alarm_rules.c
+    query = (
+        sa.select(a.id, a.line, sa.func.max(r.subgroup_start))
+        .join_from(alarms, alarm_rules, r.alarm_id == a.id)
+        .where(a.line.in_(lines), a.acknowledged_at.is_(None))
+        .group_by(a.id, a.line)
+    )
+    newest: dict[str, tuple[int, datetime]] = {}
+    for alarm_id, line, last in connection.execute(query):
+        if line not in newest or aware(last) > newest[line][1]:
+            newest[line] = (alarm_id, aware(last))
+    return newest
+
+
+def _open_alarm(connection: sa.Connection, rule: AlarmRule) -> int:
+    row = {"line": rule.line, "subgroup_start": naive_utc(rule.subgroup_start), "raised_at": naive_utc(rule.raised_at)}
+    return connection.execute(alarms.insert(), row).inserted_primary_key[0]
 
 
 def list_alarms(
     db: Database, line: str | None = None, open_only: bool = False, limit: int = 100, offset: int = 0
 ) -> list[Alarm]:
-    """Newest first."""
+    """Newest first (by the subgroup of their first rule), each with its rules."""
     query = sa.select(alarms)
     if line is not None:
         query = query.where(alarms.c.line == line)
@@ -166,19 +229,34 @@ def list_alarms(
         query = query.where(alarms.c.acknowledged_at.is_(None))
     query = query.order_by(alarms.c.subgroup_start.desc(), alarms.c.id.desc()).limit(limit).offset(offset)
     with db.engine.connect() as connection:
-        return [_alarm(r) for r in connection.execute(query).mappings()]
+        rows = connection.execute(query).mappings().all()
+        rules = _rules_of(connection, [r["id"] for r in rows])
+    return [_alarm(row, rules.get(row["id"], ())) for row in rows]
 
 
-def open_alarm_counts(db: Database) -> dict[tuple[str, str, str], int]:
-    """(line, chart, rule) -> alarms not acknowledged."""
+def open_alarm_counts(db: Database) -> dict[str, int]:
+    """line -> alarms not acknowledged."""
     c = alarms.c
-    query = sa.select(c.line, c.chart, c.rule, sa.func.count()).where(c.acknowledged_at.is_(None))
+    query = sa.select(c.line, sa.func.count()).where(c.acknowledged_at.is_(None)).group_by(c.line)
     with db.engine.connect() as connection:
-        rows = connection.execute(query.group_by(c.line, c.chart, c.rule)).all()
-    return {(line, chart, rule): n for line, chart, rule, n in rows}
+        return {line: n for line, n in connection.execute(query)}
+
+
+def open_rule_counts(db: Database) -> dict[tuple[str, str, str], int]:
+    """(line, chart, rule) -> how often the rule fired in alarms not acknowledged."""
+    r = alarm_rules.c
+    query = (
+        sa.select(r.line, r.chart, r.rule, sa.func.count())
+        .join_from(alarm_rules, alarms, r.alarm_id == alarms.c.id)
+        .where(alarms.c.acknowledged_at.is_(None))
+        .group_by(r.line, r.chart, r.rule)
+    )
+    with db.engine.connect() as connection:
+        return {(line, chart, rule): n for line, chart, rule, n in connection.execute(query)}
 
 
 def acknowledge(db: Database, alarm_id: int, by: str | None, note: str) -> Alarm:
+    """Acknowledge the alarm and so every rule it lists, once."""
     with db.engine.begin() as connection:
         row = connection.execute(sa.select(alarms).where(alarms.c.id == alarm_id)).mappings().first()
         if row is None:
@@ -189,17 +267,26 @@ def acknowledge(db: Database, alarm_id: int, by: str | None, note: str) -> Alarm
             raise AlreadyAcknowledged(f"alarm {alarm_id} was already acknowledged at {when}{by_whom}")
         values: dict[str, Any] = {"acknowledged_at": naive_utc(datetime.now(UTC)), "acknowledged_by": by, "note": note}
         connection.execute(alarms.update().where(alarms.c.id == alarm_id).values(**values))
-    return _alarm({**row, **values})
+        rules = _rules_of(connection, [alarm_id])
+    return _alarm({**row, **values}, rules.get(alarm_id, ()))
 
 
-def _alarm_row(alarm: Alarm) -> dict[str, Any]:
-    row = {k: v for k, v in alarm.__dict__.items() if k != "id"}
-    for key in ("subgroup_start", "subgroup_end", "raised_at", "acknowledged_at"):
-        if row[key] is not None:
-            row[key] = naive_utc(row[key])
-    return row
+def _rules_of(connection: sa.Connection, alarm_ids: list[int]) -> dict[int, tuple[AlarmRule, ...]]:
+    r = alarm_rules.c
+    query = sa.select(alarm_rules).where(r.alarm_id.in_(alarm_ids)).order_by(r.subgroup_start, r.chart, r.id)
+    found: dict[int, list[AlarmRule]] = {}
+    for row in connection.execute(query).mappings():
+        times = {k: aware(row[k]) for k in ("subgroup_start", "subgroup_end", "raised_at")}
+        rule = {k: v for k, v in row.items() if k not in ("id", "alarm_id")}
+        found.setdefault(row["alarm_id"], []).append(AlarmRule(**{**rule, **times}))
+    return {alarm_id: tuple(rules) for alarm_id, rules in found.items()}
 
 
-def _alarm(row) -> Alarm:
-    times = ("subgroup_start", "subgroup_end", "raised_at", "acknowledged_at")
-    return Alarm(**{**row, **{k: aware(row[k]) for k in times}})
+def _rule_row(rule: AlarmRule) -> dict[str, Any]:
+    times = {k: naive_utc(getattr(rule, k)) for k in ("subgroup_start", "subgroup_end", "raised_at")}
+    return {**rule.__dict__, **times}
+
+
+def _alarm(row, rules: tuple[AlarmRule, ...]) -> Alarm:
+    times = ("subgroup_start", "raised_at", "acknowledged_at")
+    return Alarm(**{**row, **{k: aware(row[k]) for k in times}}, rules=rules)

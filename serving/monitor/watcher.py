@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.metrics import Metrics
-from serving.monitor.lines import BaselineTooShort, DriftCache, LineState, evaluate
-from serving.monitor.store import BaselinePeriod, add_alarms, get_baselines, open_alarm_counts
+from serving.monitor.lines import BaselineTooShort, DriftCache, LineState, evaluate, store_alarms
+from serving.monitor.store import BaselinePeriod, get_baselines, open_alarm_counts, open_rule_counts
 from serving.settings import MonitorSettings
 from serving.storage import Database
 
@@ -88,10 +88,15 @@ class LineWatcher:
             await asyncio.to_thread(self._flush)
 
     async def refresh_alarm_gauges(self) -> None:
-        counts = await asyncio.to_thread(open_alarm_counts, self.db)
+        alarms, rules = await asyncio.gather(
+            asyncio.to_thread(open_alarm_counts, self.db), asyncio.to_thread(open_rule_counts, self.db)
+        )
         self.metrics.alarms_open.clear()
-        for (line, chart, rule), n in counts.items():
-            self.metrics.alarms_open.labels(line, chart, rule).set(n)
+        for line, n in alarms.items():
+            self.metrics.alarms_open.labels(line).set(n)
+        self.metrics.alarm_rules_open.clear()
+        for (line, chart, rule), n in rules.items():
+            self.metrics.alarm_rules_open.labels(line, chart, rule).set(n)
 
     async def _run(self) -> None:
         while True:
@@ -127,9 +132,12 @@ class LineWatcher:
 
     def _evaluate(self, period: BaselinePeriod, now: datetime) -> LineState:
         state = evaluate(self.db, period, self.settings, now, self._drift.setdefault(period.line, {}))
-        new = add_alarms(self.db, state.alarms())
-        if new:
-            log.warning("line %s: %d new alarms (GET /v1/alarms?line=%s&open=true)", period.line, new, period.line)
+        rules, opened = store_alarms(self.db, state)
+        if rules:
+            log.warning(
+                "line %s: %d rules fired, %d new alarms (GET /v1/alarms?line=%s&open=true)",
+                period.line, rules, opened, period.line,
+            )  # fmt: skip
         self.states[period.line] = state
         self.problems.pop(period.line, None)
         for chart, out in state.out_of_control().items():

@@ -43,11 +43,7 @@ async def panel(request: Request, _: Viewer) -> HTMLResponse:
     states, problems, settings = svc.watcher.states, svc.watcher.problems, svc.settings.monitor
 
     def draw() -> str:
-        views = [
-            line_view(line, states.get(line), problems.get(line), sum(n for k, n in counts.items() if k[0] == line),
-                      settings)
-            for line in names
-        ]  # fmt: skip
+        views = [line_view(line, states.get(line), problems.get(line), counts.get(line, 0), settings) for line in names]
         return dashboard_panel(views, open_alarms, datetime.now(UTC))
 
     return HTMLResponse(await asyncio.to_thread(draw))

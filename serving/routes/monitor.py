@@ -30,6 +30,7 @@ from serving.routes.schemas import (
     Acknowledgement,
     AlarmAnswer,
     AlarmPage,
+    AlarmRuleAnswer,
     BaselineAnswer,
     BaselineEstimate,
     BaselineRequest,
@@ -99,7 +100,7 @@ async def list_lines(request: Request) -> list[LineSummary]:
             LineSummary(
                 line=line,
                 baseline=baseline_answer(by_line[line]) if line in by_line else None,
-                open_alarms=sum(n for (name, _, _), n in counts.items() if name == line),
+                open_alarms=counts.get(line, 0),
                 out_of_control=state.out_of_control() if state else {},
                 problem=problem,
             )
@@ -163,7 +164,7 @@ async def alarms(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> AlarmPage:
-    """Alarms raised by the line monitor, newest subgroup first."""
+    """Alarms raised by the line monitor, newest first: one per event, listing the rules it fired."""
     found = await _db(request, list_alarms, line, open, limit, offset)
     return AlarmPage(alarms=[alarm_answer(a) for a in found], limit=limit, offset=offset)
 
@@ -174,7 +175,8 @@ async def alarms(
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 async def ack_alarm(request: Request, alarm_id: int, body: Acknowledgement, client: Client) -> AlarmAnswer:
-    """Acknowledge an alarm with a note: it stops counting as open; it is never deleted."""
+    """Acknowledge an alarm, and so every rule it lists, with a note: it stops counting as open; it is never
+    deleted."""
     try:
         alarm = await _db(request, acknowledge, alarm_id, client, body.note)
     except AlarmNotFound as exc:
@@ -269,4 +271,5 @@ def drift_answer(state: LineState) -> DriftAnswer:
 
 
 def alarm_answer(alarm: Alarm) -> AlarmAnswer:
-    return AlarmAnswer(**alarm.__dict__, rule_text=RULES_TEXT.get(alarm.rule, alarm.rule))
+    rules = [AlarmRuleAnswer(**r.__dict__, rule_text=RULES_TEXT.get(r.rule, r.rule)) for r in alarm.rules]
+    return AlarmAnswer(**{**alarm.__dict__, "rules": rules})

@@ -363,11 +363,9 @@ class DriftAnswer(BaseModel):
     cameras: list[CameraDriftAnswer]
 
 
-class AlarmAnswer(BaseModel):
-    id: int
-    line: str
+class AlarmRuleAnswer(BaseModel):
     chart: Literal["p", "ewma", "drift"]
-    camera: str
+    camera: str = Field(description="The camera of a drift finding; empty for the line's charts")
     rule: str
     rule_text: str
     subgroup_start: datetime
@@ -375,6 +373,16 @@ class AlarmAnswer(BaseModel):
     value: float
     detail: str
     raised_at: datetime
+
+
+class AlarmAnswer(BaseModel):
+    id: int
+    line: str
+    subgroup_start: datetime = Field(description="The subgroup of the rule that opened the alarm")
+    raised_at: datetime
+    rules: list[AlarmRuleAnswer] = Field(
+        description="Every rule the event fired, by subgroup: an alarm is acknowledged once for all of them"
+    )
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     note: str | None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 
-from serving.storage import MIGRATIONS, Database, InspectionFilter, InspectionRecord
+from serving.storage import MIGRATIONS, Database, InspectionFilter, InspectionRecord, metadata
 
 
 def _alembic(db: Database, action, revision: str) -> None:
@@ -46,7 +48,7 @@ def test_a_database_from_before_ocr_gains_the_ocr_columns_and_keeps_its_records(
 
 
 def test_a_database_from_before_monitoring_gains_quality_baselines_and_alarms(tmp_path):
-    from serving.monitor.store import Alarm, BaselinePeriod, add_alarms, get_baselines, list_alarms, set_baseline
+    from serving.monitor.store import AlarmRule, BaselinePeriod, add_alarms, get_baselines, list_alarms, set_baseline
 
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     _alembic(db, command.upgrade, "0002")
@@ -60,11 +62,80 @@ def test_a_database_from_before_monitoring_gains_quality_baselines_and_alarms(tm
     now = datetime.now(UTC)
     set_baseline(db, BaselinePeriod("L1", datetime(2024, 1, 1, tzinfo=UTC), now, 200, None, now, "qe", "week 1"))
     assert get_baselines(db)[0].subgroup_size == 200
-    alarm = Alarm("L1", "p", "", "beyond_3sigma", now, now, 0.2, "defect rate 20%", now)
-    assert add_alarms(db, [alarm, alarm]) == 1 and add_alarms(db, [alarm]) == 0  # one alarm per episode
+    rule = AlarmRule("L1", "p", "", "beyond_3sigma", now, now, 0.2, "defect rate 20%", now)
+    assert add_alarms(db, [rule, rule], lambda *_: 0, 8) == (1, 1) and add_alarms(db, [rule], lambda *_: 0, 8) == (0, 0)
     assert len(list_alarms(db, "L1", open_only=True)) == 1
     _alembic(db, command.downgrade, "0002")
     assert not {"brightness", "contrast", "sharpness"} & _columns(db)
     assert not {"alarms", "baselines"} & set(sa.inspect(db.engine).get_table_names())
     with db.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT verdict FROM inspections WHERE id = 'old'")).scalar() == "normal"
+
+
+SUBGROUP = timedelta(seconds=200)
+
+
+def _per_rule_alarm(chart: str, rule: str, k: int, camera: str = "", acked: bool = False) -> dict:
+    """An alarm row as revision 0003 stored it: one rule at subgroup k of 200 s."""
+    start = datetime(2026, 11, 20, 6) + k * SUBGROUP
+    end = start + SUBGROUP - timedelta(seconds=1)
+    ack = {"acknowledged_at": end, "acknowledged_by": "anna", "note": "checked"} if acked else {}
+    return {"line": "L1", "chart": chart, "camera": camera, "rule": rule, "subgroup_start": start, "subgroup_end": end,
+            "value": 0.1, "detail": f"{rule} at {k}", "raised_at": end, **{**dict.fromkeys(ACK), **ack}}  # fmt: skip
+
+
+ACK = ("acknowledged_at", "acknowledged_by", "note")
+OLD_ALARMS = [
+    _per_rule_alarm("p", "beyond_3sigma", -30, acked=True),  # an earlier event, acknowledged
+    _per_rule_alarm("p", "beyond_3sigma", 0),  # one shift: five alarms, open
+    _per_rule_alarm("ewma", "ewma_beyond_limits", 0),
+    _per_rule_alarm("drift", "score_shift", 0, camera="cam-1"),
+    _per_rule_alarm("p", "2_of_3_beyond_2sigma", 1),
+    _per_rule_alarm("p", "8_same_side", 7),
+    _per_rule_alarm("p", "beyond_3sigma", 20),  # a later event, open
+]
+
+
+def _old_alarms(db: Database) -> list[dict]:
+    times = ("subgroup_start", "subgroup_end", "raised_at", "acknowledged_at")
+    query = sa.text("SELECT * FROM alarms ORDER BY subgroup_start, chart").columns(**dict.fromkeys(times, sa.DateTime))
+    with db.engine.connect() as connection:
+        return [{k: v for k, v in row.items() if k != "id"} for row in connection.execute(query).mappings()]
+
+
+def test_per_rule_alarms_from_before_grouping_become_one_alarm_per_event(tmp_path):
+    from serving.monitor.store import AlarmRule, add_alarms, list_alarms
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    _alembic(db, command.upgrade, "0003")
+    columns = ", ".join(OLD_ALARMS[0])
+    with db.engine.begin() as connection:
+        insert = sa.text(f"INSERT INTO alarms ({columns}) VALUES ({', '.join(':' + c for c in OLD_ALARMS[0])})")
+        connection.execute(insert, OLD_ALARMS)
+    db.migrate()
+    later, shift, earlier = list_alarms(db, "L1")
+    assert shift.id == 2 and shift.acknowledged_at is None  # the id of its first rule
+    assert [(r.chart, r.camera, r.rule) for r in shift.rules] == [
+        ("drift", "cam-1", "score_shift"), ("ewma", "", "ewma_beyond_limits"), ("p", "", "beyond_3sigma"),
+        ("p", "", "2_of_3_beyond_2sigma"), ("p", "", "8_same_side"),
+    ]  # fmt: skip
+    assert shift.rules[-1].detail == "8_same_side at 7"
+    assert [r.rule for r in later.rules] == ["beyond_3sigma"] and later.acknowledged_at is None
+    assert (earlier.acknowledged_by, earlier.note, len(earlier.rules)) == ("anna", "checked", 1)
+    rule = AlarmRule(**{k: v.replace(tzinfo=UTC) if isinstance(v, datetime) else v
+                        for k, v in _per_rule_alarm("p", "beyond_3sigma", 40).items() if k not in ACK})  # fmt: skip
+    assert add_alarms(db, [rule], lambda *_: 20, 8) == (1, 1)  # new alarms go on after the upgrade
+    assert list_alarms(db, "L1")[0].id == 8
+    _alembic(db, command.downgrade, "0003")
+    assert _old_alarms(db)[:-1] == sorted(OLD_ALARMS, key=lambda a: (a["subgroup_start"], a["chart"]))
+
+
+def test_a_new_database_gets_the_tables_the_code_declares(tmp_path):
+    """Columns, their types and constraints as serving's tables declare them (indexes live in the migrations only)."""
+    import serving.monitor.store  # noqa: F401  (declares the monitoring tables)
+
+    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    db.migrate()
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert [d for d in differences if not (isinstance(d, tuple) and d[0] == "remove_index")] == []

@@ -8,6 +8,9 @@ from uuid import uuid4
 
 import numpy as np
 
+from serving.monitor.lines import evaluate, store_alarms
+from serving.monitor.store import BaselinePeriod
+from serving.settings import MonitorSettings
 from serving.storage import Database, InspectionRecord
 
 THRESHOLD = 0.5
@@ -55,3 +58,16 @@ def write(server_root: Path, made: list[InspectionRecord]) -> None:
 
 def hours_ago(hours: float) -> datetime:
     return (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
+
+
+def replay(db: Database, period: BaselinePeriod, made: list[InspectionRecord], size: int, every: int = 1) -> None:
+    """Evaluate the line and store its alarms each time `every` subgroups of `size` records of `made` (already in
+    `db`, the baseline's first) complete after the baseline, as the service does while they arrive. (Signals depend
+    only on the subgroups up to theirs, and new ones are grouped in subgroup order, so `every` changes only the
+    time this takes, not the alarms.)"""
+    settings, cache = MonitorSettings(), {}
+    after = [r.created_at for r in made if r.created_at >= period.until]
+    complete = len(after) // size
+    for k in range(every, complete + every, every):
+        last = after[min(k, complete) * size - 1]
+        store_alarms(db, evaluate(db, period, settings, last + timedelta(microseconds=1), cache))

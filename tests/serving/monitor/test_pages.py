@@ -46,6 +46,13 @@ def test_the_dashboard_shows_each_lines_charts_and_the_open_alarm(shown, tmp_pat
     assert dom.count("<svg") >= 3, "p-chart, EWMA chart and the camera's drift chart"
     assert "Line L-new" in dom and "no baseline set" in dom
     assert '<span class="badge alarm">OUT OF CONTROL</span>' in dom  # white on red: Tesseract does not read it
+    # the jump fires several rules: one open alarm, one Acknowledge button, every rule listed with its detail
+    assert dom.count('<tr class="open">') == 1 and dom.count("Acknowledge</button>") == 1
+    rules = re.findall(r"<li><b>([^<]+)</b> \((p|ewma), subgroup [\d-]+ [\d:]+\): ([^<]+)</li>", dom)
+    assert {"a point beyond the 3-sigma limits", "2 of 3 points in a row beyond 2 sigma on one side"} <= {
+        text for text, _, _ in rules
+    }, dom
+    assert all("limits" in detail for _, _, detail in rules)
     png = screenshot(url, tmp_path / "dashboard.png", height=2400)
     text = text_in(png)
     for words in ("line monitoring", "open alarms", "alarm open", "line l-show", "defect rate (p-chart)",
@@ -95,9 +102,11 @@ def test_the_alarms_table_fits_80_columns_with_times_to_the_second(shown):
     lines = out.splitlines()
     assert lines and max(len(line) for line in lines) <= 80, out
     stamps = re.findall(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b", out)
-    assert stamps and stamps[0] >= shown["start"].strftime("%Y-%m-%d %H:%M:%S"), out  # whole, on one line
+    assert len(stamps) >= 2 and min(stamps) >= shown["start"].strftime("%Y-%m-%d %H:%M:%S"), out  # whole, one line
+    assert len(re.findall(r"^ *\d+ +L-show ", out, re.MULTILINE)) == 1, out  # one alarm, a row per rule
     words = " ".join(" ".join(lines).split())
-    assert "a point beyond the 3-sigma limits" in words and "open" in words, out  # the wrapped column, unbroken
+    for text in ("a point beyond the 3-sigma limits", "2 of 3 points in a row beyond 2 sigma on one side", "open"):
+        assert text in words, out  # the wrapped column, unbroken
 
 
 def test_a_small_baseline_is_warned_about_and_small_subgroups_say_drift_was_not_evaluated(shown, tmp_path):

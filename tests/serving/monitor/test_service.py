@@ -75,13 +75,19 @@ def test_a_defect_rate_jump_fires_at_its_subgroup_and_is_alarmed_without_anyone_
     assert (first["rule"], first["start"]) == ("beyond_3sigma", jump_start.isoformat().replace("+00:00", "Z"))
     assert all(not p["rules"] for p in spc["p"]["points"][:JUMP_AT]), "no signal on in-control subgroups"
     assert spc["out_of_control"]["p"] is True
-    # the background evaluation stored the alarm and publishes it; nobody had to look at a chart
-    alarms = wait_for(lambda: client.get("/v1/alarms", params={"line": "L-jump", "open": True}).json()["alarms"])
-    jump = [a for a in alarms if a["chart"] == "p" and a["rule"] == "beyond_3sigma"]
-    assert len(jump) == 1 and jump[0]["subgroup_start"].startswith(jump_start.strftime("%Y-%m-%dT%H:%M:%S"))
-    assert "defect rate" in jump[0]["detail"]
+    # the background evaluation stored the alarm and publishes it; nobody had to look at a chart. The jump fires
+    # four rules on two charts: one event, one alarm that lists them
+    (alarm,) = wait_for(lambda: client.get("/v1/alarms", params={"line": "L-jump", "open": True}).json()["alarms"])
+    assert alarm["subgroup_start"].startswith(jump_start.strftime("%Y-%m-%dT%H:%M:%S"))
+    rules = {(r["chart"], r["rule"]): r for r in alarm["rules"]}
+    assert {("p", "beyond_3sigma"), ("p", "2_of_3_beyond_2sigma"), ("p", "4_of_5_beyond_1sigma"),
+            ("ewma", "ewma_beyond_limits")} <= set(rules)  # fmt: skip
+    first = rules["p", "beyond_3sigma"]
+    assert first["subgroup_start"] == alarm["subgroup_start"] and "defect rate" in first["detail"]
+    assert first["rule_text"] == "a point beyond the 3-sigma limits"
     text = client.get("/metrics").text
-    assert metric(text, "lineinspect_alarms_open", line="L-jump", chart="p", rule="beyond_3sigma") == 1
+    assert metric(text, "lineinspect_alarms_open", line="L-jump") == 1
+    assert metric(text, "lineinspect_alarm_rules_open", line="L-jump", chart="p", rule="beyond_3sigma") == 1
     assert metric(text, "lineinspect_out_of_control", line="L-jump", chart="p") == 1
 
 
@@ -92,6 +98,9 @@ def test_an_alarm_is_acknowledged_once_with_a_note_and_stays_on_record(monitored
     answer = client.post(f"/v1/alarms/{alarm['id']}/ack", json={"note": "die 3 replaced"})
     assert answer.status_code == 200
     assert answer.json()["acknowledged_by"] == "engineer" and answer.json()["note"] == "die 3 replaced"
+    assert answer.json()["rules"] == alarm["rules"]  # every rule of the event, acknowledged at once
+    assert not client.get("/v1/alarms", params={"line": "L-jump", "open": True}).json()["alarms"]
+    assert metric(client.get("/metrics").text, "lineinspect_alarms_open", line="L-jump") == 0
     again = client.post(f"/v1/alarms/{alarm['id']}/ack", json={"note": "again"})
     assert again.status_code == 409 and "already acknowledged" in again.json()["error"]["message"]
     assert client.post("/v1/alarms/999999/ack", json={"note": "x"}).status_code == 404
@@ -163,8 +172,8 @@ def test_a_camera_going_dark_and_one_going_out_of_focus_are_flagged_from_real_im
     assert {"blurred"} <= set(cameras["cam-blur"]["findings"]) <= {"blurred", "score_shift"}
     newest = cameras["cam-dark"]["subgroups"][-1]["metrics"]["brightness"]
     assert newest["ratio"] < 0.5 and newest["psi"] > 1
-    raised = client.get("/v1/alarms", params={"line": "L-cams"}).json()["alarms"]
-    assert {(a["camera"], a["rule"]) for a in raised if a["chart"] == "drift" and a["rule"] != "score_shift"} == {
+    rules = [r for a in client.get("/v1/alarms", params={"line": "L-cams"}).json()["alarms"] for r in a["rules"]]
+    assert {(r["camera"], r["rule"]) for r in rules if r["chart"] == "drift" and r["rule"] != "score_shift"} == {
         ("cam-dark", "dark"),
         ("cam-blur", "blurred"),
     }
@@ -223,5 +232,6 @@ def test_a_step_in_the_defect_rate_is_alarmed_when_its_subgroup_completes_not_at
         alarms = wait_for(lambda: client.get("/v1/alarms", params={"line": "L-step"}).json()["alarms"], timeout=20,
                           what="the alarm of the completed subgroup")  # fmt: skip
         assert time.monotonic() - posted < 20  # the timer would have taken an hour
-        assert any(a["chart"] == "p" and a["rule"] == "beyond_3sigma" for a in alarms)
-        assert all(datetime.fromisoformat(a["subgroup_start"]) >= step_start for a in alarms)
+        rules = [r for a in alarms for r in a["rules"]]
+        assert any(r["chart"] == "p" and r["rule"] == "beyond_3sigma" for r in rules)
+        assert all(datetime.fromisoformat(r["subgroup_start"]) >= step_start for r in rules)
