@@ -183,29 +183,46 @@ def predict(
     label: LabelMap = None,
     overwrite: Annotated[bool, typer.Option(help="Predict again tasks this model version already predicted.")] = False,
     order_by_uncertainty: Annotated[
-        bool, typer.Option(help="Switch the project to uncertainty sampling: images nearest the threshold first.")
+        bool,
+        typer.Option(
+            help="Switch the project to uncertainty sampling: Label All Tasks serves the images nearest the "
+            "threshold first (by these predictions: in place of a live model `connect` set, the last one set wins)."
+        ),
     ] = False,
     cache: Cache = DEFAULT_CACHE,
     url: Url = None,
     token: Token = None,
     data_dir: DataDir = DEFAULT_DATA,
 ) -> None:
-    """Write the model's verdicts as pre-annotations on the project's unlabelled tasks."""
+    """Write the model's verdicts as pre-annotations on the project's unlabelled tasks, and make them the
+    predictions annotators see (the project's model version)."""
+    from annotation.labelstudio.live import TITLE
     from annotation.labelstudio.predictions import push_predictions
     from vision.onnx_model import OnnxClassifier
     from vision.predict import iter_defect_scores
 
     classifier = OnnxClassifier(model)
     conn = _connect(url, token, data_dir)
+    version = f"{classifier.meta.name}-{classifier.meta.version}"
     summary = push_predictions(
-        conn, project, lambda paths: iter_defect_scores(classifier, paths), classifier.threshold,
-        f"{classifier.meta.name}-{classifier.meta.version}", cache, _label_map(label),
-        overwrite=overwrite, order_by_uncertainty=order_by_uncertainty,
+        conn, project, lambda paths: iter_defect_scores(classifier, paths), classifier.threshold, version, cache,
+        _label_map(label), overwrite=overwrite, order_by_uncertainty=order_by_uncertainty,
     )  # fmt: skip
     console.print(
         f"{summary.tasks} tasks: {summary.predicted} predicted, {summary.skipped_labelled} labelled, "
         f"{summary.skipped_predicted} already predicted by this model, {len(summary.unreadable)} unreadable"
     )
+    if summary.shown:
+        line = f"Label All Tasks shows {version}'s predictions"
+        line += ", nearest the threshold first" if order_by_uncertainty else ""
+        if summary.replaced == TITLE:
+            line += (
+                "; the service is no longer asked live (`connect` again makes it the live model, tasks then in "
+                "random order: the last one set wins)"
+            )
+        elif summary.replaced:
+            line += f", in place of {summary.replaced}'s"
+        console.print(line, highlight=False)
     for task_id, why in summary.unreadable[:10]:
         console.print(f"  task {task_id}: {why}", highlight=False)
 
@@ -235,7 +252,9 @@ def connect(
     backend = connect_service(conn, project, service_url, service_key, _label_map(label))
     console.print(
         f"project {project} now asks {backend.url} for live predictions (ML backend {backend.id}): "
-        "in Label All Tasks for each task opened, and on Data Manager > Actions > Retrieve Predictions"
+        "in Label All Tasks for each task opened, and on Data Manager > Actions > Retrieve Predictions; Label All "
+        "Tasks no longer shows batch predictions nor orders by them (`predict` makes them the project's again, "
+        "without live predictions: the last one set wins)"
     )
 
 

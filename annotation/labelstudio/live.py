@@ -5,7 +5,9 @@ for a task only when the task holds no prediction of the model version the backe
 returns; the service answers with a version of its own (`<model>-<version>-live`), so tasks that
 `lineinspect labelstudio predict` already predicted are asked too. Label Studio then asks:
 - in the labelling stream (Label All Tasks, `GET /api/projects/ID/next`), for each task it opens,
-  when the project's model version names the backend (its "live model"): `connect` sets that;
+  when the project's model version names the backend (its "live model"): `connect` sets that.
+  Uncertainty sampling then serves tasks at random (no prediction carries that version), until
+  `predict` makes its batch version the project's again: the last one set wins;
 - on Data Manager > Actions > Retrieve Predictions, for the selected tasks;
 - on `POST /api/ml/BACKEND/interactive-annotating` with `{"task": ID}`, for one task, answered
   without storing it: only for a backend marked interactive, which `connect` does.

@@ -2,8 +2,13 @@
 
 Each prediction selects the project's own choice for the verdict and carries `model_version`
 and a `score`: how sure the verdict is, 0 at the threshold and 1 at a probability of 0 or 1.
-Label Studio's uncertainty sampling shows the lowest scores first, so `order_by_uncertainty`
-switches the project to it and annotators see the images nearest the threshold first.
+Label Studio 1.23 (read from its source: projects/functions/next_task.py, tasks/models.py) goes
+by the project's one `model_version`: the labelling stream (Label All Tasks) shows a task's
+predictions of that version only, and uncertainty sampling serves first the task whose
+prediction of that version has the lowest score (at random when no task holds one). So the
+project's model version becomes this one, and `order_by_uncertainty` switches the project to
+uncertainty sampling: annotators see the images nearest the threshold first. That takes the
+place of a live model `connect` set (its title is the model version then); the last one set wins.
 A run cut short (Label Studio gone midway) is finished by running it again: tasks that hold a
 prediction of this model version are skipped, so none gets two.
 """
@@ -17,7 +22,7 @@ from pathlib import Path
 from annotation.labelstudio.cache import fetch, is_served
 from annotation.labelstudio.client import ONCE, Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.label_config import ChoicesControl, confidence
-from annotation.labelstudio.projects import list_tasks, project_control
+from annotation.labelstudio.projects import get_project, list_tasks, project_control
 
 UNCERTAINTY = "Uncertainty sampling"
 # The model, as this module sees it: image files in, (defect score, None) or (None, why not) out, in order.
@@ -31,6 +36,8 @@ class PredictSummary:
     skipped_labelled: int
     skipped_predicted: int
     unreadable: list[tuple[int, str]]  # (task id, why)
+    shown: bool  # the project's model version is now this one: its predictions are what annotators see
+    replaced: str  # the project's model version before, when another: a live model's title or another model's
 
 
 def push_predictions(
@@ -71,15 +78,21 @@ def push_predictions(
                 model_version=version, request_options=ONCE,
             )  # fmt: skip
             made += 1
+        shown = bool(made or done)  # Label Studio refuses a model version that no prediction carries
+        before = get_project(conn, project_id).model_version or ""
+        settings = {"model_version": version, "show_collab_predictions": True} if shown else {}
         if order_by_uncertainty:
-            conn.call(conn.sdk.projects.update, "switch to uncertainty sampling", project_id, sampling=UNCERTAINTY)
+            settings["sampling"] = UNCERTAINTY
+        if settings:
+            conn.call(conn.sdk.projects.update, "make these the predictions annotators see", project_id, **settings)
     except LabelStudioGone as exc:
         raise LabelStudioGone(
             f"{exc}; {made} of {len(todo)} predictions written before that (model version {version}). Predict "
             "again once Label Studio answers: without --overwrite, tasks this version predicted are skipped"
         ) from None
     skipped_done = 0 if overwrite else len(done)
-    return PredictSummary(len(tasks), made, len(labelled), skipped_done, unreadable)
+    replaced = before if shown and before != version else ""
+    return PredictSummary(len(tasks), made, len(labelled), skipped_done, unreadable, shown, replaced)
 
 
 def _local_image(conn: Connection, task: dict, control: ChoicesControl, folder: Path) -> Path | str:

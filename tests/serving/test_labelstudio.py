@@ -208,11 +208,14 @@ def test_train_from_a_pulled_export_and_push_predictions(conn, uploaded, tmp_pat
         (result,) = prediction["result"]
         assert (result["from_name"], result["to_name"], result["type"]) == ("verdict", "image", "choices")
         assert result["value"]["choices"][0] in ("normal", "defect")
-    assert conn.sdk.projects.get(uploaded["project"]).sampling == UNCERTAINTY
+    settings = conn.sdk.projects.get(uploaded["project"])
+    assert (settings.sampling, settings.model_version) == (UNCERTAINTY, version)
     again = cli(
         "labelstudio", "predict", "--project", uploaded["project"], "--model", model, "--cache", cache, *env_args
     )
-    assert "0 predicted, 20 labelled, 4 already predicted by this model" in " ".join(again.stderr.split())
+    said = " ".join(again.stderr.split())
+    assert "0 predicted, 20 labelled, 4 already predicted by this model" in said
+    assert said.endswith(f"Label All Tasks shows {version}'s predictions"), said
 
 
 def _push(conn, project_id, model: Path, cache: Path, **options):
@@ -220,6 +223,29 @@ def _push(conn, project_id, model: Path, cache: Path, **options):
     version = f"{classifier.meta.name}-{classifier.meta.version}"
     scores = lambda paths: iter_defect_scores(classifier, paths)  # noqa: E731
     return push_predictions(conn, project_id, scores, classifier.threshold, version, cache, **options)
+
+
+def test_label_all_tasks_serves_the_task_nearest_the_threshold_first(conn, image_folder, tmp_path):
+    """After predictions pushed with `order_by_uncertainty`, Label All Tasks (`GET /api/projects/ID/next`, what the
+    annotator's button asks) serves the tasks by their prediction's score, lowest first, and shows that prediction;
+    an earlier model's predictions on the same tasks neither order nor show."""
+    project = _project_with(conn, image_folder, tmp_path, 5)
+    earlier = [0.65, 0.99, 0.52, 0.95, 0.2]  # scores 0.3, 0.98, 0.04, 0.9, 0.6: the opposite order to ours
+    ours = [0.9, 0.45, 0.02, 0.6, 0.3]  # scores 0.8, 0.1, 0.96, 0.2, 0.4
+    push_predictions(conn, project, lambda _: [(s, None) for s in earlier], 0.5, "line-model-2", tmp_path / "cache")
+    summary = push_predictions(conn, project, lambda _: [(s, None) for s in ours], 0.5, "line-model-3",
+                               tmp_path / "cache", order_by_uncertainty=True)  # fmt: skip
+    assert (summary.shown, summary.replaced) == (True, "line-model-2")
+    scores = {t["id"]: p["score"] for t in list_tasks(conn, project) for p in t["predictions"]
+              if p["model_version"] == "line-model-3"}  # fmt: skip
+    served = []
+    for _ in scores:
+        task = httpx.get(f"{conn.url}/api/projects/{project}/next", headers=conn.sdk._client_wrapper.get_headers(),
+                         timeout=60).json()  # fmt: skip
+        assert [p["model_version"] for p in task["predictions"]] == ["line-model-3"]
+        served.append(task["id"])
+        _annotate(conn, project, [task])  # submitted: the stream moves on
+    assert [round(scores[i], 2) for i in served] == [0.1, 0.2, 0.4, 0.8, 0.96]
 
 
 def test_project_with_other_choice_names_needs_a_label_map(conn, uploaded, tmp_path, models):

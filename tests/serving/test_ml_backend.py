@@ -113,6 +113,26 @@ def test_retrieve_predictions_asks_the_service_for_tasks_predicted_in_batch(conn
         assert live[0]["result"][0]["value"]["choices"][0] in ("normal", "defect")
 
 
+def test_predict_after_connect_takes_label_all_tasks_back_from_the_service(
+    conn, label_studio, service, models, batch_then_connected, tmp_path
+):
+    """A project has one model version: `predict --order-by-uncertainty` after `connect` makes the batch predictions
+    the ones Label All Tasks shows and orders by, and the service is no longer asked (the last one set wins)."""
+    project = batch_then_connected["project"]
+    result = cli("labelstudio", "predict", "--project", project, "--model", models["model"], "--cache", tmp_path,
+                 "--order-by-uncertainty", *_ls_args(label_studio))  # fmt: skip
+    assert "nearest the threshold first; the service is no longer asked live" in " ".join(result.stderr.split())
+    (batch,) = {p["model_version"] for t in batch_then_connected["tasks"] for p in t["predictions"]}
+    assert conn.sdk.projects.get(project).model_version == batch
+    before = _predict_calls(service)
+    task = httpx.get(f"{conn.url}/api/projects/{project}/next", headers=conn.sdk._client_wrapper.get_headers(),
+                     timeout=60).json()  # fmt: skip
+    assert _predict_calls(service) == before
+    (shown,) = task["predictions"]
+    assert shown["model_version"] == batch
+    assert shown["score"] == min(t["predictions"][0]["score"] for t in batch_then_connected["tasks"])
+
+
 def test_interactive_annotating_asks_the_service(conn, service, batch_then_connected):
     """`POST /api/ml/ID/interactive-annotating`: one task's prediction, answered and not stored."""
     backend, task = batch_then_connected["backend"], batch_then_connected["tasks"][0]
