@@ -286,6 +286,12 @@ def send_review(
         f"{summary.sent} sent, {summary.already_there} already in project {project}{finished}, "
         f"{len(summary.missing_files)} files missing"
     )
+    if summary.shown:
+        others = f"; {summary.other_versions} tasks hold another model's prediction, seen in the Data Manager only"
+        console.print(
+            f"Label All Tasks shows {summary.shown}'s predictions{others if summary.other_versions else ''}",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,9 @@ The service keeps the image of every defect and of every score near the threshol
 `image_path`). Each is uploaded once (the content key in its name stops a second send), its
 task gets the inspection's tags in `data` and the service's verdict as a prediction, so the
 annotator confirms or corrects it and the next training set grows where the model is least sure.
+Label Studio's labelling stream shows only predictions of the project's one model version, so the
+newest record's model becomes the project's (as `predict` does; the last one set wins); tasks
+predicted by another version keep their prediction, seen in the Data Manager, and are counted.
 A run cut short (Label Studio gone midway) is finished by running it again: images already
 there are not sent twice, and their tasks get whichever of tags and prediction they lack.
 """
@@ -27,6 +30,8 @@ class ReviewSummary:
     already_there: int
     missing_files: list[str]
     finished: int  # tasks already there that an interrupted run had left without tags or prediction
+    shown: str  # the model version annotators see in Label All Tasks ("" when nothing was kept)
+    other_versions: int  # tasks whose prediction is another model version's: not shown in Label All Tasks
 
 
 def send_review(
@@ -51,17 +56,35 @@ def send_review(
             if _complete(conn, tasks[key], record, control, choices) and key in held:
                 finished += 1
             complete += 1
+        shown = _show(conn, project_id, list(wanted.values()))
     except LabelStudioGone as exc:
         raise LabelStudioGone(
             f"{exc}; {complete} of {len(wanted)} tasks tagged and predicted. Send again once Label Studio answers: "
             "no image is sent twice, and tasks left half done are completed"
         ) from None
-    return ReviewSummary(len(kept), len(todo), len(kept) - len(todo) - len(missing), missing, finished)
+    others = sum(_version(r) != shown for r in wanted.values())
+    return ReviewSummary(len(kept), len(todo), len(kept) - len(todo) - len(missing), missing, finished, shown, others)
+
+
+def _version(record) -> str:
+    return f"{record.model_name}-{record.model_version}"
+
+
+def _show(conn: Connection, project_id: int, sent: list) -> str:
+    """Make the newest record's model version the project's, so Label All Tasks shows its predictions."""
+    if not sent:
+        return ""
+    version = _version(max(sent, key=lambda r: r.created_at))
+    conn.call(
+        conn.sdk.projects.update, "make the service's predictions the ones annotators see", project_id,
+        model_version=version, show_collab_predictions=True,
+    )  # fmt: skip
+    return version
 
 
 def _complete(conn: Connection, task: dict, record, control: ChoicesControl, choices: dict[str, str]) -> bool:
     """Give the task the record's tags and the service's prediction, whichever it lacks; whether it lacked any."""
-    version = f"{record.model_name}-{record.model_version}"
+    version = _version(record)
     tagged = task["data"].get("inspection_id") is not None
     predicted = version in (task.get("predictions_model_versions") or [])
     if not tagged:

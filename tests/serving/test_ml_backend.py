@@ -236,6 +236,13 @@ def test_send_review_sends_kept_images_once_with_predictions(conn, label_studio,
         (prediction,) = task["predictions"]
         assert prediction["result"][0]["value"]["choices"] == [answer["verdict"]]
         assert prediction["model_version"] == f"{answer['model']['name']}-{answer['model']['version']}"
+    version = prediction["model_version"]
+    assert f"Label All Tasks shows {version}'s predictions" in first, first
+    assert "another model" not in first
+    assert conn.sdk.projects.get(project.id).model_version == version
+    shown = httpx.get(f"{conn.url}/api/projects/{project.id}/next", headers=conn.sdk._client_wrapper.get_headers(),
+                      timeout=60).json()  # what an annotator's Label All Tasks gets  # fmt: skip
+    assert [p["model_version"] for p in shown["predictions"]] == [version]
     again = " ".join(cli(*args).stderr.split())
     assert "0 sent, 3 already in project" in again, again
     assert len(list_tasks(conn, project.id)) == 3
