@@ -7,12 +7,10 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 from serving.monitor.pages import dashboard_page, dashboard_panel, line_view
 from serving.monitor.store import get_baselines, lines_seen, list_alarms, open_alarm_counts
 from serving.routes.deps import Viewer, service
-from serving.routes.errors import ApiError
 
 router = APIRouter(tags=["monitoring"])
 MAX_ALARMS_SHOWN = 200
@@ -28,17 +26,14 @@ async def dashboard(request: Request, _: Viewer) -> HTMLResponse:
 async def panel(request: Request, _: Viewer) -> HTMLResponse:
     """Every line evaluated now and drawn, with the open alarms (an HTML fragment)."""
     svc = service(request)
-    try:
-        await svc.watcher.evaluate_all()  # flushes the record writer first
-        await svc.watcher.refresh_alarm_gauges()
-        seen, counts, open_alarms, periods = await asyncio.gather(
-            asyncio.to_thread(lines_seen, svc.db),
-            asyncio.to_thread(open_alarm_counts, svc.db),
-            asyncio.to_thread(list_alarms, svc.db, None, True, MAX_ALARMS_SHOWN),
-            asyncio.to_thread(get_baselines, svc.db),
-        )
-    except SQLAlchemyError:
-        raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
+    await svc.watcher.evaluate_all()  # flushes the record writer first
+    await svc.watcher.refresh_alarm_gauges()
+    seen, counts, open_alarms, periods = await asyncio.gather(
+        asyncio.to_thread(lines_seen, svc.db),
+        asyncio.to_thread(open_alarm_counts, svc.db),
+        asyncio.to_thread(list_alarms, svc.db, None, True, MAX_ALARMS_SHOWN),
+        asyncio.to_thread(get_baselines, svc.db),
+    )
     names = sorted(set(seen) | {p.line for p in periods})
     states, problems, settings = svc.watcher.states, svc.watcher.problems, svc.settings.monitor
 

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from serving.engine import Refused
@@ -55,13 +56,16 @@ def error_body(code: str, message: str, **extra) -> dict:
 
 
 def error_response(request: Request, exc: Exception, metrics: Metrics) -> JSONResponse:
-    """The answer to any exception a route raised: its status and code, counted when a refusal (4xx);
-    anything unexpected is logged and answered 500."""
+    """The answer to any exception a route raised: its status and code, counted when a refusal (4xx); a database
+    error is 503 `database_unavailable`; anything unexpected is logged and answered 500."""
     if isinstance(exc, ApiError):
         status, code, message, headers, extra = exc.status_code, exc.code, exc.detail, exc.headers, exc.extra
     elif isinstance(exc, HTTPException):
         status, code, message = exc.status_code, STATUS_CODE.get(exc.status_code, "error"), str(exc.detail)
         headers, extra = exc.headers, {}
+    elif isinstance(exc, SQLAlchemyError):  # records still arrive: the writer spools them to disk meanwhile
+        status, code, headers, extra = 503, "database_unavailable", None, {}
+        message = "the database is unavailable; records are being spooled"
     elif isinstance(exc, RequestValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         status, code, message, headers, extra = 422, "invalid_request", problems, None, {}
@@ -78,5 +82,5 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return error_response(request, exc, metrics)
 
-    for kind in (HTTPException, RequestValidationError, Exception):
+    for kind in (HTTPException, RequestValidationError, SQLAlchemyError, Exception):
         app.add_exception_handler(kind, handler)

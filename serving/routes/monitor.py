@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.exc import SQLAlchemyError
 
 from serving.monitor.drift import FINDINGS
 from serving.monitor.lines import BaselineTooShort, LineState
@@ -55,10 +54,7 @@ RULES_TEXT = {**RULE_TEXT, **FINDINGS}
 
 async def _db(request: Request, query, *args):
     svc = service(request)
-    try:
-        return await asyncio.to_thread(query, svc.db, *args)
-    except SQLAlchemyError:
-        raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
+    return await asyncio.to_thread(query, svc.db, *args)
 
 
 async def _state(request: Request, line: str) -> LineState:
@@ -69,8 +65,6 @@ async def _state(request: Request, line: str) -> LineState:
         return await svc.watcher.evaluate_line(period)  # flushes the record writer first
     except BaselineTooShort as exc:
         raise ApiError(409, "baseline_too_short", str(exc)) from None
-    except SQLAlchemyError:
-        raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
 
 
 async def _period(request: Request, line: str) -> BaselinePeriod:
@@ -127,8 +121,6 @@ async def put_baseline(request: Request, line: str, body: BaselineRequest, clien
         state = await svc.watcher.evaluate_line(period)
     except BaselineTooShort as exc:
         raise ApiError(422, "baseline_too_short", str(exc)) from None
-    except SQLAlchemyError:
-        raise ApiError(503, "database_unavailable", "the database is unavailable; records are being spooled") from None
     await _db(request, set_baseline, period)
     await svc.watcher.refresh_alarm_gauges()
     return spc_answer(state)
