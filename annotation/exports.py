@@ -20,9 +20,9 @@ from typing import Any, Literal
 from annotation.errors import LineInspectError
 from annotation.manifest import IMAGE_SUFFIXES, Manifest, ManifestItem, Problem, Severity, sha256_file
 from annotation.references import ReferenceResolver, UnresolvedReference
+from annotation.verdicts import CLASSES
 
 ExportFormat = Literal["json", "json-min", "csv"]
-CLASSES = ["normal", "defect"]  # the model's classes, in this order
 
 # Columns Label Studio's converter adds to JSON-MIN/CSV rows beside the data fields and controls.
 _MIN_META = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"})

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annotation.errors import LineInspectError
+from annotation.verdicts import CLASSES
 from serving.times import stamp
 
 console = Console(stderr=True)
@@ -59,7 +60,7 @@ def _label_map(entries: list[str] | None) -> dict[str, str]:
     mapping = {}
     for entry in entries or []:
         verdict, sep, choice = entry.partition("=")
-        if not sep or verdict not in ("normal", "defect") or not choice:
+        if not sep or verdict not in CLASSES or not choice:
             raise LineInspectError(
                 f"--label {entry!r}: write VERDICT=CHOICE with VERDICT normal or defect, e.g. defect=NG"
             )

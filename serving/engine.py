@@ -23,6 +23,7 @@ from time import perf_counter
 import numpy as np
 
 from annotation.errors import LineInspectError
+from annotation.verdicts import verdict
 from serving.metrics import Metrics
 from serving.settings import EngineSettings
 from vision.onnx_model import OnnxClassifier
@@ -197,7 +198,7 @@ class Outcome:
 
     @property
     def verdict(self) -> str:
-        return "defect" if self.score >= self.model.threshold else "normal"
+        return verdict(self.score, self.model.threshold)
 
     @property
     def label(self) -> str:

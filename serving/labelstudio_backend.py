@@ -17,11 +17,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from annotation.labelstudio.label_config import ChoicesControl, LabelConfigError, choices_control, confidence
+from annotation.verdicts import CLASSES
 from serving.engine import Engine
 from serving.settings import LabelStudioSettings
 
 log = logging.getLogger("lineinspect.labelstudio")
-VERDICTS = ("normal", "defect")
 
 
 class BackendError(Exception):
@@ -55,7 +55,7 @@ class LabelStudioBackend:
             raise BackendError("no_label_config", "the request has no labelling config (label_config / schema)")
         try:
             control = choices_control(label_config, self.settings.from_name)
-            return control, {v: control.choice_for(v, self.settings.label_map) for v in VERDICTS}
+            return control, {v: control.choice_for(v, self.settings.label_map) for v in CLASSES}
         except LabelConfigError as exc:
             raise BackendError("label_config_mismatch", str(exc)) from None
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy.stats import beta
 
+from annotation import verdicts
 from annotation.errors import LineInspectError
 
 
@@ -181,7 +182,7 @@ def _measure(
 ) -> OperatingPoint:
     n_defect, n_normal = int(y.sum()), int((~y).sum())
     misses = int(np.sum(y & (s < threshold)))
-    false_rejects = int(np.sum(~y & (s >= threshold)))
+    false_rejects = int(np.sum(~y & verdicts.is_defect(s, threshold)))
     return OperatingPoint(
         threshold=threshold,
         target_miss_rate=None if target is None else float(target),

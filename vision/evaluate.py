@@ -12,6 +12,7 @@ from rich.console import Console
 
 from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
+from annotation.verdicts import verdict
 from vision.calibrate import operating_point
 from vision.metrics import evaluate_scores, write_plots
 from vision.onnx_model import OnnxClassifier
@@ -42,7 +43,7 @@ def evaluate_model(
         row = {"path": str(item.path), "label": item.label, "score": "", "verdict": "", "error": pred.error or ""}
         if pred.probabilities is not None:
             score = float(pred.probabilities[meta.defect_index])
-            row.update(score=f"{score:.6f}", verdict="defect" if score >= meta.threshold else "normal")
+            row.update(score=f"{score:.6f}", verdict=verdict(score, meta.threshold))
             scores.append(score)
             truth.append(item.label == meta.defect_class)
         rows.append(row)

@@ -22,10 +22,11 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from annotation import verdicts
 from annotation.errors import LineInspectError
+from annotation.verdicts import CLASSES
 from vision.calibrate import check_scores, check_threshold
 
-CLASSES = ("normal", "defect")
 FIGSIZE = (6.0, 5.0)
 DPI = 110
 COLORS = {"normal": "tab:blue", "defect": "tab:red"}
@@ -97,7 +98,7 @@ def evaluate_scores(
     """Held-out metrics at `threshold`; undefined values are None with the reason in `notes`."""
     s, y = check_scores(scores, is_defect)
     check_threshold(threshold)
-    pred = s >= threshold
+    pred = verdicts.is_defect(s, threshold)
     (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[False, True]).tolist()
     precision, recall, f1, support = precision_recall_fscore_support(
         y, pred, labels=[False, True], zero_division=np.nan
@@ -177,7 +178,7 @@ def _draw_roc(ax, y: np.ndarray, s: np.ndarray, threshold: float) -> None:
     fpr, tpr, _ = roc_curve(y, s)
     ax.plot(fpr, tpr, color="tab:purple", lw=2, label=f"model (AUC = {roc_auc_score(y, s):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
-    op_fpr, op_tpr = np.mean(s[~y] >= threshold), np.mean(s[y] >= threshold)
+    op_fpr, op_tpr = np.mean(verdicts.is_defect(s[~y], threshold)), np.mean(verdicts.is_defect(s[y], threshold))
     ax.plot(op_fpr, op_tpr, "o", color="black", ms=8, label=f"threshold {threshold:.3g}")
     ax.set(xlabel="False-reject rate (good parts called defect)", ylabel="Defects caught (1 - miss rate)")
     _unit_axes(ax)
@@ -192,7 +193,7 @@ def _draw_pr(ax, y: np.ndarray, s: np.ndarray, threshold: float) -> None:
     ap = average_precision_score(y, s)
     ax.step(recall, precision, where="post", color="tab:purple", lw=2, label=f"model (AP = {ap:.3f})")
     ax.axhline(y.mean(), color="grey", ls="--", lw=1, label=f"chance (defect share {y.mean():.1%})")
-    pred = s >= threshold
+    pred = verdicts.is_defect(s, threshold)
     if pred.any():
         op = (np.mean(pred[y]), np.mean(y[pred]))
         ax.plot(*op, "o", color="black", ms=8, label=f"threshold {threshold:.3g}")
@@ -204,7 +205,7 @@ def _draw_pr(ax, y: np.ndarray, s: np.ndarray, threshold: float) -> None:
 
 
 def _draw_confusion(ax, y: np.ndarray, s: np.ndarray, threshold: float) -> None:
-    counts = confusion_matrix(y, s >= threshold, labels=[False, True])
+    counts = confusion_matrix(y, verdicts.is_defect(s, threshold), labels=[False, True])
     totals = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
@@ -224,7 +225,7 @@ def _draw_hist(ax, y: np.ndarray, s: np.ndarray, threshold: float) -> None:
             ax.hist(s[mask], bins=bins, alpha=0.5, color=COLORS[name], label=f"{name} ({int(mask.sum())})")
     ax.axvline(threshold, color="black", ls="--", lw=1.5, label=f"threshold {threshold:.3g}")
     misses, n_defect = int(np.sum(y & (s < threshold))), int(y.sum())
-    false_rejects, n_normal = int(np.sum(~y & (s >= threshold))), int((~y).sum())
+    false_rejects, n_normal = int(np.sum(~y & verdicts.is_defect(s, threshold))), int((~y).sum())
     ax.text(
         0.5,
         0.97,

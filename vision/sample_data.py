@@ -23,10 +23,10 @@ import numpy as np
 
 from annotation.errors import LineInspectError
 from annotation.export_writer import annotation, task, write_export
+from annotation.verdicts import CLASSES
 
 TEXTURES = ("brushed", "machined", "cast", "painted", "knurled")
 DEFECT_KINDS = ("scratch", "pit", "crack", "stain")
-LABELS = ("normal", "defect")
 FROM_NAME = "label"
 TO_NAME = "image"
 JPEG_QUALITY = 92
@@ -466,7 +466,7 @@ def _write_sample(
     root: Path, label: str, index: int, size: tuple[int, int], seed: int, textures: Sequence[str]
 ) -> SampleImage:
     # One generator per image, so an image depends only on (seed, label, index), not on the counts.
-    rng = np.random.default_rng([seed, LABELS.index(label), index])
+    rng = np.random.default_rng([seed, CLASSES.index(label), index])
     image, texture = render_surface(rng, size, str(rng.choice(textures)))
     defects = _add_defects(image, rng) if label == "defect" else ()
     path = root / "images" / label / f"{label}_{index:04d}.jpg"
@@ -518,15 +518,15 @@ def generate(
     if n_normal < 0 or n_defect < 0 or seed < 0:
         raise LineInspectError("sample image counts and the seed must be zero or positive")
     root = Path(out_dir)
-    for label in LABELS:
+    for label in CLASSES:
         (root / "images" / label).mkdir(parents=True, exist_ok=True)
     counts = {"normal": n_normal, "defect": n_defect}
-    jobs = [(label, i) for label in LABELS for i in range(counts[label])]
+    jobs = [(label, i) for label in CLASSES for i in range(counts[label])]
     # Images are independent (one generator each), so threads give the same bytes in any order;
     # NumPy and OpenCV release the GIL for the heavy work.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         samples = list(pool.map(lambda job: _write_sample(root, *job, size, seed, textures), jobs))
-    order = np.random.default_rng([seed, len(LABELS)]).permutation(len(samples))
+    order = np.random.default_rng([seed, len(CLASSES)]).permutation(len(samples))
     images = [samples[i] for i in order]
     export = write_export([_task(i + 1, s, root) for i, s in enumerate(images)], root / "export.json")
     readme = _README.format(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from annotation.labelstudio.client import Connection
 from annotation.labelstudio.projects import project_control
+from annotation.verdicts import CLASSES
 
 TITLE = "lineinspect"  # the backend's title, which the project's model version names to use it live
 
@@ -26,7 +27,7 @@ def connect_service(
 ):
     """Connect the project to the service's ML backend as its live model, replacing an earlier connection."""
     control = project_control(conn, project_id)  # a config we cannot answer is reported here, in words
-    for verdict in ("normal", "defect"):
+    for verdict in CLASSES:
         control.choice_for(verdict, label_map)
     auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": "labelstudio", "basic_auth_pass": key} if key else {}
     earlier = conn.call(conn.sdk.ml.list, "list the project's ML backends", project=project_id)

@@ -23,6 +23,7 @@ from annotation.labelstudio.cache import fetch, is_served
 from annotation.labelstudio.client import ONCE, Connection, LabelStudioError, LabelStudioGone
 from annotation.labelstudio.label_config import ChoicesControl, confidence
 from annotation.labelstudio.projects import get_project, list_tasks, project_control
+from annotation.verdicts import CLASSES, verdict
 
 UNCERTAINTY = "Uncertainty sampling"
 # The model, as this module sees it: image files in, (defect score, None) or (None, why not) out, in order.
@@ -54,7 +55,7 @@ def push_predictions(
 ) -> PredictSummary:
     """Predict every unlabelled task that has no prediction from this model version yet."""
     control = project_control(conn, project_id, from_name)
-    choices = {verdict: control.choice_for(verdict, label_map) for verdict in ("normal", "defect")}
+    choices = {name: control.choice_for(name, label_map) for name in CLASSES}
     version = model_version
     tasks = list_tasks(conn, project_id)
     labelled = [t for t in tasks if t.get("total_annotations")]
@@ -71,10 +72,9 @@ def push_predictions(
             if score is None:
                 unreadable.append((task["id"], why or "unreadable"))
                 continue
-            verdict = "defect" if score >= threshold else "normal"
             conn.call(
                 conn.sdk.predictions.create, f"write the prediction for task {task['id']}", task=task["id"],
-                result=control.result(choices[verdict]), score=confidence(score, threshold),
+                result=control.result(choices[verdict(score, threshold)]), score=confidence(score, threshold),
                 model_version=version, request_options=ONCE,
             )  # fmt: skip
             made += 1

@@ -19,6 +19,7 @@ from pathlib import Path
 from annotation.labelstudio.client import ONCE, Connection, LabelStudioGone
 from annotation.labelstudio.label_config import ChoicesControl, confidence
 from annotation.labelstudio.projects import list_tasks, project_control, upload, uploaded_tasks
+from annotation.verdicts import CLASSES
 
 TAGS = ("line", "station", "camera", "part_id")
 
@@ -39,7 +40,7 @@ def send_review(
 ) -> ReviewSummary:
     """Send the kept images of `records` (InspectionRecord) that the project does not hold yet."""
     control = project_control(conn, project_id)
-    choices = {verdict: control.choice_for(verdict, label_map) for verdict in ("normal", "defect")}
+    choices = {name: control.choice_for(name, label_map) for name in CLASSES}
     kept = [r for r in records if r.image_path and r.verdict and r.image_sha256]
     missing = [r.image_path for r in kept if not Path(r.image_path).is_file()]
     wanted = {}

@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 
 from annotation.errors import LineInspectError
+from annotation.verdicts import verdict
 from serving.batch.heatmaps import HeatmapWriter
 from serving.batch.output import RowLog, fingerprint, output_format
 from serving.batch.pipeline import iter_loaded
@@ -61,7 +62,7 @@ def chunk_rows(
         if error is None:
             p = next(probabilities)
             score = float(p[meta.defect_index])
-            row.update(score=score, verdict="defect" if score >= meta.threshold else "normal",
+            row.update(score=score, verdict=verdict(score, meta.threshold),
                        label=meta.classes[int(p.argmax())])  # fmt: skip
         rows.append(row)
     if heatmaps is not None and maps is not None:

@@ -11,8 +11,9 @@ import pytest
 
 from annotation.errors import LineInspectError
 from annotation.export_writer import annotation, labelled_task, task
-from annotation.exports import CLASSES, ImportOptions, detect_format, load_export, load_exports
+from annotation.exports import ImportOptions, detect_format, load_export, load_exports
 from annotation.manifest import Manifest, Severity, sha256_file
+from annotation.verdicts import CLASSES
 
 FORMATS = ["json", "json-min", "csv"]
 REAL_EXPORTS = Path(__file__).resolve().parents[3] / "shared" / "data" / "label-studio-exports"
@@ -57,7 +58,7 @@ def test_single_annotator_labels_become_items(
     path = export(tasks, fmt)
     m = load_export(path, ImportOptions(images_root=images, normal_labels=("ok",), defect_labels=("scratch",)))
     assert m.problems == []
-    assert m.classes == CLASSES == ["normal", "defect"]
+    assert m.classes == list(CLASSES) == ["normal", "defect"]
     assert m.sources == [str(path)]
     first, second = m.items
     assert (first.path, first.label, first.source_label, first.task_id) == (a, "normal", "OK", 1)

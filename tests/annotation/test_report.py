@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from annotation.exports import CLASSES
 from annotation.manifest import Manifest, ManifestItem, Problem, Severity
 from annotation.report import render_report
+from annotation.verdicts import CLASSES
 
 
 def rendered(manifest: Manifest, examples: int = 3) -> str:
