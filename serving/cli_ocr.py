@@ -22,7 +22,13 @@ ocr_app = typer.Typer(help="Read labels, digital displays and analog dials.", no
 
 Images = Annotated[list[Path], typer.Argument(help="Image files.")]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Write every result, in full, to this JSON file.")]
-Engine = Annotated[str, typer.Option(help="Tesseract binding: pytesseract (a process per call) or tesserocr.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="pytesseract (Tesseract, a process per call), tesserocr (Tesseract in-process) or rapidocr "
+        "(PP-OCR on ONNX Runtime: Latin and Chinese only, pip install 'lineinspect[rapidocr]')."
+    ),
+]
 
 
 def _read(path: Path) -> bytes:
@@ -60,10 +66,9 @@ def ocr_label(
         fields = "  ".join(f"{f.name}={f.value if f.value is not None else '-'}" for f in result.fields.values())
         problems = "; ".join(result.problems)
         status = result.reason or (f"PROBLEM {problems}" if problems else "ok")
+        mode = f", psm {result.psm}" if result.psm is not None else ""  # rapidocr has no page-segmentation mode
         source = ", the whole photo read" if result.image == "whole" else ""
-        print(
-            f"{path}: {fields}  [{status}; {len(result.words)} words, psm {result.psm}{source}, {result.seconds:.2f} s]"
-        )
+        print(f"{path}: {fields}  [{status}; {len(result.words)} words{mode}{source}, {result.seconds:.2f} s]")
         failed += not result.ok
         results.append((path, result.to_dict()))
     _write_json(json_out, results)
@@ -210,9 +215,17 @@ def bench_ocr(
         typer.Option(help="Sections: displays, dials, waybills, rendered-labels, rendered-displays, rendered-dials."),
     ] = None,
     engine: Annotated[
-        list[str] | None, typer.Option(help="Tesseract binding(s) to time on labels (repeat for both).")
+        list[str] | None,
+        typer.Option(help="Label engine(s): pytesseract, tesserocr or rapidocr (repeat to compare)."),
     ] = None,
-    rendered: Annotated[int, typer.Option(min=1, help="Images per rendered set.")] = 40,
+    rendered: Annotated[int, typer.Option(min=1, help="Images per rendered display and dial set.")] = 40,
+    family: Annotated[
+        list[str] | None, typer.Option(help="Rendered label families to run (repeat; default all).")
+    ] = None,
+    per_family: Annotated[int, typer.Option(min=1, help="Rendered labels per family.")] = 10,
+    seed: Annotated[
+        int, typer.Option(help="First seed of the rendered label families: develop on one, report on another.")
+    ] = 0,
     dial_calibrations: Annotated[
         Path | None, typer.Option(help="YAML: per-dial min/max angles for the analog set (image name -> keys).")
     ] = None,
@@ -220,6 +233,7 @@ def bench_ocr(
 ) -> None:
     """Accuracy and time per image of every OCR reader, on real photos and rendered images."""
     from vision.ocr.bench import DEFAULT_DATA, SECTIONS, run_bench
+    from vision.ocr.render_label import LABEL_FAMILIES
     from vision.ocr.tesseract import limit_openmp
     from vision.progress import progress_bar
 
@@ -228,6 +242,9 @@ def bench_ocr(
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise LineInspectError(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    unknown = sorted(set(family or []) - set(LABEL_FAMILIES))
+    if unknown:
+        raise LineInspectError(f"unknown label family {', '.join(unknown)}; choose from {', '.join(LABEL_FAMILIES)}")
     data = data or DEFAULT_DATA
     if any(s in ("displays", "dials", "waybills") for s in sections) and not data.is_dir():
         raise LineInspectError(f"real data not found at {data}; pass --data or choose rendered sections with --only")
@@ -240,7 +257,17 @@ def bench_ocr(
             else:
                 bar.advance(tasks[what])
 
-        report = run_bench(data, sections, engine or ["pytesseract"], rendered, dial_calibrations, tick)
+        report = run_bench(
+            data,
+            sections,
+            engine or ["pytesseract"],
+            rendered,
+            dial_calibrations,
+            tick,
+            family or LABEL_FAMILIES,
+            per_family,
+            seed,
+        )
     Console().print(summary_table(report))
     if json_out:
         json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -283,12 +310,17 @@ def summary_table(report: dict) -> Table:
                 )
     for engine, w in report.get("waybills", {}).items():
         table.add_row(f"waybills ({engine})", "tracking ID exact", rate(w["tracking_id"]), secs(w["time"]))
-    for engine, r in report.get("rendered-labels", {}).items():
-        table.add_row(
-            f"rendered labels ({engine})", "all fields right", rate(r["labels_all_fields_right"]), secs(r["time"])
-        )
-        table.add_row("", "fields right", rate(r["fields_right"]), "")
-        table.add_row("", "character error rate", f"{r['char_error_rate']:.1%}", "")
+    for engine, families in report.get("rendered-labels", {}).items():
+        for family, r in families.items():
+            english, korean = r["english"], r["korean"]
+            split = f"; English {rate(english)}, Korean {rate(korean)}" if korean["of"] else ""
+            table.add_row(
+                f"labels: {family} ({engine})",
+                "all fields right",
+                f"{rate(r['labels_all_fields_right'])}{split}",
+                secs(r["time"]),
+            )
+            table.add_row("", "fields right / CER", f"{rate(r['fields_right'])} / {r['char_error_rate']:.1%}", "")
     if "rendered-displays" in report:
         r = report["rendered-displays"]
         table.add_row(

@@ -183,3 +183,24 @@ def test_an_analog_calibration_with_one_angle_is_a_clear_error(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "min_angle without max_angle" in result.stderr
+
+
+def test_bench_ocr_reports_each_rendered_label_family_on_its_own_row(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["bench", "ocr", "--only", "rendered-labels", "--family", "hershey", "--family", "turned"]
+    args += ["--per-family", "2", "--seed", "5", "--engine", "tesserocr", "--json", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    families = json.loads(out.read_text())["rendered-labels"]["tesserocr"]
+    assert list(families) == ["hershey", "turned"]
+    assert families["hershey"]["labels_all_fields_right"]["of"] == 2 and families["hershey"]["korean"]["of"] == 0
+    assert families["turned"]["english"]["of"] == 1 and families["turned"]["korean"]["of"] == 1  # seeds 5 and 6
+    assert families["turned"]["fields_right"]["right"] >= 8
+    assert "labels: hershey" in result.stdout and "labels: turned" in result.stdout
+
+
+def test_bench_ocr_refuses_an_unknown_label_family():
+    args = [LINEINSPECT, "bench", "ocr", "--only", "rendered-labels", "--family", "sideways"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "unknown label family sideways" in result.stderr and "Traceback" not in result.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from vision.ocr import load_template, read_label
 from vision.ocr.image import encode_jpeg, encode_png
-from vision.ocr.render_label import render_label
+from vision.ocr.render_label import render_family, render_label
 
 WAYBILLS = "shipping-labels-waybill/data/test_images"
 
@@ -58,6 +58,15 @@ def test_latin_values_after_hangul_keys_are_read_by_the_latin_model():
     assert key.line == lot.line and key.box.x < lot.box.x  # the key and its value still share a line
 
 
+def test_a_latin_word_the_korean_model_splits_in_two_is_read_whole_by_the_latin_model():
+    """The mixed pass read lot L240327U0 after 로트 as two words ("[24032", "7400"); re-read one by one, the first
+    came back "L24032" and the lot was cut short. The run of Latin words is re-read as one."""
+    label = render_family("borders", 107, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"))
+    assert result.fields["lot"].value == label.fields["lot"] == "L240327U0"
+    assert {name: f.value for name, f in result.fields.items()} == label.fields
+
+
 def _plain_label() -> np.ndarray:
     image = np.full((220, 900, 3), 255, np.uint8)
     for i, line in enumerate(["PART NO: 7731-A2", "LOT: K24B0917", "S/N: 004417", "DATE: 2026-11-25"]):
@@ -78,11 +87,25 @@ def test_a_plain_label_is_read_whole_and_field_by_field():
 
 
 def test_when_the_prepared_page_misreads_the_whole_photo_is_read_too_and_the_answer_says_so():
-    """The same label light on dark: the prepared page loses a digit of the lot and the date's end; the photo as
-    it is gives every field, and that is the reading kept."""
-    result = read_label(encode_png(255 - _plain_label()), load_template("default"))
+    """The plain label's lines light on a dark panel, above a blank white card: the label finder takes the card
+    (the largest bright region) and the prepared page holds no print; the photo as it is gives every field."""
+    image = np.full((900, 900, 3), 60, np.uint8)
+    image[:220] = 255 - _plain_label()
+    image[300:880, 20:880] = 240
+    result = read_label(encode_png(image), load_template("default"))
     assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS
     assert result.ok and result.image == "whole" and result.to_dict()["image"] == "whole"
+
+
+def test_a_light_on_dark_label_is_prepared_as_dark_print_on_light_paper():
+    """The preparation's steps expect dark print: light print once came out as a noisy negative that lost a digit
+    of the lot and the date's end (only the whole photo read it). The print's polarity is now found first."""
+    result = read_label(encode_png(255 - _plain_label()), load_template("default"))
+    assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS
+    assert result.ok and result.image == "prepared"
+    label = render_family("light-on-dark", 102)  # its lot lost its last digit on the negative page
+    read = read_label(encode_png(label.image), load_template("default"))
+    assert {name: f.value for name, f in read.fields.items()} == label.fields and read.image == "prepared"
 
 
 def test_a_printed_serial_that_fails_its_check_digit_is_reported_not_passed():
@@ -140,3 +163,22 @@ def test_tesseract_gets_one_openmp_thread_unless_the_user_sets_a_limit(given, ex
     code = "import os; from vision.ocr.tesseract import limit_openmp as f; f(); print(os.environ['OMP_THREAD_LIMIT'])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.strip() == expected
+
+
+def test_rapidocr_reads_a_rendered_label_field_by_field_from_the_photo_as_it_is():
+    """PP-OCR on ONNX Runtime: a label on a part, seen at an angle, every field right without Tesseract's page."""
+    label = render_family("perspective", 2)
+    result = read_label(encode_png(label.image), load_template("default"), engine="rapidocr")
+    assert {name: f.value for name, f in result.fields.items()} == label.fields
+    assert result.ok and result.engine == "rapidocr" and result.image == "whole" and result.psm is None
+    serial = next(w for w in result.words if label.fields["serial"] in w.text)
+    box = serial.box
+    crop = cv2.cvtColor(label.image[box.y : box.y + box.height, box.x : box.x + box.width], cv2.COLOR_BGR2GRAY)
+    assert crop.min() < 90 and crop.max() > 150  # the line's box is on the print
+
+
+def test_rapidocr_has_no_hangul_so_a_korean_label_reports_its_keys_missing_rather_than_guessing():
+    label = render_family("perspective", 3, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), engine="rapidocr")
+    assert "제조" not in result.text.replace(" ", "") and result.words
+    assert result.fields["lot"].value is None and not result.ok

@@ -33,7 +33,7 @@ from vision.ocr.labels import read_label
 from vision.ocr.metrics import char_error_rate
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import random_reading, render_photo
-from vision.ocr.render_label import render_label
+from vision.ocr.render_label import LABEL_FAMILIES, LATIN_ONLY_FAMILIES, render_family
 from vision.ocr.sevenseg import read_display
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -173,41 +173,49 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def bench_rendered_labels(n: int, engines: Iterable[str], tick: Progress) -> dict:
-    turns = (0, 0, 1, 0, 2, 0, 3, 0)  # a quarter of the labels on their side or upside down
-    cases = [(seed, seed % 3 == 2, turns[seed % 8]) for seed in range(n)]
-    out = {}
+def rendered_label_cases(family: str, n: int, seed: int = 0) -> list[tuple[int, bool]]:
+    """(seed, korean) of the family's labels: every other one Korean where the family's fonts have Hangul."""
+    korean = family not in LATIN_ONLY_FAMILIES
+    return [(s, korean and s % 2 == 1) for s in range(seed, seed + n)]
+
+
+def bench_rendered_labels(
+    n: int, engines: Iterable[str], tick: Progress, families: Iterable[str] = LABEL_FAMILIES, seed: int = 0
+) -> dict:
+    """Per engine and family: labels with every field right, fields right, character error rate, time."""
+    families = list(families)
+    out: dict = {}
     for engine in engines:
-        tick(f"rendered labels ({engine})", n)
-        all_right, fields_right, fields, pairs, seconds, wrong = 0, 0, 0, [], [], []
-        for seed, korean, turns in cases:
-            label = render_label(seed, korean=korean, quarter_turns=turns)
-            template = load_template("default-ko" if korean else "default")
-            result = read_label(encode_png(label.image), template, engine=engine)
-            got = {name: f.value for name, f in result.fields.items()}
-            right = sum(got[k] == v for k, v in label.fields.items())
-            fields_right += right
-            fields += len(label.fields)
-            all_right += right == len(label.fields)
-            if right < len(label.fields):
-                wrong.append(
-                    {
-                        "seed": seed,
-                        "korean": korean,
-                        "turns": turns,
-                        "wrong": {k: [v, got[k]] for k, v in label.fields.items() if got[k] != v},
-                    }
-                )
-            pairs.append((_squash(result.text), _squash(" ".join(label.lines))))
-            seconds.append(result.seconds)
-            tick(f"rendered labels ({engine})", 0)
-        out[engine] = {
-            "labels_all_fields_right": _rate(all_right, n),
-            "fields_right": _rate(fields_right, fields),
-            "char_error_rate": round(char_error_rate(pairs), 4),
-            "time": _timing(seconds),
-            "wrong": wrong,
-        }
+        tick(f"rendered labels ({engine})", n * len(families))
+        out[engine] = {}
+        for family in families:
+            all_right, fields_right, fields, pairs, seconds, wrong = {False: 0, True: 0}, 0, 0, [], [], []
+            cases = rendered_label_cases(family, n, seed)
+            for label_seed, korean in cases:
+                label = render_family(family, label_seed, korean)
+                template = load_template("default-ko" if korean else "default")
+                result = read_label(encode_png(label.image), template, engine=engine)
+                got = {name: f.value for name, f in result.fields.items()}
+                right = sum(got[k] == v for k, v in label.fields.items())
+                fields_right += right
+                fields += len(label.fields)
+                all_right[korean] += right == len(label.fields)
+                if right < len(label.fields):
+                    misread = {k: [v, got[k]] for k, v in label.fields.items() if got[k] != v}
+                    wrong.append({"seed": label_seed, "korean": korean, "wrong": misread})
+                pairs.append((_squash(result.text), _squash(" ".join(label.lines))))
+                seconds.append(result.seconds)
+                tick(f"rendered labels ({engine})", 0)
+            korean_n = sum(k for _, k in cases)
+            out[engine][family] = {
+                "labels_all_fields_right": _rate(all_right[False] + all_right[True], n),
+                "english": _rate(all_right[False], n - korean_n),
+                "korean": _rate(all_right[True], korean_n),
+                "fields_right": _rate(fields_right, fields),
+                "char_error_rate": round(char_error_rate(pairs), 4),
+                "time": _timing(seconds),
+                "wrong": wrong,
+            }
     return out
 
 
@@ -287,6 +295,9 @@ def run_bench(
     rendered: int = 40,
     dial_calibrations: Path | None = None,
     tick: Progress = lambda what, total: None,
+    families: Iterable[str] = LABEL_FAMILIES,
+    per_family: int = 10,
+    label_seed: int = 0,
 ) -> dict:
     """Every requested section; the report is JSON-ready."""
     start = time.perf_counter()
@@ -300,7 +311,7 @@ def run_bench(
         elif section == "waybills":
             report[section] = bench_waybills(data, engines, tick)
         elif section == "rendered-labels":
-            report[section] = bench_rendered_labels(rendered, engines, tick)
+            report[section] = bench_rendered_labels(per_family, engines, tick, families, label_seed)
         elif section == "rendered-displays":
             report[section] = bench_rendered_displays(rendered, tick)
         elif section == "rendered-dials":

@@ -79,6 +79,22 @@ def ink(gray: np.ndarray, block: int) -> np.ndarray:
     return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, block, 12)
 
 
+def _glyphs(binary: np.ndarray) -> int:
+    """How many blobs in `binary` are shaped like letters (not specks, lines or whole regions)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    h, w = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
+    return int(((h >= 6) & (h <= binary.shape[0] / 6) & (w <= 3 * h) & (w >= 2)).sum())
+
+
+def light_print(gray: np.ndarray, block: int) -> bool:
+    """True when the print is lighter than its paper (light on dark).
+
+    The ink of the right polarity is letters; of the wrong one, the paper between and around them,
+    which joins into few, large blobs. Only a clear majority of letters the other way turns it.
+    """
+    return _glyphs(ink(255 - gray, block)) > 1.5 * max(_glyphs(ink(gray, block)), 5)
+
+
 def text_height(binary: np.ndarray) -> float:
     """Median height of glyph-sized blobs: how big the print is.
 
@@ -187,6 +203,8 @@ def prepare(
         m, size = rotation_matrix(-90.0 * (quarter_turns % 4), size)
         transform = m @ transform
     work = cv2.warpPerspective(gray, transform, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if light_print(work, max(work.shape) // 40):  # the steps below expect dark print on light paper
+        gray, work = 255 - gray, 255 - work
     binary = ink(work, max(work.shape) // 40)
     cut = print_cut(work, target_height)
     height = text_height(binary)

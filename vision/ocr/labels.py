@@ -19,6 +19,7 @@ import numpy as np
 from vision.ocr.config import LabelTemplate
 from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
+from vision.ocr.rapid import read_label_rapidocr
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
 from vision.ocr.templates import extract_fields
 from vision.ocr.tesseract import TsvWord, get_engine
@@ -46,9 +47,13 @@ class _Pass:
 def read_label(
     data: bytes, template: LabelTemplate | None = None, engine: str = "pytesseract", psm: int | None = None
 ) -> LabelResult:
-    """Image bytes to a LabelResult; an unreadable image or a blank one gives a reason, not an error."""
-    start = time.perf_counter()
+    """Image bytes to a LabelResult; an unreadable image or a blank one gives a reason, not an error.
+
+    `engine`: pytesseract or tesserocr (Tesseract on the prepared page), or rapidocr (PP-OCR on the photo)."""
     template = template or EMPTY_TEMPLATE
+    if engine == "rapidocr":
+        return read_label_rapidocr(data, template)
+    start = time.perf_counter()
     tess = get_engine(engine)
     try:
         gray = to_gray(decode_bgr(data, max_side=MAX_SIDE))
@@ -134,52 +139,67 @@ def _read(tess, page: PreparedLabel, languages: list[str], psm: int, template: L
 
 
 def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvWord]:
-    """Tesseract's words; on a mixed-script label, the Latin words re-read by the first language alone.
+    """Tesseract's words; on a mixed-script label, each run of Latin words re-read by the first language alone.
 
     Tesseract decodes each word first with the language of the word before it and keeps that
     reading when it looks plausible, so a Latin value after a Hangul key ("로트: L240926G3") is
-    read by the Korean model, which has seen little Latin print (L becomes "[", G and D 0).
+    read by the Korean model, which has seen little Latin print (L becomes "[", G and D 0) and
+    may split one word in two ("[24032 7400" for L240327U0): Latin pieces that close together are
+    re-read as one, so the Latin model decides where its words end.
     """
     words = [w for w in tess.words(image, "+".join(languages), psm) if w.confidence >= 0]
     if len(languages) < 2:
         return words
-    latin = [i for i, w in enumerate(words) if not _other_script(w.text)]
-    for i, reread in zip(latin, _reread(tess, image, words, latin, languages[0]), strict=True):
-        words[i] = reread
-    return words
+    runs: list[list[int]] = []
+    for i, w in enumerate(words):
+        if _other_script(w.text):
+            continue
+        if runs and runs[-1][-1] == i - 1 and _pieces_of_one_word(words[i - 1], w):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    rereads = dict(zip((run[0] for run in runs), _reread(tess, image, words, runs, languages[0]), strict=True))
+    latin = {i for run in runs for i in run}
+    return [r for i, w in enumerate(words) for r in (rereads.get(i, []) if i in latin else [w])]
+
+
+def _pieces_of_one_word(before: TsvWord, after: TsvWord) -> bool:
+    """Closer than half a letter's height on one line, the first not a key (ending in a colon): a Hangul key misread
+    as Latin must not join its value, or the value is re-read beside the key's glyphs."""
+    gap = after.left - (before.left + before.width)
+    close = gap < max(before.height, after.height) / 2
+    return before.line_key == after.line_key and close and not before.text.endswith(":")
 
 
 def _other_script(text: str) -> bool:
     return any(ch.isalpha() and "LATIN" not in unicodedata.name(ch, "") for ch in text)
 
 
-def _reread(tess, image: np.ndarray, words: list[TsvWord], which: list[int], language: str) -> list[TsvWord]:
-    """Words `which` read again by `language` alone, in one call: their crops are stacked one
-    per row on a blank page, so no neighbour's script sways them. A word the second reading
-    misses keeps its first."""
-    if not which:
+def _reread(tess, image: np.ndarray, words: list[TsvWord], runs: list[list[int]], language: str) -> list[list[TsvWord]]:
+    """Runs of words read again by `language` alone, in one call: each run's crop is stacked one per
+    row on a blank page, so no neighbour's script sways them. A run the second reading misses keeps
+    its first words."""
+    if not runs:
         return []
-    spans = [_columns(words, i, image.shape[1]) for i in which]
-    crops = [image[slice(*_rows(words[i])), slice(*span)] for i, span in zip(which, spans, strict=True)]
+    spans = [(_columns(words, run[0], image.shape[1])[0], _columns(words, run[-1], image.shape[1])[1]) for run in runs]
+    rows = [(min(_rows(words[i])[0] for i in run), max(_rows(words[i])[1] for i in run)) for run in runs]
+    crops = [image[slice(*r), slice(*span)] for r, span in zip(rows, spans, strict=True)]
     gap = max(c.shape[0] for c in crops)
     tops = np.cumsum([gap] + [c.shape[0] + gap for c in crops])  # row k spans tops[k]..tops[k+1]
     page = np.full((int(tops[-1]), max(c.shape[1] for c in crops) + 2 * gap), 255, np.uint8)
     for crop, top in zip(crops, tops[:-1], strict=True):
         page[top : top + crop.shape[0], gap : gap + crop.shape[1]] = crop
-    found: list[list[TsvWord]] = [[] for _ in which]
+    found: list[list[TsvWord]] = [[] for _ in runs]
     for r in tess.words(page, language, 6):
-        row = int(np.searchsorted(tops, r.top + r.height / 2, side="right")) - 1
-        if r.confidence < 0 or not 0 <= row < len(which):
+        k = int(np.searchsorted(tops, r.top + r.height / 2, side="right")) - 1
+        if r.confidence < 0 or not 0 <= k < len(runs):
             continue
-        w, x = words[which[row]], r.left - gap + spans[row][0]  # back in the page's columns
-        if x < w.left + w.width and x + r.width > w.left:  # a neighbour's colon caught beside it is not
-            found[row].append(r)
-    return [
-        replace(w, text="".join(r.text for r in sorted(got, key=_left)), confidence=min(r.confidence for r in got))
-        if got
-        else w
-        for w, got in zip((words[i] for i in which), found, strict=True)
-    ]
+        first, last = words[runs[k][0]], words[runs[k][-1]]
+        x = r.left - gap + spans[k][0]  # back in the page's columns
+        if x < last.left + last.width and x + r.width > first.left:  # a neighbour's colon caught beside it is not
+            y = r.top - int(tops[k]) + rows[k][0]
+            found[k].append(replace(r, left=x, top=y, line_key=first.line_key))
+    return [sorted(got, key=_left) or [words[i] for i in run] for run, got in zip(runs, found, strict=True)]
 
 
 def _rows(w: TsvWord) -> tuple[int, int]:

@@ -177,7 +177,7 @@ _ENGINES: dict[str, Engine] = {}
 def get_engine(name: str = "pytesseract") -> Engine:
     """The engine called `name`, created once per process."""
     if name not in ("pytesseract", "tesserocr"):
-        raise LineInspectError(f"unknown OCR engine {name!r}: use pytesseract or tesserocr")
+        raise LineInspectError(f"unknown OCR engine {name!r}: use pytesseract, tesserocr or (labels) rapidocr")
     if name not in _ENGINES:
         _ENGINES[name] = PytesseractEngine() if name == "pytesseract" else TesserocrEngine()
     return _ENGINES[name]

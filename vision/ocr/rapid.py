@@ -1,0 +1,67 @@
+"""RapidOCR (PP-OCR's detector, angle classifier and recogniser, run by ONNX Runtime) reading a label.
+
+PP-OCR finds and straightens text lines itself (a line on its side is turned, one upside down is
+flipped by the classifier), so it is given the photo as it is, not Tesseract's prepared page. The
+models inside the `rapidocr-onnxruntime` wheel read Chinese and Latin: Hangul comes back as other
+characters, so a Korean template's keys are not found.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import lru_cache
+
+import numpy as np
+
+from annotation.errors import LineInspectError
+from vision.ocr.config import LabelTemplate
+from vision.ocr.image import decode_bgr
+from vision.ocr.results import Box, LabelResult, Word
+from vision.ocr.templates import extract_fields
+from vision.preprocess import ImageDecodeError
+
+MAX_SIDE = 1800
+_LOCK = threading.Lock()  # one session, one call at a time: ONNX Runtime's threads are shared by the call
+
+
+@lru_cache(maxsize=1)
+def _engine():
+    try:
+        from rapidocr_onnxruntime import RapidOCR
+    except ImportError:
+        raise LineInspectError(
+            "engine 'rapidocr' needs rapidocr-onnxruntime: pip install 'lineinspect[rapidocr]'"
+        ) from None
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)  # one thread, as Tesseract gets
+
+
+def read_label_rapidocr(data: bytes, template: LabelTemplate) -> LabelResult:
+    """Image bytes to a LabelResult: one Word per text line PP-OCR finds, the lines top to bottom."""
+    start = time.perf_counter()
+    try:
+        photo = decode_bgr(data, max_side=MAX_SIDE)
+    except ImageDecodeError as exc:
+        return _result("", [], template, start, f"unreadable image: {exc}")
+    with _LOCK:
+        found, _ = _engine()(photo)
+    lines = sorted(found or [], key=lambda hit: _top_left(hit[0]))
+    words = [Word(text, round(float(conf), 4), _box(corners), i) for i, (corners, text, conf) in enumerate(lines)]
+    return _result("\n".join(w.text for w in words), words, template, start, None if words else "no text found")
+
+
+def _top_left(corners: list) -> tuple[float, float]:
+    points = np.asarray(corners, np.float32)
+    return float(points[:, 1].min()), float(points[:, 0].min())
+
+
+def _box(corners: list) -> Box:
+    points = np.asarray(corners, np.float32)
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    return Box(int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))
+
+
+def _result(text: str, words: list[Word], template: LabelTemplate, start: float, reason: str | None) -> LabelResult:
+    fields = extract_fields(template, text)
+    seconds = time.perf_counter() - start
+    return LabelResult(text, words, fields, template.name, "rapidocr", None, seconds, reason, "whole")
