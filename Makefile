@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages: Tesseract with English and Korean, its headers and a compiler (tesserocr is built
 # against this Tesseract, not taken as a wheel that bundles another version and reads differently),
 # the fonts the OCR renderers draw with, and Chromium, the headless browser the rendered-page tests
-# (tests/browser.py) screenshot pages with.
+# (tests/browser.py) screenshot pages with, and PostgreSQL, whose initdb and pg_ctl the tests start a throwaway
+# server with (tests/postgres.py).
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor libtesseract-dev libleptonica-dev pkg-config g++ \
-	fonts-dejavu-core fonts-nanum chromium
+	fonts-dejavu-core fonts-nanum chromium postgresql
 
-.PHONY: setup system-deps demo test lint clean
+.PHONY: setup system-deps demo test test-fast lint clean
 
 setup: system-deps $(STAMP)
 
@@ -27,6 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt --no-binary tesserocr -e '.[train,serve,labelstudio,cluster,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt --no-deps rapidocr-onnxruntime pyclipper shapely six  # the rapidocr extra, less its opencv-python (headless is in)
 	touch $(STAMP)
 
 demo: setup
@@ -35,6 +37,9 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

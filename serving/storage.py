@@ -178,10 +178,12 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision shipped in serving/migrations."""
+        """Bring the schema to the newest revision shipped in serving/migrations. Instances started together on one
+        PostgreSQL database take turns: the first migrates, the others then find the schema current."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            advisory_lock(connection, "lineinspect:migrations")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -274,6 +276,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; WAL makes it safe
     cursor.execute("PRAGMA busy_timeout=5000")  # the keys CLI may write while the service does
     cursor.close()
+
+
+def advisory_lock(connection: sa.Connection, name: str) -> None:
+    """Wait for the PostgreSQL advisory lock called `name` and hold it until the connection's transaction ends, so that
+    service instances sharing the database do one thing at a time. SQLite serves one instance: nothing to take."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 def insert_ignoring_duplicates(dialect: str, table: sa.Table = inspections, keys: tuple[str, ...] = ("id",)):

@@ -12,6 +12,15 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Tests that use one of these are the slow tier (`-m slow`): a Label Studio, service subprocesses, PostgreSQL,
+# a model trained for the test. `make test-fast` runs the rest (`-m "not slow"`); `make test` runs both.
+SLOW_FIXTURES = frozenset({"label_studio", "server_factory", "service", "postgres", "tiny_run"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

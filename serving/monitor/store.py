@@ -11,7 +11,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from annotation.errors import LineInspectError
-from serving.storage import Database, aware, inspections, metadata, naive_utc
+from serving.storage import Database, advisory_lock, aware, inspections, metadata, naive_utc
 from serving.times import stamp
 
 baselines = sa.Table(
@@ -170,8 +170,11 @@ Gap = Callable[[AlarmRule, datetime], int]  # subgroups from the one that starts
 def add_alarms(db: Database, fired: list[AlarmRule], gap: Gap, window: int) -> tuple[int, int]:
     """Store the rules not stored before (one per line, chart, camera, rule and subgroup), in subgroup order: a rule
     joins the open alarm of its line whose newest rule is at most `window` subgroups before it (by `gap`), else it
-    opens an alarm. Returns (rules stored, alarms opened)."""
+    opens an alarm. Returns (rules stored, alarms opened). Instances sharing a database store a line's rules one at a
+    time, so a rule two of them see fire is stored by the first and found stored by the other."""
     with db.engine.begin() as connection:
+        for line in sorted({r.line for r in fired}):  # in one order everywhere: no deadlock
+            advisory_lock(connection, f"lineinspect:alarms:{line}")
         new = sorted(_unstored(connection, fired), key=lambda r: (r.subgroup_start, r.chart, r.rule))
         if not new:
             return 0, 0

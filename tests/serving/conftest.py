@@ -1,7 +1,9 @@
-"""A real model trained once with the CLI, and real `lineinspect serve` processes on loopback ports.
+"""A real model trained once with the CLI, real `lineinspect serve` processes on loopback ports, and the
+databases they write: SQLite files and a real PostgreSQL server.
 
 Every server runs with an import hook that makes `import torch` fail, so the whole suite proves the
-service runs where torch is not installed.
+service runs where torch is not installed. Every test that touches the database asks for `backend` (or
+`database_url`) and so runs on both SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -22,6 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from annotation.export_writer import labelled_task, write_export
+from tests.postgres import Cluster
 from vision.metadata import read_metadata, write_metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +69,48 @@ def metric(text: str, sample_name: str, /, **labels: str) -> float:
             if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     return 0.0
+
+
+class Sqlite:
+    """SQLite files in a folder, a new one per database."""
+
+    name = "sqlite"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def database(self) -> str:
+        """The URL of a new, empty database."""
+        return f"sqlite:///{self.folder / uuid4().hex}.db"
+
+    def absent(self) -> tuple[str, Callable[[], None]]:
+        """The URL of a database that cannot be opened yet (its folder is missing), and what makes it."""
+        missing = self.folder / uuid4().hex
+        return f"sqlite:///{missing / 'lineinspect.db'}", missing.mkdir
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session, started only if a test asks for it."""
+    cluster = Cluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def backend(request, tmp_path_factory) -> Sqlite | Cluster:
+    """The database the test runs on: each test that asks runs once on SQLite and once on PostgreSQL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres")
+    return Sqlite(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture
+def database_url(backend) -> str:
+    """A new, empty database of the backend."""
+    return backend.database()
 
 
 @pytest.fixture(scope="session")
@@ -121,10 +167,16 @@ class Server:
         self.config = root / "serve.yaml"
         base = {"data_dir": str(root / "data"), "server": {"log_level": "info"}, "auth": {"refresh_seconds": 0.2}}
         self.config.write_text(yaml.safe_dump(_merge(base, settings or {})))
+        self.database_url = (settings or {}).get("database_url") or f"sqlite:///{root / 'data' / 'lineinspect.db'}"
         self.process: subprocess.Popen | None = None
         self.log = root / "server.log"
 
     def start(self, ready: bool = True) -> Server:
+        self.launch()
+        return self.wait_started(ready)
+
+    def launch(self) -> Server:
+        """Start the process without waiting for it (`wait_started` does)."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -134,6 +186,9 @@ class Server:
             self.process = subprocess.Popen(
                 [LINEINSPECT, *map(str, args)], stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root
             )
+        return self
+
+    def wait_started(self, ready: bool = True) -> Server:
         wait_for(lambda: self._answers("/readyz" if ready else "/healthz"), timeout=120, what=f"{self.url} to start")
         return self
 

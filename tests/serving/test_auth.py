@@ -1,16 +1,27 @@
-"""API keys: every route but /healthz and /readyz needs one; the `keys` CLI creates, lists and revokes them."""
+"""API keys: every route but /healthz and /readyz needs one; the `keys` CLI creates, lists and revokes them, in
+SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from serving.storage import Database, api_keys
 from tests.conftest import jpeg_bytes
 from tests.serving.conftest import wait_for
 
 RAW = {"content-type": "image/jpeg"}
+
+
+@pytest.fixture(scope="module")
+def keyed(server_factory, backend):
+    """A service with keys on, its database on the backend, and one key."""
+    server = server_factory({"database_url": backend.database()})
+    key = server.keys("create", "camera-1").stdout.strip()
+    server.start()
+    yield {"server": server, "key": key}
+    server.stop()
 
 
 @pytest.mark.parametrize(
@@ -60,8 +71,8 @@ def test_the_schema_documents_the_key_on_every_operation_but_the_probes(service)
     assert open_operations == {"/healthz", "/readyz"}
 
 
-def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(service):
-    server = service["server"]
+def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(keyed):
+    server = keyed["server"]
     key = server.keys("create", "inspector-anna").stdout.strip()
     assert key.startswith("li_") and len(key) > 40
     answer = wait_for(
@@ -82,12 +93,13 @@ def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(service):
         lambda: httpx.get(server.url + "/v1/models", headers={"X-API-Key": key}).status_code == 401,
         what="the revoked key to be refused",
     )
-    assert httpx.get(server.url + "/v1/models", headers={"X-API-Key": service["key"]}).status_code == 200
+    assert httpx.get(server.url + "/v1/models", headers={"X-API-Key": keyed["key"]}).status_code == 200
     assert server.keys("revoke", "inspector-anna", check=False).returncode == 2  # nothing active left to revoke
 
 
-def test_keys_are_stored_only_as_hashes(service):
-    database = service["server"].root / "data" / "lineinspect.db"
-    with sqlite3.connect(database) as db:
-        stored = [row for row in db.execute("SELECT * FROM api_keys")]
-    assert stored and not any(service["key"] in map(str, row) for row in stored)
+def test_keys_are_stored_only_as_hashes(keyed):
+    db = Database(keyed["server"].database_url)
+    with db.engine.connect() as connection:
+        stored = connection.execute(sa.select(api_keys)).all()
+    db.close()
+    assert stored and not any(keyed["key"] in map(str, row) for row in stored)

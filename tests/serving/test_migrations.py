@@ -1,16 +1,27 @@
-"""Alembic migrations: a database written before a revision is brought up to date without losing records."""
+"""Alembic migrations: a database written before a revision is brought up to date without losing records, on SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from serving.storage import MIGRATIONS, Database, InspectionFilter, InspectionRecord, metadata
+
+
+@pytest.fixture
+def db(database_url):
+    """An empty database, at no revision."""
+    database = Database(database_url)
+    yield database
+    database.close()
 
 
 def _alembic(db: Database, action, revision: str) -> None:
@@ -25,8 +36,7 @@ def _columns(db: Database) -> set[str]:
     return {c["name"] for c in sa.inspect(db.engine).get_columns("inspections")}
 
 
-def test_a_database_from_before_ocr_gains_the_ocr_columns_and_keeps_its_records(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+def test_a_database_from_before_ocr_gains_the_ocr_columns_and_keeps_its_records(db):
     _alembic(db, command.upgrade, "0001")
     with db.engine.begin() as connection:
         connection.execute(
@@ -47,10 +57,9 @@ def test_a_database_from_before_ocr_gains_the_ocr_columns_and_keeps_its_records(
     assert not {c for c in _columns(db) if c.startswith("ocr_")}
 
 
-def test_a_database_from_before_monitoring_gains_quality_baselines_and_alarms(tmp_path):
+def test_a_database_from_before_monitoring_gains_quality_baselines_and_alarms(db):
     from serving.monitor.store import AlarmRule, BaselinePeriod, add_alarms, get_baselines, list_alarms, set_baseline
 
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     _alembic(db, command.upgrade, "0002")
     with db.engine.begin() as connection:
         connection.execute(
@@ -103,10 +112,9 @@ def _old_alarms(db: Database) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "id"} for row in connection.execute(query).mappings()]
 
 
-def test_per_rule_alarms_from_before_grouping_become_one_alarm_per_event(tmp_path):
+def test_per_rule_alarms_from_before_grouping_become_one_alarm_per_event(db):
     from serving.monitor.store import AlarmRule, add_alarms, list_alarms
 
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     _alembic(db, command.upgrade, "0003")
     columns = ", ".join(OLD_ALARMS[0])
     with db.engine.begin() as connection:
@@ -130,12 +138,31 @@ def test_per_rule_alarms_from_before_grouping_become_one_alarm_per_event(tmp_pat
     assert _old_alarms(db)[:-1] == sorted(OLD_ALARMS, key=lambda a: (a["subgroup_start"], a["chart"]))
 
 
-def test_a_new_database_gets_the_tables_the_code_declares(tmp_path):
-    """Columns, their types and constraints as serving's tables declare them (indexes live in the migrations only)."""
+def _undeclared(db: Database) -> list:
+    """How the database's columns, their types and constraints differ from what serving's tables declare (indexes
+    live in the migrations only)."""
     import serving.monitor.store  # noqa: F401  (declares the monitoring tables)
 
-    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
-    db.migrate()
     with db.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
-    assert [d for d in differences if not (isinstance(d, tuple) and d[0] == "remove_index")] == []
+    return [d for d in differences if not (isinstance(d, tuple) and d[0] == "remove_index")]
+
+
+def test_a_new_database_gets_the_tables_the_code_declares(db):
+    db.migrate()
+    assert _undeclared(db) == []
+
+
+def _earlier_revisions() -> list[str]:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    return revisions[:0:-1]  # oldest first, without the newest
+
+
+@pytest.mark.parametrize("revision", _earlier_revisions())
+def test_a_database_at_each_earlier_revision_upgrades_to_the_tables_the_code_declares(db, revision):
+    _alembic(db, command.upgrade, revision)
+    assert _undeclared(db) != []
+    db.migrate()
+    assert _undeclared(db) == []

@@ -1,9 +1,8 @@
-"""Generated inspection record streams with known shifts, written into a service's real SQLite file."""
+"""Generated inspection record streams with known shifts, written into a service's database."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import numpy as np
@@ -48,8 +47,8 @@ def records(
     return made
 
 
-def write(server_root: Path, made: list[InspectionRecord]) -> None:
-    db = Database(f"sqlite:///{server_root / 'data' / 'lineinspect.db'}")
+def write(database_url: str, made: list[InspectionRecord]) -> None:
+    db = Database(database_url)
     try:
         db.insert_inspections(made)
     finally:

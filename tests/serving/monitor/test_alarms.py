@@ -1,6 +1,6 @@
 """One event, one alarm: the rules a shift fires on a line's charts and its cameras' drift are listed by one alarm,
-acknowledged once; a later event is an alarm of its own. Generated record streams in a real SQLite file, evaluated
-subgroup by subgroup as the service does."""
+acknowledged once; a later event is an alarm of its own. Generated record streams in a real SQLite file and a real
+PostgreSQL database, evaluated subgroup by subgroup as the service does."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ SIZE, BASELINE, P = 200, 20, 0.05  # n·p̄ = 10
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'lineinspect.db'}")
+def db(database_url):
+    database = Database(database_url)
     database.migrate()
     yield database
     database.close()

@@ -29,8 +29,8 @@ def shown(server_factory):
     key = server.keys("create", "quality-engineer").stdout.strip()
     server.start()
     start = hours_ago(3)
-    write(server.root, records("L-show", start, [0.04] * 16 + [0.12] * 3, SIZE, seed=3))
-    write(server.root, records("L-new", hours_ago(1), [0.04], 50, seed=4))
+    write(server.database_url, records("L-show", start, [0.04] * 16 + [0.12] * 3, SIZE, seed=3))
+    write(server.database_url, records("L-new", hours_ago(1), [0.04], 50, seed=4))
     until = start + timedelta(seconds=12 * SIZE)
     period = ("--since", start.strftime("%Y-%m-%dT%H:%M:%S"), "--until", until.strftime("%Y-%m-%dT%H:%M:%S"))
     cli("monitor", "baseline", "--line", "L-show", *period, "--size", SIZE, "--config", server.config, env=server.env)
@@ -114,7 +114,7 @@ def test_a_small_baseline_is_warned_about_and_small_subgroups_say_drift_was_not_
     below monitor.min_drift_records (30), which the pages then say instead of "no drift"."""
     server = shown["server"]
     start = hours_ago(2)
-    write(server.root, records("L-small", start, [0.04] * 22, 10, seed=5))
+    write(server.database_url, records("L-small", start, [0.04] * 22, 10, seed=5))
     until = start + timedelta(seconds=20 * 10)
     period = ("--since", start.strftime("%Y-%m-%dT%H:%M:%S"), "--until", until.strftime("%Y-%m-%dT%H:%M:%S"))
     said = cli("monitor", "baseline", "--line", "L-small", *period, "--size", 10, "--config", server.config,

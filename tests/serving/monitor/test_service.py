@@ -1,6 +1,6 @@
 """Line monitoring in the running service: baselines, the SPC and drift endpoints, alarms raised in the
 background and acknowledged, Prometheus gauges. Records are generated streams with known shifts written
-into the service's SQLite file, or real images posted to /v1/inspect."""
+into the service's database (SQLite, then PostgreSQL), or real images posted to /v1/inspect."""
 
 from __future__ import annotations
 
@@ -22,17 +22,19 @@ BASELINE, JUMP_AT = 20, 24  # subgroups: the baseline, then in control until the
 
 
 @pytest.fixture(scope="module")
-def monitored(server_factory):
+def monitored(server_factory, backend):
     """A service evaluating every 0.3 s, keys on; line L-jump's defect rate jumps from 5% to 15% at subgroup 24."""
-    server = server_factory({"monitor": {"interval_seconds": 0.3, "min_drift_records": 20}})
+    monitor = {"interval_seconds": 0.3, "min_drift_records": 20}
+    server = server_factory({"database_url": backend.database(), "monitor": monitor})
     key = server.keys("create", "engineer").stdout.strip()
     server.start()
     start = hours_ago(4)
     rates = [0.05] * JUMP_AT + [0.15] * 4
     made = records("L-jump", start, rates, SIZE, seed=1)
-    write(server.root, made)
+    write(server.database_url, made)
     with server.client(key) as client:
         yield {"server": server, "client": client, "key": key, "start": start, "records": made}
+    server.stop()
 
 
 def baseline_body(start, subgroups=BASELINE, size=SIZE) -> dict:
@@ -130,7 +132,7 @@ def test_monitoring_needs_a_key(monitored):
 def test_lines_lists_baselines_and_open_alarms(monitored):
     client = monitored["client"]
     client.put("/v1/lines/L-jump/baseline", json=baseline_body(monitored["start"]))
-    write(monitored["server"].root, records("L-quiet", hours_ago(2), [0.05], 10, seed=9))
+    write(monitored["server"].database_url, records("L-quiet", hours_ago(2), [0.05], 10, seed=9))
     lines = {line["line"]: line for line in client.get("/v1/lines").json()}
     assert lines["L-jump"]["baseline"]["subgroup"] == {"size": SIZE, "minutes": None}
     assert lines["L-quiet"]["baseline"] is None and lines["L-quiet"]["problem"] == "no baseline set"

@@ -1,0 +1,109 @@
+"""Several `lineinspect serve` instances on one PostgreSQL database: they share one schema and one history."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+
+from serving.monitor.lines import evaluate, store_alarms
+from serving.monitor.store import BaselinePeriod, list_alarms
+from serving.settings import MonitorSettings
+from serving.storage import Database, inspections
+from tests.conftest import jpeg_bytes
+from tests.serving.conftest import metric, wait_for
+from tests.serving.monitor.streams import hours_ago, records, write
+
+TRUSTED = {"auth": {"mode": "disabled"}}
+
+
+def test_instances_started_together_on_an_empty_database_migrate_it_once_and_store_every_record_once(
+    server_factory, postgres
+):
+    """Both find no schema and migrate at the same moment: one waits for the other, neither fails."""
+    url = postgres.database()
+    servers = [server_factory({**TRUSTED, "database_url": url}).launch() for _ in range(2)]
+    for server in servers:
+        server.wait_started()
+
+    def post(k: int) -> httpx.Response:
+        url = servers[k % 2].url + "/v1/inspect"
+        return httpx.post(url, content=jpeg_bytes(64, 64, seed=k), headers={"content-type": "image/jpeg"},
+                          params={"line": "L-two"}, timeout=60)  # fmt: skip
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(40)))
+    assert [a.status_code for a in answers] == [200] * 40
+    for server in servers:
+        with server.client() as client:
+            assert client.get("/readyz").json()["records"] == "database"
+            assert metric(client.get("/metrics").text, "lineinspect_records_spooled_total") == 0
+        server.stop()
+        log = server.log.read_text()
+        assert "ERROR" not in log and "Traceback" not in log, log
+    db = Database(url)
+    with db.engine.connect() as connection:
+        stored = connection.execute(sa.select(inspections.c.id).where(inspections.c.line == "L-two")).scalars().all()
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    db.close()
+    assert sorted(stored) == sorted(a.json()["id"] for a in answers)
+    assert len(versions) == 1
+
+
+def test_instances_storing_a_lines_alarms_at_once_store_each_rule_once(postgres):
+    """Two instances judge the same shift at the same moment: one stores its alarm, the other finds it stored. Five
+    lines, five races: without the guard at least one of them fails on the unique rule or stores the alarm twice."""
+    url = postgres.database()
+    dbs = [Database(url) for _ in range(2)]
+    for db in dbs:  # each connected before the race
+        db.migrate()
+    start = hours_ago(6)
+    period = BaselinePeriod("", start, start + timedelta(seconds=20 * 200), 200, None, datetime.now(UTC))
+    together = threading.Barrier(2)
+
+    def store(db: Database, state) -> tuple[int, int]:
+        together.wait()
+        return store_alarms(db, state)
+
+    for k in range(5):
+        line = f"L{k}"
+        dbs[0].insert_inspections(records(line, start, [0.05] * 20 + [0.15] * 10, 200, seed=k))
+        state = evaluate(dbs[0], replace(period, line=line), MonitorSettings())
+        with ThreadPoolExecutor(2) as pool:
+            stored = sorted(pool.map(store, dbs, [state, state]))
+        (alarm,) = list_alarms(dbs[0], line)
+        assert stored == [(0, 0), (len(alarm.rules), 1)] and len(alarm.rules) >= 4
+    for db in dbs:
+        db.close()
+
+
+def test_instances_watching_one_line_raise_its_alarm_once(server_factory, postgres):
+    """Both evaluate the line every 0.3 s; the shift is one alarm, seen alike from either, and neither fails a round."""
+    url = postgres.database()
+    servers = [server_factory({**TRUSTED, "database_url": url, "monitor": {"interval_seconds": 0.3}}).launch()
+               for _ in range(2)]  # fmt: skip
+    for server in servers:
+        server.wait_started()
+    start = hours_ago(4)
+    write(url, records("L-jump", start, [0.05] * 20 + [0.15] * 4, 400, seed=1))
+    until = start + timedelta(seconds=20 * 400)
+    body = {"since": start.isoformat(), "until": until.isoformat(), "subgroup": {"size": 400}}
+    clients = [server.client() for server in servers]
+    assert clients[0].put("/v1/lines/L-jump/baseline", json=body).status_code == 200
+    for client in clients:  # each instance has evaluated the line since the alarm was stored
+        wait_for(lambda c=client: metric(c.get("/metrics").text, "lineinspect_alarms_open", line="L-jump"),
+                 what="the alarm in both instances' gauges")  # fmt: skip
+    time.sleep(1)  # a few more rounds of both
+    (alarm,) = clients[0].get("/v1/alarms", params={"line": "L-jump"}).json()["alarms"]
+    assert clients[1].get("/v1/alarms", params={"line": "L-jump"}).json()["alarms"] == [alarm]
+    assert ("p", "beyond_3sigma") in {(r["chart"], r["rule"]) for r in alarm["rules"]}
+    for client, server in zip(clients, servers, strict=True):
+        client.close()
+        server.stop()
+        log = server.log.read_text()
+        assert "skipped a round" not in log and "ERROR" not in log and "Traceback" not in log, log
