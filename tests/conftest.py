@@ -12,14 +12,32 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-# Tests that use one of these are the slow tier (`-m slow`): a Label Studio, service subprocesses, PostgreSQL,
-# a model trained for the test. `make test-fast` runs the rest (`-m "not slow"`); `make test` runs both.
+# The slow tier (`-m slow`): tests that use a Label Studio, service subprocesses, PostgreSQL or a model trained
+# for the test (these fixtures), and the modules that train models or run benchmarks, soaks and resumed runs.
+# `make test-fast` runs the rest (`-m "not slow"`); `make test` runs both.
 SLOW_FIXTURES = frozenset({"label_studio", "server_factory", "service", "postgres", "tiny_run"})
+SLOW_MODULES = frozenset(
+    {
+        "tests/test_demo.py",
+        "tests/test_end_to_end.py",
+        "tests/vision/test_train.py",
+        "tests/vision/test_pretrained.py",
+        "tests/vision/test_anomaly.py",
+        "tests/vision/test_bench_accuracy.py",
+        "tests/serving/test_bench.py",
+        "tests/serving/batch/test_bench.py",
+        "tests/serving/batch/test_heatmaps.py",
+        "tests/serving/batch/test_report.py",
+        "tests/serving/batch/test_resume.py",
+        "tests/serving/batch/test_ray.py",
+    }
+)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        module = item.path.relative_to(config.rootpath).as_posix()
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
