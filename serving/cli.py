@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from annotation.errors import LineInspectError
-from serving import cli_accuracy, cli_batch, cli_labelstudio, cli_monitor, cli_ocr, cli_serve
+from serving import cli_accuracy, cli_batch, cli_labelstudio, cli_monitor, cli_ocr, cli_records, cli_serve
 
 console = Console(stderr=True)
 app = typer.Typer(help="Defect inspection for manufacturing lines.", no_args_is_help=True, add_completion=False)
@@ -30,6 +30,7 @@ cli_accuracy.register(app)  # bench accuracy
 cli_ocr.register(app)  # ocr label|gauge, bench ocr
 cli_labelstudio.register(app)  # labelstudio up|down|project|import|pull|predict|connect|send-review
 cli_monitor.register(app)  # monitor baseline|alarms|ack|report
+cli_records.register(app)  # records export|prune
 
 Exports = Annotated[list[Path], typer.Argument(help="Label Studio export(s): JSON, JSON-MIN or CSV.")]
 ImagesRoot = Annotated[
