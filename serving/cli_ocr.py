@@ -26,7 +26,7 @@ Engine = Annotated[
     str,
     typer.Option(
         help="pytesseract (Tesseract, a process per call), tesserocr (Tesseract in-process) or rapidocr "
-        "(PP-OCR on ONNX Runtime: Latin and Chinese only, pip install 'lineinspect[rapidocr]')."
+        "(PP-OCR on ONNX Runtime: Latin and Chinese only; `make setup` installs it)."
     ),
 ]
 

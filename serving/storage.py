@@ -189,7 +189,7 @@ class Database:
 
     def insert_inspections(self, records: list[InspectionRecord]) -> None:
         """One transaction; records already stored (a replayed spool) are skipped."""
-        insert = insert_ignoring_duplicates(self.engine.dialect.name)
+        insert = _insert_ignoring_duplicates(self.engine.dialect.name)
         with self.engine.begin() as connection:
             connection.execute(insert, [r.row() for r in records])
 
@@ -285,13 +285,13 @@ def advisory_lock(connection: sa.Connection, name: str) -> None:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
-def insert_ignoring_duplicates(dialect: str, table: sa.Table = inspections, keys: tuple[str, ...] = ("id",)):
-    """An insert that skips rows whose `keys` are already stored."""
+def _insert_ignoring_duplicates(dialect: str):
+    """An insert of inspection records that skips those whose id is already stored."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return insert(inspections).on_conflict_do_nothing(index_elements=["id"])
 
 
 def _record(row) -> InspectionRecord:

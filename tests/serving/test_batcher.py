@@ -83,14 +83,23 @@ def _batcher(max_batch: int = 4, max_wait_s: float = WAIT) -> MicroBatcher:
 
 
 def _submit(batcher: MicroBatcher, model: LoadedModel, prepared, n: int, answers: Answers) -> None:
-    """What a decode thread does once image `n` is prepared."""
+    """What a request does: image `n` starts being decoded, then its decode thread hands it over prepared."""
+    batcher.preparing_started()
     batcher.prepared(_Job(model, prepared, perf_counter(), perf_counter(), answers.deliver(n)))
+
+
+def _hold_a_lone_inference(batcher: MicroBatcher, gated: LoadedModel, prepared, answers: Answers) -> threading.Thread:
+    """Image 0 sent alone and held in its inference (until `gated.solo.open` is set): what follows queues."""
+    gated.solo.open.clear()
+    alone = threading.Thread(target=_submit, args=(batcher, gated, prepared[0], 0, answers))
+    alone.start()
+    assert gated.solo.entered.acquire(timeout=WAIT)
+    return alone
 
 
 def test_a_lone_image_is_inferred_at_once_by_the_thread_that_decoded_it(served, gated):
     model, prepared, alone = served
     batcher, answers = _batcher(), Answers()
-    batcher.preparing_started()
     _submit(batcher, gated, prepared[0], 0, answers)
     outcome = answers.wait(1)[0]
     assert gated.solo.batches == [(1, threading.current_thread().name)] and gated.classifier.batches == []
@@ -102,13 +111,8 @@ def test_a_lone_image_is_inferred_at_once_by_the_thread_that_decoded_it(served, 
 def test_images_that_arrive_during_an_inference_are_inferred_together(served, gated):
     model, prepared, alone = served
     batcher, answers = _batcher(max_batch=4), Answers()
-    gated.solo.open.clear()
-    batcher.preparing_started()
-    runs_alone = threading.Thread(target=_submit, args=(batcher, gated, prepared[0], 0, answers))
-    runs_alone.start()
-    assert gated.solo.entered.acquire(timeout=WAIT)  # image 0 is being inferred alone
+    runs_alone = _hold_a_lone_inference(batcher, gated, prepared, answers)
     for n in range(1, 7):
-        batcher.preparing_started()
         _submit(batcher, gated, prepared[n], n, answers)
     assert batcher.depth == 6 and gated.classifier.batches == []  # they wait for the running inference
     gated.solo.open.set()
@@ -125,11 +129,7 @@ def test_images_that_arrive_during_an_inference_are_inferred_together(served, ga
 def test_a_batch_waits_for_images_still_being_decoded_but_not_past_max_wait(served, gated):
     _, prepared, _ = served
     batcher, answers = _batcher(max_batch=8, max_wait_s=0.3), Answers()
-    gated.solo.open.clear()
-    batcher.preparing_started()
-    threading.Thread(target=_submit, args=(batcher, gated, prepared[0], 0, answers)).start()
-    assert gated.solo.entered.acquire(timeout=WAIT)
-    batcher.preparing_started()
+    _hold_a_lone_inference(batcher, gated, prepared, answers)
     _submit(batcher, gated, prepared[1], 1, answers)
     batcher.preparing_started()  # image 2 is "being decoded" and never arrives
     started = perf_counter()
@@ -144,11 +144,7 @@ def test_a_batch_waits_for_images_still_being_decoded_but_not_past_max_wait(serv
 def test_an_image_that_failed_to_decode_is_not_waited_for(served, gated):
     _, prepared, _ = served
     batcher, answers = _batcher(max_batch=8, max_wait_s=WAIT), Answers()
-    gated.solo.open.clear()
-    batcher.preparing_started()
-    threading.Thread(target=_submit, args=(batcher, gated, prepared[0], 0, answers)).start()
-    assert gated.solo.entered.acquire(timeout=WAIT)
-    batcher.preparing_started()
+    _hold_a_lone_inference(batcher, gated, prepared, answers)
     _submit(batcher, gated, prepared[1], 1, answers)
     batcher.preparing_started()
     batcher.prepared(None)  # its decode failed: its request has its error already
@@ -163,11 +159,9 @@ def test_a_failed_inference_fails_its_requests_and_the_next_batch_is_served(serv
     _, prepared, alone = served
     batcher, answers = _batcher(), Answers()
     gated.solo.fail = True
-    batcher.preparing_started()
     _submit(batcher, gated, prepared[0], 0, answers)
     assert isinstance(answers.wait(1)[0], RuntimeError)
     gated.solo.fail = False
-    batcher.preparing_started()
     _submit(batcher, gated, prepared[1], 1, answers)
     np.testing.assert_allclose(answers.wait(2)[1].probabilities, alone[1], atol=1e-6)
     batcher.stop()
@@ -177,12 +171,8 @@ def test_jobs_of_a_reloaded_model_are_inferred_by_their_own_model(served, gated)
     model, prepared, alone = served
     other = dataclasses.replace(model, classifier=Gate(model.classifier), solo=Gate(model.solo))
     batcher, answers = _batcher(max_batch=8), Answers()
-    gated.solo.open.clear()
-    batcher.preparing_started()
-    threading.Thread(target=_submit, args=(batcher, gated, prepared[0], 0, answers)).start()
-    assert gated.solo.entered.acquire(timeout=WAIT)
+    _hold_a_lone_inference(batcher, gated, prepared, answers)
     for n, owner in enumerate((gated, other, gated, other), start=1):
-        batcher.preparing_started()
         _submit(batcher, owner, prepared[n], n, answers)
     gated.solo.open.set()
     got = answers.wait(5)
@@ -197,12 +187,8 @@ def test_jobs_of_a_reloaded_model_are_inferred_by_their_own_model(served, gated)
 def test_stop_infers_what_is_queued_first(served, gated):
     _, prepared, _ = served
     batcher, answers = _batcher(max_batch=8), Answers()
-    gated.solo.open.clear()
-    batcher.preparing_started()
-    threading.Thread(target=_submit, args=(batcher, gated, prepared[0], 0, answers)).start()
-    assert gated.solo.entered.acquire(timeout=WAIT)
+    _hold_a_lone_inference(batcher, gated, prepared, answers)
     for n in (1, 2, 3):
-        batcher.preparing_started()
         _submit(batcher, gated, prepared[n], n, answers)
     stopping = threading.Thread(target=batcher.stop)
     stopping.start()

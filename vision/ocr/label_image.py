@@ -86,13 +86,13 @@ def _glyphs(binary: np.ndarray) -> int:
     return int(((h >= 6) & (h <= binary.shape[0] / 6) & (w <= 3 * h) & (w >= 2)).sum())
 
 
-def light_print(gray: np.ndarray, block: int) -> bool:
-    """True when the print is lighter than its paper (light on dark).
+def light_print(dark_ink: np.ndarray, light_ink: np.ndarray) -> bool:
+    """True when the print is lighter than its paper (light on dark), given `ink` of the image and of its negative.
 
     The ink of the right polarity is letters; of the wrong one, the paper between and around them,
     which joins into few, large blobs. Only a clear majority of letters the other way turns it.
     """
-    return _glyphs(ink(255 - gray, block)) > 1.5 * max(_glyphs(ink(gray, block)), 5)
+    return _glyphs(light_ink) > 1.5 * max(_glyphs(dark_ink), 5)
 
 
 def text_height(binary: np.ndarray) -> float:
@@ -203,9 +203,10 @@ def prepare(
         m, size = rotation_matrix(-90.0 * (quarter_turns % 4), size)
         transform = m @ transform
     work = cv2.warpPerspective(gray, transform, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if light_print(work, max(work.shape) // 40):  # the steps below expect dark print on light paper
-        gray, work = 255 - gray, 255 - work
-    binary = ink(work, max(work.shape) // 40)
+    block = max(work.shape) // 40
+    binary, negative = ink(work, block), ink(255 - work, block)
+    if light_print(binary, negative):  # the steps below expect dark print on light paper
+        gray, work, binary = 255 - gray, 255 - work, negative
     cut = print_cut(work, target_height)
     height = text_height(binary)
     if height:  # keep only where the print is: Tesseract's time grows with the area it searches

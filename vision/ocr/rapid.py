@@ -31,7 +31,8 @@ def _engine():
         from rapidocr_onnxruntime import RapidOCR
     except ImportError:
         raise LineInspectError(
-            "engine 'rapidocr' needs rapidocr-onnxruntime: pip install 'lineinspect[rapidocr]'"
+            "engine 'rapidocr' needs rapidocr-onnxruntime: `make setup` installs it, or "
+            "pip install --no-deps rapidocr-onnxruntime pyclipper shapely six (constraints.txt pins them)"
         ) from None
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)  # one thread, as Tesseract gets
 
