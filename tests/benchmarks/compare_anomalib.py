@@ -95,7 +95,7 @@ def write_split(name: str, source: str, args) -> None:
     """The images bench accuracy's anomaly run learns from (good training parts) and is measured on (holdout)."""
     from rich.console import Console
 
-    from serving.cli_accuracy import _manifest
+    from serving.cli.bench import _manifest
     from vision.recipe import load_recipe
     from vision.splits import split_items
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from serving.batch.output import RowLog, fingerprint, read_rows
-from serving.cli import import_options
+from serving.cli.options import import_options
 from serving.offline import collect_inputs
 from tests.serving.conftest import REPO, cli, wait_for
 

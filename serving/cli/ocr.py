@@ -1,4 +1,4 @@
-"""`lineinspect ocr label|gauge|train-digits` and `lineinspect bench ocr`: the OCR commands.
+"""`lineinspect ocr label|gauge|train-digits`: the OCR commands (their benchmark is `bench ocr`).
 
 Reading needs no torch; only `train-digits` imports it. Each reading prints one line per
 image (stdout) and, with --json, every detail (words, boxes, confidences) to a file.
@@ -11,17 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from annotation.errors import LineInspectError
-from serving.cli_serve import bench_app
+from serving.cli.options import JsonOut, console
 
-console = Console(stderr=True)
 ocr_app = typer.Typer(help="Read labels, digital displays and analog dials.", no_args_is_help=True)
 
 Images = Annotated[list[Path], typer.Argument(help="Image files.")]
-JsonOut = Annotated[Path | None, typer.Option("--json", help="Write every result, in full, to this JSON file.")]
 Engine = Annotated[
     str,
     typer.Option(
@@ -204,143 +200,3 @@ def train_digits(
     if threads:
         torch.set_num_threads(threads)
     run(out, samples=samples, epochs=epochs, seed=seed, console=console)
-
-
-def bench_ocr(
-    data: Annotated[
-        Path | None, typer.Option(help="Folder holding the real data sets (default ../shared/data).")
-    ] = None,
-    only: Annotated[
-        list[str] | None,
-        typer.Option(help="Sections: displays, dials, waybills, rendered-labels, rendered-displays, rendered-dials."),
-    ] = None,
-    engine: Annotated[
-        list[str] | None,
-        typer.Option(help="Label engine(s): pytesseract, tesserocr or rapidocr (repeat to compare)."),
-    ] = None,
-    rendered: Annotated[int, typer.Option(min=1, help="Images per rendered display and dial set.")] = 40,
-    family: Annotated[
-        list[str] | None, typer.Option(help="Rendered label families to run (repeat; default all).")
-    ] = None,
-    per_family: Annotated[int, typer.Option(min=1, help="Rendered labels per family.")] = 10,
-    seed: Annotated[
-        int, typer.Option(help="First seed of the rendered label families: develop on one, report on another.")
-    ] = 0,
-    dial_calibrations: Annotated[
-        Path | None, typer.Option(help="YAML: per-dial min/max angles for the analog set (image name -> keys).")
-    ] = None,
-    json_out: JsonOut = None,
-) -> None:
-    """Accuracy and time per image of every OCR reader, on real photos and rendered images."""
-    from vision.ocr.bench import DEFAULT_DATA, SECTIONS, run_bench
-    from vision.ocr.render_label import LABEL_FAMILIES
-    from vision.ocr.tesseract import limit_openmp
-    from vision.progress import progress_bar
-
-    limit_openmp()
-    sections = only or list(SECTIONS)
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise LineInspectError(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    unknown = sorted(set(family or []) - set(LABEL_FAMILIES))
-    if unknown:
-        raise LineInspectError(f"unknown label family {', '.join(unknown)}; choose from {', '.join(LABEL_FAMILIES)}")
-    data = data or DEFAULT_DATA
-    if any(s in ("displays", "dials", "waybills") for s in sections) and not data.is_dir():
-        raise LineInspectError(f"real data not found at {data}; pass --data or choose rendered sections with --only")
-    with progress_bar(console, "images") as bar:
-        tasks: dict[str, int] = {}
-
-        def tick(what: str, total: int) -> None:
-            if total:
-                tasks[what] = bar.add_task(what, total=total)
-            else:
-                bar.advance(tasks[what])
-
-        report = run_bench(
-            data,
-            sections,
-            engine or ["pytesseract"],
-            rendered,
-            dial_calibrations,
-            tick,
-            family or LABEL_FAMILIES,
-            per_family,
-            seed,
-        )
-    Console().print(summary_table(report))
-    if json_out:
-        json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-        console.print(f"wrote {json_out}")
-
-
-def summary_table(report: dict) -> Table:
-    """One row per figure that matters; the JSON has the details (misses, per-image reads)."""
-    table = Table(title=f"OCR benchmark ({report['seconds']:.0f} s)")
-    for column in ("set", "measure", "result", "time / image"):
-        table.add_column(column)
-
-    def rate(r: dict) -> str:
-        return f"{r['rate']:.1%} ({r['right']}/{r['of']})" if r["rate"] is not None else "-"
-
-    def secs(t: dict) -> str:
-        return f"{t['mean_s'] * 1000:.0f} ms mean, {t['median_s'] * 1000:.0f} ms median"
-
-    if "displays" in report:
-        d = report["displays"]
-        for group, g in d["groups"].items():
-            table.add_row(
-                f"gaspump {group}",
-                "integer part exact",
-                rate(g["integer_part"]),
-                secs(d["time"]) if group == "all" else "",
-            )
-            table.add_row("", "... or rounded up", rate(g["integer_part_or_rounded_up"]), "")
-    if "dials" in report:
-        d = report["dials"]
-        for name in ("scale_from_ticks", "default_270_sweep", "per_dial_calibration"):
-            if name in d:
-                e = d[name]
-                table.add_row(
-                    f"analog gauges ({name.replace('_', ' ')})",
-                    "error / span median, p90",
-                    f"{e['median_error_of_span']:.1%}, {e['p90_error_of_span']:.1%} "
-                    f"(read {e['read']}/{e['dials']}, {e['within_2pct']} within 2%)",
-                    secs(d["time"]) if name == "scale_from_ticks" else "",
-                )
-    for engine, w in report.get("waybills", {}).items():
-        table.add_row(f"waybills ({engine})", "tracking ID exact", rate(w["tracking_id"]), secs(w["time"]))
-    for engine, families in report.get("rendered-labels", {}).items():
-        for family, r in families.items():
-            english, korean = r["english"], r["korean"]
-            split = f"; English {rate(english)}, Korean {rate(korean)}" if korean["of"] else ""
-            table.add_row(
-                f"labels: {family} ({engine})",
-                "all fields right",
-                f"{rate(r['labels_all_fields_right'])}{split}",
-                secs(r["time"]),
-            )
-            table.add_row("", "fields right / CER", f"{rate(r['fields_right'])} / {r['char_error_rate']:.1%}", "")
-    if "rendered-displays" in report:
-        r = report["rendered-displays"]
-        table.add_row(
-            "rendered displays", "exact / CER", f"{rate(r['exact'])} / {r['char_error_rate']:.1%}", secs(r["time"])
-        )
-        if "stock_tesseract" in r:
-            s = r["stock_tesseract"]
-            table.add_row("", "stock Tesseract exact / CER", f"{rate(s['exact'])} / {s['char_error_rate']:.1%}", "")
-    if "rendered-dials" in report:
-        r = report["rendered-dials"]
-        table.add_row(
-            "rendered dials",
-            "error / span median, p90",
-            f"{r['median_error_of_span']:.1%}, {r['p90_error_of_span']:.1%} (read {r['read']}/{r['dials']})",
-            secs(r["time"]),
-        )
-    return table
-
-
-def register(app: typer.Typer) -> None:
-    """Add `ocr ...` to the main CLI and `bench ocr` to the `bench` group."""
-    app.add_typer(ocr_app, name="ocr")
-    bench_app.command("ocr")(bench_ocr)

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from serving.cli_monitor import Config, Moment, Overrides, _utc
+from serving.cli.options import DatabaseConfig, DatabaseOverrides, Moment, console, open_database, utc
 
-console = Console(stderr=True)
 records_app = typer.Typer(help="Inspection records: export them for analysis, prune old ones.", no_args_is_help=True)
 
 
@@ -22,15 +20,14 @@ def export(
     since: Annotated[datetime | None, Moment] = None,
     until: Annotated[datetime | None, Moment] = None,
     line: Annotated[str | None, typer.Option(help="Only this line.")] = None,
-    config: Config = None,
-    set_: Overrides = None,
+    config: DatabaseConfig = None,
+    set_: DatabaseOverrides = None,
 ) -> None:
     """Write the records from SINCE (inclusive) to UNTIL (exclusive), oldest first, page by page in constant memory;
     the same columns from SQLite and PostgreSQL."""
-    from serving.cli_serve import open_database
     from serving.records import check_export, export_records
 
-    since, until = _utc(since), _utc(until)
+    since, until = utc(since), utc(until)
     check_export(out, since, until)  # before the database is opened: a typo costs nothing
     written = export_records(open_database(config, set_), out, since, until, line)
     console.print(f"wrote {out}: {written} records", highlight=False, soft_wrap=True)
@@ -40,11 +37,10 @@ def export(
 def prune(
     older_than: Annotated[str, typer.Option(help="Age past which records go, e.g. 90d, 12h, 2w.")],
     dry_run: Annotated[bool, typer.Option(help="Count what would go; remove nothing.")] = False,
-    config: Config = None,
-    set_: Overrides = None,
+    config: DatabaseConfig = None,
+    set_: DatabaseOverrides = None,
 ) -> None:
     """Delete records older than --older-than, and the images kept with them, in short transactions."""
-    from serving.cli_serve import open_database
     from serving.records import parse_age, prune_records
 
     cutoff = datetime.now(UTC) - parse_age(older_than)
@@ -56,7 +52,3 @@ def prune(
         highlight=False,
         soft_wrap=True,
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(records_app, name="records")

@@ -14,21 +14,14 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from annotation.errors import LineInspectError
+from serving.cli.options import DatabaseConfig, DatabaseOverrides, Moment, cli_settings, console, open_database, utc
 from serving.times import stamp
 
 if TYPE_CHECKING:
     from serving.monitor.store import Alarm, AlarmRule
 
-console = Console(stderr=True)
 monitor_app = typer.Typer(help="Line monitoring: SPC charts, camera drift and alarms.", no_args_is_help=True)
-Config = Annotated[Path | None, typer.Option(help="The service's settings YAML (its database, monitor settings).")]
-Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a service setting (repeat).")]
 Line = Annotated[str, typer.Option(help="The line, as cameras tag it.")]
-Moment = typer.Option(help="UTC unless it says otherwise, e.g. 2026-11-20T06:00:00.")
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @monitor_app.command("baseline")
@@ -39,11 +32,10 @@ def baseline(
     size: Annotated[int | None, typer.Option(min=2, help="Records per subgroup.")] = None,
     minutes: Annotated[float | None, typer.Option(min=0.01, help="Or: minutes per subgroup.")] = None,
     note: Annotated[str | None, typer.Option(help="Why this period is the baseline.")] = None,
-    config: Config = None,
-    set_: Overrides = None,
+    config: DatabaseConfig = None,
+    set_: DatabaseOverrides = None,
 ) -> None:
     """Declare the period when the line ran in control: its subgroups set the charts' centre lines and limits."""
-    from serving.cli_serve import cli_settings, open_database
     from serving.monitor.lines import evaluate, grouping
     from serving.monitor.spc import baseline_advice
     from serving.monitor.store import BaselinePeriod, set_baseline
@@ -53,7 +45,7 @@ def baseline(
         raise LineInspectError("give --size or --minutes, not both")
     if size is None and minutes is None:
         size, minutes = settings.monitor.subgroup.size, settings.monitor.subgroup.minutes
-    since, until = _utc(since), _utc(until)
+    since, until = utc(since), utc(until)
     if since >= until:
         raise LineInspectError("--since must be before --until")
     period = BaselinePeriod(line, since, until, size, minutes, datetime.now(UTC), "cli", note)
@@ -74,11 +66,10 @@ def alarms(
     line: Annotated[str | None, typer.Option(help="Only this line.")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only alarms not yet acknowledged.")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 50,
-    config: Config = None,
-    set_: Overrides = None,
+    config: DatabaseConfig = None,
+    set_: DatabaseOverrides = None,
 ) -> None:
     """The alarms raised, newest first: one per event, each rule it fired on a row of its own."""
-    from serving.cli_serve import open_database
     from serving.monitor.store import list_alarms
 
     # the short columns never wrap; what happened (rule, detail, acknowledgement) wraps, so the table fits 80 columns
@@ -108,11 +99,10 @@ def ack(
     alarm_id: Annotated[int, typer.Argument(help="The alarm's id (see `lineinspect monitor alarms`).")],
     note: Annotated[str, typer.Option(help="What was found or done.")],
     by: Annotated[str | None, typer.Option(help="Who acknowledges.")] = None,
-    config: Config = None,
-    set_: Overrides = None,
+    config: DatabaseConfig = None,
+    set_: DatabaseOverrides = None,
 ) -> None:
     """Acknowledge an alarm, and so every rule it lists, with a note; it stays on record."""
-    from serving.cli_serve import open_database
     from serving.monitor.store import acknowledge
 
     if not note.strip():
@@ -128,12 +118,11 @@ def report(
     out: Annotated[Path, typer.Option(help="The HTML file to write (self-contained).")],
     since: Annotated[datetime | None, Moment] = None,
     until: Annotated[datetime | None, Moment] = None,
-    config: Config = None,
-    set_: Overrides = None,
+    config: DatabaseConfig = None,
+    set_: DatabaseOverrides = None,
 ) -> None:
     """Write the line's control charts, camera drift and alarms from SINCE (default: the baseline's start) to
     UNTIL (default: now) as one HTML page with the charts as pictures."""
-    from serving.cli_serve import cli_settings, open_database
     from serving.monitor.lines import evaluate
     from serving.monitor.pages import line_view, report_page
     from serving.monitor.store import get_baselines, list_alarms
@@ -144,8 +133,8 @@ def report(
     if not periods:
         raise LineInspectError(f"line {line!r} has no baseline: set one with `lineinspect monitor baseline`")
     now = datetime.now(UTC)
-    until = _utc(until) or now
-    since = _utc(since) or periods[0].since
+    until = utc(until) or now
+    since = utc(since) or periods[0].since
     if since >= until:
         raise LineInspectError("--since must be before --until")
     state = evaluate(db, periods[0], settings.monitor, until)
@@ -159,7 +148,3 @@ def report(
     except OSError as exc:
         raise LineInspectError(f"cannot write {out}: {exc.strerror}") from None
     console.print(f"wrote {out}: {len(state.p.groups)} subgroups, {len(raised)} alarms in the period")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(monitor_app, name="monitor")

@@ -16,9 +16,9 @@ from rich.table import Table
 
 from annotation.errors import LineInspectError
 from annotation.verdicts import CLASSES
+from serving.cli.options import console, open_database
 from serving.times import stamp
 
-console = Console(stderr=True)
 ls_app = typer.Typer(help="Label Studio: run one, and send images, exports and predictions both ways.",
                      no_args_is_help=True)  # fmt: skip
 project_app = typer.Typer(help="Label Studio projects.", no_args_is_help=True)
@@ -272,7 +272,6 @@ def send_review(
 ) -> None:
     """Send the images the service kept (defects, scores near the threshold) since a time, with its verdicts."""
     from annotation.labelstudio.review import send_review as send
-    from serving.cli_serve import open_database
     from serving.storage import InspectionFilter
 
     db = open_database(config, set_)
@@ -293,7 +292,3 @@ def send_review(
             f"Label All Tasks shows {summary.shown}'s predictions{others if summary.other_versions else ''}",
             highlight=False,
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(ls_app, name="labelstudio")
