@@ -9,11 +9,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from annotation.config_loader import builtin_configs
 from annotation.errors import LineInspectError
 from annotation.exports import ImportOptions, load_exports
 from annotation.report import render_report
 
-DEMO_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "train" / "demo.yaml"
+DEMO_RECIPE = builtin_configs() / "train" / "demo.yaml"
 
 
 def run_demo(out: Path, config: Path | None, console: Console) -> None:
@@ -21,11 +22,11 @@ def run_demo(out: Path, config: Path | None, console: Console) -> None:
     from serving.batch.run import inspect_paths
     from serving.offline import collect_inputs
     from vision.evaluate import evaluate_model
-    from vision.export import export_run
     from vision.onnx_model import OnnxClassifier
     from vision.recipe import load_recipe
     from vision.sample_data import generate
-    from vision.train import train
+    from vision.training.export import export_run
+    from vision.training.train import train
 
     out = Path(out)
     run_dir, model = out / "run", out / "model.onnx"

@@ -10,20 +10,16 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from annotation.errors import LineInspectError
+from annotation.config_loader import StrictModel as _Strict
+from annotation.config_loader import load_config
 from vision.preprocess import DEFAULT_MAX_PIXELS
 
 
 def cpu_count() -> int:
     """Cores this process may run on (a container's CPU set, not the host's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ServerSettings(_Strict):
@@ -162,30 +158,6 @@ class ServeSettings(_Strict):
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ServeSettings:
     """Read the service YAML (built-in defaults when `path` is None) and apply dotted-key overrides."""
-    raw: dict[str, Any] = {}
-    source = str(path) if path else "settings"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise LineInspectError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise LineInspectError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise LineInspectError(f"{path}: the top level must be a mapping (model_dirs, engine, limits, ...)")
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise LineInspectError(f"--set {dotted}: {key} is not a section")
-        node[leaf] = value
-    try:
-        return ServeSettings.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise LineInspectError(f"{source}: {problems}") from None
+    if path is None:
+        return load_config(ServeSettings, None, overrides, source="settings")
+    return load_config(ServeSettings, Path(path), overrides)

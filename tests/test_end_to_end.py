@@ -20,9 +20,9 @@ import torch
 from annotation.export_writer import labelled_task, write_export
 from annotation.exports import ImportOptions, load_exports
 from vision.metadata import read_metadata
-from vision.models import build_model
 from vision.onnx_model import OnnxClassifier
 from vision.preprocess import preprocess
+from vision.training.models import build_model
 
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
 CASTING_LABELS = ["--normal-label", "ok_front", "--defect-label", "def_front"]

@@ -1,1 +1,4 @@
-"""Everything about pixels: preprocessing, data, training, evaluation, export, OCR."""
+"""Everything about pixels: preprocessing, ONNX inference, evaluation, calibration, OCR.
+
+Data, training and export, which need torch (the `train` extra), are in `vision.training`.
+"""

@@ -66,8 +66,8 @@ class ModelMetadata(BaseModel):
     input: InputSpec
     input_name: str = "input"
     output_name: str = "probabilities"  # softmax over `classes`, shape [batch, len(classes)]
-    # class-activation map of `defect_class` (vision.cam), or for anomaly models the patch anomaly map
-    # (vision.anomaly), [batch, h, w] at the feature maps' resolution; None for models exported before heatmaps
+    # class-activation map of `defect_class` (vision.training.cam), or for anomaly models the patch anomaly map
+    # (vision.training.anomaly), [batch, h, w] at the feature maps' resolution; None for models exported before heatmaps
     heatmap_output: str | None = None
     threshold: float = Field(ge=0.0, le=1.0)  # defect when P(defect_class) >= threshold
     operating_point: dict  # vision.calibrate.OperatingPoint.to_dict()

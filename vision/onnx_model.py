@@ -49,7 +49,7 @@ class OnnxClassifier:
         return self.session.run([self.meta.output_name], {self.meta.input_name: np.asarray(batch, np.float32)})[0]
 
     def predict_with_heatmaps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities [N, classes] and defect heatmaps [N, h, w] (see `vision.cam`) from one run."""
+        """Class probabilities [N, classes] and defect heatmaps [N, h, w] (see `vision.training.cam`) from one run."""
         if self.meta.heatmap_output is None:
             raise LineInspectError(
                 f"{self.path} has no heatmap output (exported before heatmaps): "

@@ -5,17 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from annotation.errors import LineInspectError
+from annotation.config_loader import StrictModel as _Strict
+from annotation.config_loader import builtin_configs, load_config, resolve_config
 from vision.preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
 
-DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "train" / "default.yaml"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+RECIPES_DIR = builtin_configs() / "train"
+DEFAULT_RECIPE = RECIPES_DIR / "default.yaml"
 
 
 class ModelSettings(_Strict):
@@ -89,7 +86,7 @@ class Recipe(_Strict):
     input: InputSettings = InputSettings()
     data: DataSettings = DataSettings()
     train: TrainSettings = TrainSettings()
-    augment: list[dict[str, Any]] = Field(default_factory=list)  # albumentations, see vision/augment.py
+    augment: list[dict[str, Any]] = Field(default_factory=list)  # albumentations, see vision/training/augment.py
     calibration: CalibrationSettings = CalibrationSettings()
     anomaly: AnomalySettings = AnomalySettings()
 
@@ -106,29 +103,9 @@ class Recipe(_Strict):
 
 
 def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a recipe YAML (the default one when `path` is None) and apply dotted-key overrides."""
-    path = Path(path) if path else DEFAULT_RECIPE
-    if not path.is_file():
-        raise LineInspectError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise LineInspectError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise LineInspectError(f"{path}: the top level must be a mapping of sections (model, input, train, ...)")
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for depth, key in enumerate(parents, start=1):
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                where = ".".join(parents[:depth])
-                raise LineInspectError(f"--set {dotted}: {where} is a value, not a section with keys")
-        node[leaf] = value
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise LineInspectError(f"{path}: {problems}") from None
+    """Read a recipe YAML (the default one when `path` is None) and apply dotted-key overrides.
+
+    `path` is a file, or the name of a built-in recipe (`demo`: configs/train/demo.yaml); a file wins.
+    """
+    path = resolve_config(path, RECIPES_DIR, "training recipe") if path else DEFAULT_RECIPE
+    return load_config(Recipe, path, overrides)

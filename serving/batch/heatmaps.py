@@ -1,7 +1,7 @@
 """`lineinspect inspect --heatmaps DIR`: where the model looked, as a colour overlay on each original image.
 
-The model's heatmap output (a class-activation map, `vision.cam`, or for anomaly models the patch anomaly
-map, `vision.anomaly`; positive is evidence of a defect in both) is a map at feature-map resolution over the
+The model's heatmap output (a class-activation map, `vision.training.cam`, or for anomaly models the patch anomaly
+map, `vision.training.anomaly`; positive is evidence of a defect in both) is a map at feature-map resolution over the
 model input. It is upsampled to the input, the letterbox bars are cut off (a stretch is undone by resizing
 to the original's shape), the positive evidence is scaled to its peak, coloured (JET: red is where the
 defect evidence is strongest) and blended over the original. Each overlay is a PNG written to a

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from annotation.config_loader import parse_overrides
 from annotation.errors import LineInspectError
 from serving.cli.options import (
     JsonOut,
@@ -20,7 +21,6 @@ from serving.cli.options import (
     cli_settings,
     console,
     import_options,
-    parse_overrides,
 )
 
 bench_app = typer.Typer(help="Benchmarks of the product's parts.", no_args_is_help=True)
@@ -160,8 +160,8 @@ def bench_accuracy(
 ) -> None:
     """Train, export and measure on a fixed holdout split: ROC-AUC (95% CI), AP, miss and false-reject rates at
     the exported 5%-miss threshold, training seconds, ONNX Runtime ms per image."""
-    from vision.bench_accuracy import bench_accuracy as run_bench
     from vision.recipe import load_recipe
+    from vision.training.bench_accuracy import bench_accuracy as run_bench
 
     methods = method or ["classifier", "anomaly"]
     if unknown := [m for m in methods if m not in ("classifier", "anomaly")]:
@@ -212,7 +212,9 @@ def bench_ocr(
     ] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Sections: displays, dials, waybills, rendered-labels, rendered-displays, rendered-dials."),
+        typer.Option(
+            help="Sections: displays, digit-crops, dials, waybills, rendered-labels, rendered-displays, rendered-dials."
+        ),
     ] = None,
     engine: Annotated[
         list[str] | None,
@@ -246,7 +248,7 @@ def bench_ocr(
     if unknown:
         raise LineInspectError(f"unknown label family {', '.join(unknown)}; choose from {', '.join(LABEL_FAMILIES)}")
     data = data or DEFAULT_DATA
-    if any(s in ("displays", "dials", "waybills") for s in sections) and not data.is_dir():
+    if any(s in ("displays", "digit-crops", "dials", "waybills") for s in sections) and not data.is_dir():
         raise LineInspectError(f"real data not found at {data}; pass --data or choose rendered sections with --only")
     with progress_bar(console, "images") as bar:
         tasks: dict[str, int] = {}
@@ -286,6 +288,13 @@ def summary_table(report: dict) -> Table:
     def secs(t: dict) -> str:
         return f"{t['mean_s'] * 1000:.0f} ms mean, {t['median_s'] * 1000:.0f} ms median"
 
+    def sure(r: dict) -> None:
+        s = r["status"]
+        table.add_row(
+            "", "given as ok / ok right", f"{rate(s['ok'])} / {rate(s['ok_right'])}; {s['uncertain']} uncertain, "
+            f"{s['unread']} unread", "",
+        )  # fmt: skip
+
     if "displays" in report:
         d = report["displays"]
         for group, g in d["groups"].items():
@@ -296,6 +305,11 @@ def summary_table(report: dict) -> Table:
                 secs(d["time"]) if group == "all" else "",
             )
             table.add_row("", "... or rounded up", rate(g["integer_part_or_rounded_up"]), "")
+            sure(g)
+    if "digit-crops" in report:
+        r = report["digit-crops"]
+        table.add_row("real LCD digit crops", "digit right", rate(r["digits"]), secs(r["time"]))
+        sure(r)
     if "dials" in report:
         d = report["dials"]
         for name in ("scale_from_ticks", "default_270_sweep", "per_dial_calibration"):
@@ -308,8 +322,11 @@ def summary_table(report: dict) -> Table:
                     f"(read {e['read']}/{e['dials']}, {e['within_2pct']} within 2%)",
                     secs(d["time"]) if name == "scale_from_ticks" else "",
                 )
+                if name == "scale_from_ticks":
+                    sure(d)
     for engine, w in report.get("waybills", {}).items():
         table.add_row(f"waybills ({engine})", "tracking ID exact", rate(w["tracking_id"]), secs(w["time"]))
+        sure(w)
     for engine, families in report.get("rendered-labels", {}).items():
         for family, r in families.items():
             english, korean = r["english"], r["korean"]
@@ -321,11 +338,13 @@ def summary_table(report: dict) -> Table:
                 secs(r["time"]),
             )
             table.add_row("", "fields right / CER", f"{rate(r['fields_right'])} / {r['char_error_rate']:.1%}", "")
+            sure(r)
     if "rendered-displays" in report:
         r = report["rendered-displays"]
         table.add_row(
             "rendered displays", "exact / CER", f"{rate(r['exact'])} / {r['char_error_rate']:.1%}", secs(r["time"])
         )
+        sure(r)
         if "stock_tesseract" in r:
             s = r["stock_tesseract"]
             table.add_row("", "stock Tesseract exact / CER", f"{rate(s['exact'])} / {s['char_error_rate']:.1%}", "")
@@ -337,4 +356,5 @@ def summary_table(report: dict) -> Table:
             f"{r['median_error_of_span']:.1%}, {r['p90_error_of_span']:.1%} (read {r['read']}/{r['dials']})",
             secs(r["time"]),
         )
+        sure(r)
     return table

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from annotation.config_loader import parse_overrides
 from annotation.errors import LineInspectError
 from serving.cli.options import (
     Consensus,
@@ -18,7 +19,6 @@ from serving.cli.options import (
     PrefixMap,
     console,
     import_options,
-    parse_overrides,
 )
 
 model_app = typer.Typer(help="Model files: show what they carry.", no_args_is_help=True)
@@ -45,7 +45,7 @@ def train(
     from annotation.exports import load_exports
     from annotation.report import render_report
     from vision.recipe import load_recipe
-    from vision.train import train as run_training
+    from vision.training.train import train as run_training
 
     recipe = load_recipe(config, parse_overrides(set_ or []))
     manifest = load_exports(
@@ -68,7 +68,7 @@ def export(
     ] = False,
 ) -> None:
     """Export the best checkpoint to ONNX, check parity with PyTorch and calibrate the threshold."""
-    from vision.export import export_run
+    from vision.training.export import export_run
 
     if miss_rate is not None and not 0 < miss_rate < 1:
         raise LineInspectError(f"--miss-rate must be between 0 and 1 (a fraction), not {miss_rate}")

@@ -47,18 +47,6 @@ Moment = typer.Option(help="UTC unless it says otherwise, e.g. 2026-11-20T06:00:
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Write every result, in full, to this JSON file.")]
 
 
-def parse_overrides(entries: list[str]) -> dict:
-    import yaml
-
-    overrides = {}
-    for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key:
-            raise LineInspectError(f"--set {entry!r}: write it as key=value, e.g. train.epochs=5")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def import_options(
     images_root: Path | None,
     prefix_map: list[str] | None,
@@ -89,6 +77,7 @@ def import_options(
 
 def cli_settings(config: Path | None, overrides: list[str] | None, **values):
     """Service settings from the YAML, its --set overrides and the command's own options (None: not given)."""
+    from annotation.config_loader import parse_overrides
     from serving.settings import load_settings
 
     given = {

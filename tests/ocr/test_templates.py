@@ -99,3 +99,15 @@ def test_config_errors_name_the_file_and_the_key(tmp_path):
 def test_unknown_template_name_lists_the_known_ones():
     with pytest.raises(LineInspectError, match="known: .*shipping"):
         load_template("no-such-template")
+
+
+def test_unreadable_and_unknown_keys_are_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("fields:\n  lot: {pattern: 'LOT (\\w+)'\n")
+    with pytest.raises(LineInspectError) as unreadable:
+        load_template(path)
+    assert str(unreadable.value).startswith(f"{path} is not valid YAML: line 3") and "\n" not in str(unreadable.value)
+    path.write_text("kind: analog\nmin_value: 0\nmax_value: 10\nneedle_colour: red\n")
+    with pytest.raises(LineInspectError) as unknown:
+        load_gauge(path)
+    assert str(unknown.value) == f"{path}: analog.needle_colour: Extra inputs are not permitted"

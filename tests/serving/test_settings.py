@@ -49,3 +49,20 @@ def test_serve_cli_errors_are_one_line(tmp_path):
     bad_key = cli("serve", "--model", tmp_path / "m.onnx", "--set", "engine.max_batch_size=0", check=False)
     assert bad_key.returncode == 2 and "engine.max_batch_size" in bad_key.stderr
     assert "Traceback" not in missing.stderr + bad_key.stderr
+
+
+def test_file_and_override_mistakes_are_one_line(tmp_path):
+    bad = tmp_path / "serve.yaml"
+    bad.write_text("engine:\n  max_batch_size: [1\n")
+    with pytest.raises(LineInspectError) as unreadable:
+        load_settings(bad)
+    assert str(unreadable.value).startswith(f"{bad} is not valid YAML: line 3, column 1:")
+    with pytest.raises(LineInspectError) as below_a_value:
+        load_settings(SHIPPED, {"engine.max_batch_size.x": 1})
+    assert (
+        str(below_a_value.value)
+        == "--set engine.max_batch_size.x: engine.max_batch_size is a value, not a section with keys"
+    )
+    with pytest.raises(LineInspectError) as wrong_type:
+        load_settings(None, {"server.port": "high"})
+    assert str(wrong_type.value).startswith("settings: server.port: Input should be a valid integer")

@@ -7,7 +7,7 @@ import pytest
 from annotation.exports import ImportOptions, load_exports
 from vision.recipe import load_recipe
 from vision.sample_data import SampleDataset, generate
-from vision.train import train
+from vision.training.train import train
 
 # resnet18 from scratch at 48 px for one epoch: a real run in seconds, for tests of what surrounds a model
 TINY = {

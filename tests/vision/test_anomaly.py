@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from annotation.exports import ImportOptions, load_exports
-from vision.anomaly import _view, build_patchcore, greedy_coreset, views
-from vision.export import export_run
 from vision.metadata import read_metadata
 from vision.onnx_model import OnnxClassifier
 from vision.preprocess import preprocess
 from vision.recipe import load_recipe
 from vision.sample_data import generate
-from vision.train import train
+from vision.training.anomaly import _view, build_patchcore, greedy_coreset, views
+from vision.training.export import export_run
+from vision.training.train import train
 
 SIZE = 128
 ANOMALY = {"method": "anomaly", "input.height": SIZE, "input.width": SIZE, "train.workers": 0,

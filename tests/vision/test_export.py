@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import vision.export as export_module
+import vision.training.export as export_module
 from annotation.errors import LineInspectError
-from vision.export import export_run
 from vision.metadata import read_metadata
+from vision.training.export import export_run
 
 
 @pytest.fixture(scope="module")

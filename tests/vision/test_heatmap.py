@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from annotation.errors import LineInspectError
-from vision.cam import WithHeatmap
-from vision.export import export_run
 from vision.metadata import METADATA_KEY, read_metadata
-from vision.models import ARCHITECTURES, COMPACT_CNN, build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
+from vision.training.cam import WithHeatmap
+from vision.training.export import export_run
+from vision.training.models import ARCHITECTURES, COMPACT_CNN, build_model
 
 
 def old_style(model: Path, out: Path) -> Path:

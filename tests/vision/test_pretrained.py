@@ -15,12 +15,12 @@ import torch
 from annotation.errors import LineInspectError
 from annotation.export_writer import labelled_task, write_export
 from annotation.exports import ImportOptions, load_exports
-from vision.export import export_run
 from vision.metadata import read_metadata
-from vision.models import build_model, wheel_weights_path
 from vision.recipe import load_recipe
 from vision.sample_data import generate
-from vision.train import train
+from vision.training.export import export_run
+from vision.training.models import build_model, wheel_weights_path
+from vision.training.train import train
 
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
 CASTING = {"normal_labels": ("ok_front",), "defect_labels": ("def_front",)}

@@ -1,8 +1,9 @@
 import pytest
 
 from annotation.errors import LineInspectError
-from vision.augment import build_augmentations
+from tests.serving.conftest import cli
 from vision.recipe import DEFAULT_RECIPE, load_recipe
+from vision.training.augment import build_augmentations
 
 
 def test_default_recipe_loads_and_builds_its_augmentations():
@@ -70,3 +71,22 @@ def test_contradictory_training_settings_are_refused_with_the_key(overrides, mes
 def test_an_override_below_a_value_is_a_clear_error():
     with pytest.raises(LineInspectError, match=r"--set train\.epochs\.x: train\.epochs is a value, not a section"):
         load_recipe(None, {"train.epochs.x": 1})
+
+
+def test_a_built_in_recipe_is_found_by_name_and_a_file_of_that_name_wins(tmp_path, monkeypatch):
+    assert load_recipe("demo") == load_recipe(DEFAULT_RECIPE.parent / "demo.yaml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").write_text("train:\n  epochs: 2\n")
+    assert load_recipe("demo").train.epochs == 2
+    with pytest.raises(LineInspectError, match=r"no training recipe named 'dmeo' .*\(known: default, demo\)"):
+        load_recipe("dmeo")
+
+
+def test_train_cli_reports_recipe_mistakes_in_one_line(tmp_path):
+    for mistake, expected in [
+        ("train.epochs.x=1", "error: --set train.epochs.x: train.epochs is a value, not a section with keys\n"),
+        ("train.epochz=1", "train.epochz: Extra inputs are not permitted\n"),
+    ]:
+        result = cli("train", tmp_path / "export.json", "--out", tmp_path / "run", "--set", mistake, check=False)
+        assert result.returncode == 2 and result.stderr.endswith(expected), result.stderr
+        assert len(result.stderr.splitlines()) == 1

@@ -19,7 +19,7 @@ from annotation.exports import ImportOptions, load_exports
 from serving.demo import DEMO_RECIPE
 from vision.recipe import load_recipe
 from vision.sample_data import generate
-from vision.train import train
+from vision.training.train import train
 
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
 TINY = {
@@ -131,8 +131,8 @@ def test_sampler_imbalance_mode_trains(sample, tmp_path):
 
 def test_compact_cnn_learns_small_defects_from_scratch_and_exports_with_parity(tmp_path):
     """The project's own small network: from scratch, a few epochs, well above chance on unseen images."""
-    from vision.export import export_run
     from vision.metadata import read_metadata
+    from vision.training.export import export_run
 
     data = generate(tmp_path / "data", n_normal=300, n_defect=300, size=(128, 128), seed=5, textures=["brushed"])
     manifest = load_exports([data.export], ImportOptions(images_root=data.root))

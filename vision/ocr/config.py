@@ -11,18 +11,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, field_validator, model_validator
 
-from annotation.errors import LineInspectError
+from annotation.config_loader import StrictModel as _Strict
+from annotation.config_loader import builtin_configs, load_config, resolve_config, validate
 
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs" / "ocr"
+CONFIG_ROOT = builtin_configs() / "ocr"
 LABELS_DIR = CONFIG_ROOT / "labels"
 GAUGES_DIR = CONFIG_ROOT / "gauges"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class FieldSpec(_Strict):
@@ -190,59 +186,19 @@ class DialCalibration(_Strict):
 Gauge = Annotated[DisplayProfile | DialCalibration, Field(discriminator="kind")]
 
 
-def _resolve(name_or_path: str | Path, folder: Path, what: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise LineInspectError(f"{what} file not found: {path}")
-        return path
-    candidate = folder / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
-        raise LineInspectError(f"no {what} named {name_or_path!r} in {folder} (known: {known}); or give a YAML path")
-    return candidate
-
-
-def _load_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise LineInspectError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise LineInspectError(f"{path}: the top level must be a mapping of keys")
-    return raw
-
-
-def _validation_message(path: Path | str, exc: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-    )
-    return f"{path}: {problems}"
+_GAUGE = TypeAdapter(Gauge)
 
 
 def load_template(name_or_path: str | Path = "default") -> LabelTemplate:
-    path = _resolve(name_or_path, LABELS_DIR, "label template")
-    raw = _load_yaml(path)
-    raw.setdefault("name", path.stem)
-    try:
-        return LabelTemplate.model_validate(raw)
-    except ValidationError as exc:
-        raise LineInspectError(_validation_message(path, exc)) from None
+    path = resolve_config(name_or_path, LABELS_DIR, "label template")
+    return load_config(LabelTemplate, path, defaults={"name": path.stem})
 
 
 def load_gauge(name_or_path: str | Path) -> DisplayProfile | DialCalibration:
-    path = _resolve(name_or_path, GAUGES_DIR, "gauge config")
-    raw = _load_yaml(path)
-    raw.setdefault("name", path.stem)
-    try:
-        return TypeAdapter(Gauge).validate_python(raw)
-    except ValidationError as exc:
-        raise LineInspectError(_validation_message(path, exc)) from None
+    path = resolve_config(name_or_path, GAUGES_DIR, "gauge config")
+    return load_config(_GAUGE, path, defaults={"name": path.stem})
 
 
 def dial_calibration(**keys) -> DialCalibration:
     """A calibration from command-line values, with the same checks as a file's."""
-    try:
-        return DialCalibration.model_validate(keys)
-    except ValidationError as exc:
-        raise LineInspectError(_validation_message("calibration", exc)) from None
+    return validate(DialCalibration, keys, "calibration")

@@ -22,13 +22,13 @@ from serving.demo import DEMO_RECIPE
 from tests.serving.conftest import cli
 from tests.vision.test_heatmap import old_style
 from tests.vision.test_train import COMPACT
-from vision.export import export_run
 from vision.metadata import write_metadata
 from vision.onnx_model import OnnxClassifier
 from vision.preprocess import PreprocessSpec, preprocess
 from vision.recipe import load_recipe
 from vision.sample_data import generate
-from vision.train import train
+from vision.training.export import export_run
+from vision.training.train import train
 
 SIZE = 96
 MARGIN = 8  # px around a defect box that still count as on it: half a cell of the 6x6 feature map

@@ -31,8 +31,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from annotation.errors import LineInspectError
-from vision.data import ImageDataset
-from vision.models import build_model
+from vision.training.data import ImageDataset
+from vision.training.models import build_model
 
 FEATURE_STRIDES = (16, 32)
 TOP_SHARE = 0.02  # the image score: mean distance of this share of its patches, the most anomalous ones

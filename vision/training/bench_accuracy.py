@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from annotation.manifest import Manifest
-from vision.export import export_run
 from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
 from vision.recipe import load_recipe
-from vision.train import train
+from vision.training.export import export_run
+from vision.training.train import train
 
 MISS_RATE = 0.05
 

@@ -18,17 +18,17 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
-from vision.anomaly import fit_patchcore
-from vision.augment import build_augmentations
 from vision.calibrate import min_defects_needed
-from vision.data import ImageDataset, seed_worker
-from vision.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
 from vision.metrics import chance_verdict, interval_text, roc_auc_interval, what_to_try
-from vision.models import build_model
 from vision.progress import progress_bar
 from vision.recipe import Recipe
 from vision.run_dir import RunDir
 from vision.splits import split_items, split_warnings
+from vision.training.anomaly import fit_patchcore
+from vision.training.augment import build_augmentations
+from vision.training.data import ImageDataset, seed_worker
+from vision.training.finetune import backbone_units, fit_frozen_head, freeze_backbone, train_mode
+from vision.training.models import build_model
 
 
 @dataclass

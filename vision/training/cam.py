@@ -1,6 +1,6 @@
 """Class-activation maps computed inside the exported graph, so serving needs only ONNX Runtime.
 
-Every architecture in `vision.models` ends in feature maps A [N, C, h, w], a global pooling and a head.
+Every architecture in `vision.training.models` ends in feature maps A [N, C, h, w], a global pooling and a head.
 The map is sum_k alpha_k A_k, where alpha is the gradient of the contrast logit_defect - mean(other
 logits) (logit_defect - logit_normal for two classes) with respect to the pooled features:
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from annotation.errors import LineInspectError
-from vision.models import split_model
+from vision.training.models import split_model
 
 
 class WithHeatmap(nn.Module):

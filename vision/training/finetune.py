@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vision.models import CompactCNN, split_model
+from vision.training.models import CompactCNN, split_model
 
 REGULARISATION = (0.01, 0.1, 1.0)  # logistic regression C, chosen on the validation split
 

@@ -14,16 +14,16 @@ import torch
 from rich.console import Console
 
 from annotation.errors import LineInspectError
-from vision.anomaly import build_patchcore
 from vision.calibrate import OperatingPoint, calibrate, calibrate_false_rejects, operating_point
-from vision.cam import WithHeatmap
 from vision.metadata import InputSpec, ModelMetadata, TrainingData, write_metadata
 from vision.metrics import chance_verdict, evaluate_scores, interval_text, what_to_try
-from vision.models import build_model
 from vision.onnx_model import OnnxClassifier
 from vision.predict import iter_predictions, load_input
 from vision.run_dir import RunDir
 from vision.splits import SPLITS
+from vision.training.anomaly import build_patchcore
+from vision.training.cam import WithHeatmap
+from vision.training.models import build_model
 
 PARITY_TOLERANCE = 1e-4  # max |P_torch(defect) - P_onnx(defect)| over the checked images
 HEATMAP_TOLERANCE = 1e-3  # max |map_torch - map_onnx| / max |map_torch| over the checked images

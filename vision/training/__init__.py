@@ -1,0 +1,7 @@
+"""Training and export: data loading, augmentation, models, training, PatchCore, class-activation maps,
+ONNX export and the accuracy benchmark.
+
+Everything here needs torch and torchvision, so the `train` extra (`pip install 'lineinspect[train]'`).
+The runtime beside it in `vision` (preprocessing, ONNX inference, metadata, metrics, calibration) and
+all of serving import none of it.
+"""
