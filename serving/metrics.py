@@ -44,7 +44,9 @@ class Metrics:
             ["kind", "stage"], buckets=OCR_BUCKETS, registry=r,
         )  # fmt: skip
         self.ocr_results = Counter(
-            "lineinspect_ocr_results", "OCR readings by kind and result: read, fields_missing, or the reason none was.",
+            "lineinspect_ocr_results",
+            "OCR readings by kind and result: read (status ok), uncertain (a best guess), fields_missing, or the "
+            "reason nothing was read.",
             ["kind", "result"], registry=r,
         )  # fmt: skip
         self.labelstudio = Counter(

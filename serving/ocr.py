@@ -40,8 +40,6 @@ UNREADABLE = "unreadable image: "  # how every reader's reason starts when the b
 REASON_CODES = (  # a reason's words -> the metric label it is counted under
     ("no text found", "no_text"),
     ("no seven-segment digits", "no_digits"),
-    ("no display found", "no_display"),
-    ("digits unclear", "digits_unclear"),
     ("no needle found", "no_needle"),
     ("outside the calibrated scale", "off_scale"),
 )
@@ -56,9 +54,12 @@ def _load_all(folder: Path, load: Callable) -> dict:
 
 
 def result_code(result: LabelResult | DisplayResult | DialResult) -> str:
-    """`read`, `fields_missing` (a label read without all its required fields), or the reason's code."""
-    if result.reason is None:
-        return "fields_missing" if isinstance(result, LabelResult) and result.problems else "read"
+    """`read` (status ok), `fields_missing` (a label read without all its required fields), `uncertain` (a best
+    guess), or the code of the reason nothing was read."""
+    if result.status == "ok":
+        return "read"
+    if result.status == "uncertain":
+        return "fields_missing" if isinstance(result, LabelResult) and result.problems else "uncertain"
     return next((code for words, code in REASON_CODES if words in result.reason), "other")
 
 

@@ -50,7 +50,7 @@ def ocr_label(
     json_out: JsonOut = None,
 ) -> None:
     """Read product or shipping labels: text, word boxes and the template's fields. Exits 1 when a
-    required field is missing or invalid on any image."""
+    required field is missing, invalid or read with low confidence on any image."""
     from vision.ocr import load_template, read_label
     from vision.ocr.tesseract import limit_openmp
 
@@ -61,11 +61,12 @@ def ocr_label(
         result = read_label(_read(path), spec, engine=engine, psm=psm)
         fields = "  ".join(f"{f.name}={f.value if f.value is not None else '-'}" for f in result.fields.values())
         problems = "; ".join(result.problems)
-        status = result.reason or (f"PROBLEM {problems}" if problems else "ok")
+        unsure = "; ".join(result.unsure)
+        status = result.reason or (f"PROBLEM {problems}" if problems else f"UNSURE {unsure}" if unsure else "ok")
         mode = f", psm {result.psm}" if result.psm is not None else ""  # rapidocr has no page-segmentation mode
         source = ", the whole photo read" if result.image == "whole" else ""
         print(f"{path}: {fields}  [{status}; {len(result.words)} words{mode}{source}, {result.seconds:.2f} s]")
-        failed += not result.ok
+        failed += result.status != "ok"
         results.append((path, result.to_dict()))
     _write_json(json_out, results)
     if failed:
@@ -95,7 +96,7 @@ def ocr_gauge(
     unit: Annotated[str | None, typer.Option(help="Unit to report.")] = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Read digital displays or analog dials. Exits 1 when any image gives no value.
+    """Read digital displays or analog dials. Exits 1 when any image gives no value or only a best guess.
 
     Analog values alone (--min-value/--max-value, or a config without angles): the scale is found on the dial."""
     from vision.ocr import load_gauge, read_gauge
@@ -120,12 +121,12 @@ def ocr_gauge(
             extra += _found_scale(result, spec)
         if kind == "digital" and result.text:
             extra = f", shown {result.text!r}"
-        status = result.reason or "ok"
+        status = {"ok": "ok", "uncertain": f"UNCERTAIN {result.reason}"}.get(result.status, result.reason)
         print(
             f"{path}: {shown} {result.unit or ''}".rstrip()
             + f"  [{status}; confidence {result.confidence:.2f}{extra}, {result.seconds:.2f} s]"
         )
-        failed += result.value is None
+        failed += result.status != "ok"
         results.append((path, result.to_dict()))
     _write_json(json_out, results)
     if failed:

@@ -181,6 +181,11 @@ class LabelAnswer(BaseModel):
     fields: dict[str, FieldValue] = Field(description="Every template field: its value, or the problem with it")
     problems: list[str] = Field(description="Required fields missing or invalid: never guessed")
     ok: bool = Field(description="Text read and every required field valid")
+    unsure: list[str] = Field(description="Required fields that validate but were read with low word confidence")
+    status: Literal["ok", "uncertain", "unread"] = Field(
+        description="ok: use the value; uncertain: the fields are a best guess (see problems and unsure); "
+        "unread: nothing read (reason says why)"
+    )
     template: str
     engine: str
     psm: int | None = Field(description="Tesseract page-segmentation mode of the reading kept")
@@ -204,7 +209,7 @@ class DisplayAnswer(BaseModel):
                                {"char": "3", "confidence": 0.9999, "box": None}],
                     "confidence": 0.9998, "seconds": 0.42,
                     "display": [[101.1, 67.6], [443.9, 63.5], [445.3, 183.3], [102.5, 187.3]],
-                    "unit": "L", "reason": None,
+                    "unit": "L", "reason": None, "status": "ok",
                 }
             ]
         }
@@ -212,13 +217,17 @@ class DisplayAnswer(BaseModel):
     kind: Literal["digital"] = "digital"
     gauge: str
     text: str = Field(description="As shown, e.g. -12.50")
-    value: float | None = Field(description="null when no display or no clear digits were found (see reason)")
+    value: float | None = Field(description="null when no digits were found (see reason)")
     digits: list[Digit] = Field(description="Each character read, with its confidence and box")
     confidence: float
     seconds: float
     display: list[tuple[float, float]] | None = Field(description="Corners of the display found, image pixels")
     unit: str | None
     reason: str | None
+    status: Literal["ok", "uncertain", "unread"] = Field(
+        description="ok: use the value; uncertain: the value is a best guess (reason says what is unsure); "
+        "unread: nothing read (reason says why)"
+    )
 
 
 class DialAnswer(BaseModel):
@@ -230,7 +239,7 @@ class DialAnswer(BaseModel):
                 {
                     "kind": "analog", "gauge": "pressure-0-10bar", "value": 6.43, "angle": 38.63, "confidence": 1.0,
                     "seconds": 0.34, "center": [244.0, 221.5], "radius": 203.9, "tip": [345.8, 94.0], "unit": "bar",
-                    "reason": None, "notes": [], "scale_ends": None,
+                    "reason": None, "notes": [], "scale_ends": None, "status": "ok",
                 }
             ]
         }
@@ -249,6 +258,10 @@ class DialAnswer(BaseModel):
     notes: list[str]
     scale_ends: tuple[float, float] | None = Field(
         None, description="Where the scale starts and ends (degrees) when the gauge's ends were found on the dial"
+    )
+    status: Literal["ok", "uncertain", "unread"] = Field(
+        description="ok: use the value; uncertain: the value is a best guess (reason says what is unsure); "
+        "unread: nothing read (reason says why)"
     )
 
 

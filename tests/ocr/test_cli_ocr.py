@@ -144,17 +144,21 @@ def test_ocr_gauge_reads_a_dial_from_its_values_alone_and_says_where_the_scale_w
         ["ocr", "gauge", str(image), "--kind", "analog", "--min-value", "0", "--max-value", "16", "--unit", "bar",
          "--json", str(out)],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    # a scale found on the dial is the reader's guess: the value is given, as uncertain, and the exit code says so
+    assert result.exit_code == 1, result.output
     assert abs(float(result.stdout.split(": ")[1].split()[0]) - 11.0) < 0.02 * 16 and " bar " in result.stdout
+    assert "UNCERTAIN the scale's ends were taken from the dial" in result.stdout
     assert "scale found on the dial: " in result.stdout
-    start, end = json.loads(out.read_text())[0]["scale_ends"]
+    answer = json.loads(out.read_text())[0]
+    assert answer["status"] == "uncertain" and answer["value"] is not None
+    start, end = answer["scale_ends"]
     assert abs(start + 120) < 4 and abs(end - 120) < 4
 
 
 def test_ocr_gauge_reads_a_dial_with_a_values_only_gauge_config(tmp_path):
     image = _dial_png(tmp_path, 5.0, DialCalibration(min_angle=-150, max_angle=150, min_value=0, max_value=16), 20)
     result = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "pressure-0-16bar"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1 and "UNCERTAIN" in result.stdout, result.output
     assert abs(float(result.stdout.split(": ")[1].split()[0]) - 5.0) < 0.02 * 16
     assert "scale found on the dial: " in result.stdout
 
@@ -169,7 +173,7 @@ def test_ocr_gauge_says_when_a_values_only_dial_shows_no_scale_and_the_270_degre
     result = runner.invoke(
         app, ["ocr", "gauge", str(image), "--kind", "analog", "--min-value", "0", "--max-value", "10"]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1 and "UNCERTAIN" in result.stdout, result.output  # a guessed sweep: not an ok reading
     assert "scale not found on the dial: assumed -135 to 135 deg" in result.stdout
 
 

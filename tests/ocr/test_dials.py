@@ -91,7 +91,7 @@ def test_a_values_only_calibration_is_checked_with_a_message_that_says_what_to_f
 def test_rendered_dials_read_within_two_percent_of_span(calibration, value, seed):
     dial = render_dial(value, calibration, seed=seed)
     result = read_dial(encode_jpeg(dial.image), calibration)
-    assert result.reason is None and result.value is not None
+    assert result.reason is None and result.value is not None and result.status == "ok"
     assert abs(result.value - value) / calibration.span < 0.02
     assert abs(result.angle - dial.angle) < 3
     assert 0 < result.confidence <= 1 and result.unit == calibration.unit
@@ -126,7 +126,8 @@ def test_rendered_dials_read_within_two_percent_of_span_from_their_values_alone(
     truth = DialCalibration(min_angle=start, max_angle=end, min_value=low, max_value=high)
     dial = render_dial(value, truth, seed=seed)
     result = read_dial(encode_jpeg(dial.image), DialCalibration(min_value=low, max_value=high))
-    assert result.reason is None and abs(result.value - value) / (high - low) < 0.02
+    assert abs(result.value - value) / (high - low) < 0.02
+    assert result.status == "uncertain"  # right, but the scale is the reader's own finding: not an ok reading
     assert abs(result.scale_ends[0] - start) < 4 and abs(result.scale_ends[1] - end) < 4
     assert any(note.startswith("scale found from the tick marks") for note in result.notes)
 
@@ -165,7 +166,8 @@ def test_without_tick_marks_the_calibrations_own_angles_are_used():
 def test_a_values_only_dial_without_tick_marks_says_it_assumed_the_270_degree_sweep():
     calibration = DialCalibration(min_value=0, max_value=10, unit="bar")
     result = read_dial(_face_without_ticks((320, 200)), calibration)  # needle at 3 o'clock: 90 deg
-    assert result.reason is None and result.scale_ends is None
+    assert result.status == "uncertain" and result.scale_ends is None  # a guessed sweep is never an ok reading
+    assert result.reason == "the scale's ends were taken from the dial, not from a calibration with angles"
     assert result.value == pytest.approx(value_at(LINEAR, result.angle)[0], abs=1e-3)
     assert abs(result.value - 8.33) < 0.2
     assert "scale ends not found on the dial (no tick ring with a clear gap): assumed -135 to 135 deg" in result.notes
@@ -179,7 +181,19 @@ def test_a_values_only_dial_without_a_needle_gives_an_empty_value_and_a_reason()
 def test_a_dial_without_a_needle_is_refused_not_guessed():
     result = read_dial(_face_without_ticks(None), LINEAR)
     assert result.value is None and result.angle is None and result.confidence == 0
-    assert "no needle" in result.reason
+    assert "no needle" in result.reason and result.status == "unread"
+
+
+@pytest.mark.parametrize(("grey", "status"), [(100, "ok"), (60, "uncertain"), (20, "unread")])
+def test_a_second_hand_nearly_as_dark_as_the_needle_makes_the_reading_a_guess_then_a_refusal(grey, status):
+    face = cv2.imdecode(np.frombuffer(_face_without_ticks((320, 200)), np.uint8), cv2.IMREAD_COLOR)
+    cv2.line(face, (200, 200), (200, 320), (grey, grey, grey), 7)  # another hand at 6 o'clock
+    result = read_dial(encode_png(face), LINEAR)
+    assert result.status == status, result
+    if status == "uncertain":  # the best guess is given, and why it is only that
+        assert abs(result.value - 8.33) < 0.2 and result.reason.startswith("needle unclear (confidence 0.")
+    if status == "unread":
+        assert result.value is None and "no needle found" in result.reason
 
 
 def test_unreadable_bytes_give_a_reason():

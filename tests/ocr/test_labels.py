@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from vision.ocr import load_template, read_label
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_label import render_family, render_label
+from vision.ocr.results import Box, FieldValue, LabelResult, Word
+from vision.ocr.templates import field_confidences
 
 WAYBILLS = "shipping-labels-waybill/data/test_images"
 
@@ -83,7 +86,31 @@ def test_a_plain_label_is_read_whole_and_field_by_field():
     result = read_label(encode_png(_plain_label()), load_template("default"))
     assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS
     assert result.ok and [line.split(":")[0] for line in result.text.splitlines()] == ["PART NO", "LOT", "S/N", "DATE"]
-    assert result.image == "prepared"
+    assert result.image == "prepared" and result.status == "ok" and result.unsure == []
+    assert all(f.confidence >= 0.5 for f in result.fields.values() if f.value is not None)
+
+
+def test_a_label_is_ok_only_when_every_required_field_validates_and_was_read_surely():
+    sure = FieldValue("lot", "K24B0917", True, raw="K24B0917", confidence=0.93)
+    words = [Word("K24B0917", 0.93, Box(0, 0, 10, 10), 0)]
+    label = LabelResult("LOT: K24B0917", words, {"lot": sure}, "default", "tesseract", 11, 0.1)
+    assert label.status == "ok" and label.to_dict()["status"] == "ok"
+    unsure = replace(label, fields={"lot": replace(sure, confidence=0.41)})
+    assert unsure.status == "uncertain" and unsure.ok  # valid, but a guess: the value is kept, the doubt said
+    assert unsure.unsure == ["lot: read 'K24B0917' with confidence 0.41"]
+    missing = replace(label, fields={"lot": FieldValue("lot", None, True, problem="not found")})
+    assert missing.status == "uncertain" and missing.problems == ["lot: not found"]
+    optional = replace(label, fields={"lot": sure, "gtin": FieldValue("gtin", "123", False, raw="123", confidence=0.2)})
+    assert optional.status == "ok"  # an optional field does not make the label's required ones unsure
+    assert replace(label, words=[], reason="no text found").status == "unread"
+
+
+def test_a_field_s_confidence_is_the_least_of_the_words_it_was_read_from():
+    words = [Word("LOT:", 0.99, Box(0, 0, 5, 5), 0), Word("K24B", 0.62, Box(6, 0, 5, 5), 0),
+             Word("0917", 0.95, Box(12, 0, 5, 5), 0), Word("DATE:", 0.3, Box(0, 6, 5, 5), 1)]  # fmt: skip
+    fields = {"lot": FieldValue("lot", "K24B 0917", True, raw="K24B 0917"), "date": FieldValue("date", None, True)}
+    confident = field_confidences(fields, words)
+    assert confident["lot"].confidence == 0.62 and confident["date"].confidence is None
 
 
 def test_when_the_prepared_page_misreads_the_whole_photo_is_read_too_and_the_answer_says_so():

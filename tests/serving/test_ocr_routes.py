@@ -32,6 +32,8 @@ def test_a_label_s_fields_words_and_confidences_are_read(service):
     result = answer.json()
     assert {name: field["value"] for name, field in result["fields"].items()} == LABEL.fields
     assert result["ok"] is True and result["problems"] == [] and result["reason"] is None
+    assert result["status"] == "ok" and result["unsure"] == []
+    assert all(0.5 <= field["confidence"] <= 1 for field in result["fields"].values() if field["value"])
     assert result["image"] == "prepared"  # the prepared page read every field: the photo was not read again
     assert result["template"] == "default" and LABEL.fields["serial"] in result["text"]
     serial = next(w for w in result["words"] if w["text"] == LABEL.fields["serial"])
@@ -51,6 +53,7 @@ def test_a_digital_display_is_read_with_per_digit_confidences(service):
     )
     assert [d["char"] for d in result["digits"]] == list("73.40") and result["unit"] == "L"
     assert all(0.5 < d["confidence"] <= 1 for d in result["digits"]) and result["reason"] is None
+    assert result["status"] == "ok"
 
 
 def test_an_analog_dial_is_read_through_the_gauge_s_calibration(service):
@@ -62,18 +65,28 @@ def test_an_analog_dial_is_read_through_the_gauge_s_calibration(service):
     )  # fmt: skip
     assert answer.status_code == 200, answer.text
     result = answer.json()
-    assert (result["kind"], result["unit"], result["reason"]) == ("analog", "bar", None)
+    assert (result["kind"], result["unit"], result["reason"], result["status"]) == ("analog", "bar", None, "ok")
     assert abs(result["value"] - 6.4) < 0.02 * calibration.span and abs(result["angle"] - dial.angle) < 3
     assert 0 < result["confidence"] <= 1
 
 
-def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where(service):
+def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where_and_that_its_value_is_uncertain(service):
+    client = service["client"]
+    before = client.get("/metrics").text
     dial = render_dial(5.0, DialCalibration(min_angle=-150, max_angle=150, min_value=0, max_value=16), seed=20)
-    answer = service["client"].post("/v1/ocr/gauge", **image_form(encode_jpeg(dial.image), gauge="pressure-0-16bar"))
+    answer = client.post("/v1/ocr/gauge", **image_form(encode_jpeg(dial.image), gauge="pressure-0-16bar"))
     assert answer.status_code == 200, answer.text
     result = answer.json()
     assert (result["kind"], result["gauge"], result["unit"]) == ("analog", "pressure-0-16bar", "bar")
-    assert result["reason"] is None and abs(result["value"] - 5.0) < 0.02 * 16
+    # the scale's ends are the reader's own finding, not a calibration: a best guess, said so and counted
+    assert result["status"] == "uncertain" and "scale's ends were taken from the dial" in result["reason"]
+    assert abs(result["value"] - 5.0) < 0.02 * 16
+    after = client.get("/metrics").text
+    counted = {"kind": "analog", "result": "uncertain"}
+    assert (
+        metric(after, "lineinspect_ocr_results_total", **counted)
+        == metric(before, "lineinspect_ocr_results_total", **counted) + 1
+    )
     assert any(note.startswith("scale found from the tick marks: -15") for note in result["notes"]), result["notes"]
     assert abs(result["scale_ends"][0] + 150) < 4 and abs(result["scale_ends"][1] - 150) < 4
 
@@ -88,7 +101,7 @@ def test_a_values_only_gauge_on_a_dial_without_tick_marks_says_it_assumed_the_27
     )  # fmt: skip
     assert answer.status_code == 200, answer.text
     result = answer.json()
-    assert result["reason"] is None and abs(result["value"] - 16 * 225 / 270) < 0.3
+    assert result["status"] == "uncertain" and abs(result["value"] - 16 * 225 / 270) < 0.3
     assert any("not found on the dial" in note and "assumed -135 to 135 deg" in note for note in result["notes"])
     assert result["scale_ends"] is None
 
@@ -182,6 +195,7 @@ def test_a_blank_image_gives_an_empty_value_and_a_reason_counted_in_metrics(
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["reason"] == reason and body.get("value") is None and not body.get("text")
+    assert body["status"] == "unread"
     after = client.get("/metrics").text
     for name, labels in (("lineinspect_ocr_results_total", {"result": result}), ("lineinspect_ocr_seconds_count",
                                                                                   {"stage": "read"})):  # fmt: skip

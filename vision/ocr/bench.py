@@ -10,8 +10,14 @@ Real sets (from ../shared/data, never copied into the repository):
   (the common 270-degree sweep, -135 to +135, where none are found), with that sweep for every
   dial, and with a per-dial calibration file when one is given.
 - shipping-labels-waybill: the tracking ID found exactly (or, on NO_PATTERN, nothing found).
+- sevenseg-digits: single digits cut from photos of two LCDs, read by the seven-segment line
+  model with the margin the reader leaves around a display window (PAD, replicated border);
+  an empty digit position must read as nothing.
 Rendered sets (made by render_*.py from fixed seeds): label fields right and character error
 rate, display readings exact and CER (with stock Tesseract alongside), dial error / span.
+Every set also reports the readers' own sureness (`status`): the share of readings given as
+ok, how many of those are right (a dial within 2% of its span; a label whose every value
+given is right), and how many were uncertain or unread.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vision.ocr.config import DialCalibration, load_gauge, load_template
@@ -37,7 +44,15 @@ from vision.ocr.render_label import LABEL_FAMILIES, LATIN_ONLY_FAMILIES, render_
 from vision.ocr.sevenseg import read_display
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-SECTIONS = ("displays", "dials", "waybills", "rendered-labels", "rendered-displays", "rendered-dials")
+SECTIONS = (
+    "displays",
+    "digit-crops",
+    "dials",
+    "waybills",
+    "rendered-labels",
+    "rendered-displays",
+    "rendered-dials",
+)
 
 Progress = Callable[[str, int], None]  # (what, total) -> called once per item with total=0
 
@@ -50,13 +65,24 @@ def _rate(hits: int, n: int) -> dict:
     return {"right": hits, "of": n, "rate": round(hits / n, 4) if n else None}
 
 
+def _status(outcomes: list[tuple[str, bool]]) -> dict:
+    """(status, right) per reading -> the share given as ok, their accuracy, and the abstentions."""
+    ok = [right for status, right in outcomes if status == "ok"]
+    return {
+        "ok": _rate(len(ok), len(outcomes)),
+        "ok_right": _rate(sum(ok), len(ok)),
+        "uncertain": sum(status == "uncertain" for status, _ in outcomes),
+        "unread": sum(status == "unread" for status, _ in outcomes),
+    }
+
+
 def bench_gaspump(root: Path, tick: Progress) -> dict:
     folder = root / "gaspump-7seg-lcd"
     rows = list(csv.DictReader((folder / "DERIVED_subset_labels.csv").open(encoding="utf-8")))
     profile = load_gauge("fuel-pump-lcd")
     tick("gaspump displays", len(rows))
     per: dict[str, dict[str, list]] = {}
-    seconds, misses = [], []
+    seconds, misses, statuses = [], [], {}
     for i, row in enumerate(rows):
         result = read_display((folder / row["image_path"]).read_bytes(), profile)
         truth = int(row["used_liter"])
@@ -67,18 +93,55 @@ def bench_gaspump(root: Path, tick: Progress) -> dict:
             group = per.setdefault(key, {"strict": [], "either": []})
             group["strict"].append(strict)
             group["either"].append(either)
+            statuses.setdefault(key, []).append((result.status, either))
         seconds.append(result.seconds)
         if not either:
-            misses.append({"image": row["image_path"], "truth": truth, "read": result.text, "reason": result.reason})
+            misses.append(
+                {"image": row["image_path"], "truth": truth, "read": result.text, "status": result.status,
+                 "reason": result.reason}
+            )  # fmt: skip
         tick("gaspump displays", 0)
     groups = {
         key: {
             "integer_part": _rate(sum(g["strict"]), len(g["strict"])),
             "integer_part_or_rounded_up": _rate(sum(g["either"]), len(g["either"])),
+            "status": _status(statuses[key]),
         }
         for key, g in sorted(per.items())
     }
     return {"groups": groups, "time": _timing(seconds), "misses": misses}
+
+
+def bench_digit_crops(root: Path, tick: Progress) -> dict:
+    """Per-digit accuracy of the line model on real crops (folder name = digit; 11 = an empty position)."""
+    from vision.ocr.displays import PAD
+    from vision.ocr.sevenseg import SURE
+    from vision.ocr.sevenseg_model import load_model, strip_input
+
+    model = load_model()
+    crops = sorted((root / "sevenseg-digits").glob("*/*.jpg"))
+    tick("digit crops", len(crops))
+    per: dict[str, list[bool]] = {}
+    statuses, seconds = [], []
+    for path in crops:
+        start = time.perf_counter()
+        image = cv2.imread(str(path))
+        margin = round(PAD * image.shape[0])
+        strip = cv2.copyMakeBorder(image, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+        chars = [c for c in model.read([strip_input(strip, dark_segments=True)])[0] if c.confidence >= 0.5]
+        seconds.append(time.perf_counter() - start)
+        truth = "" if path.parent.name == "11" else str(int(path.parent.name))
+        right = "".join(c.char for c in chars) == truth
+        per.setdefault(truth or "empty", []).append(right)
+        statuses.append(("ok" if all(c.confidence >= SURE for c in chars) else "uncertain", right))
+        tick("digit crops", 0)
+    every = [r for rights in per.values() for r in rights]
+    return {
+        "digits": _rate(sum(every), len(every)),
+        "per_digit": {k: _rate(sum(v), len(v)) for k, v in sorted(per.items())},
+        "status": _status(statuses),
+        "time": _timing(seconds),
+    }
 
 
 def _dial_errors(results: list[tuple[float | None, float, float]]) -> dict:
@@ -118,7 +181,7 @@ def bench_analog(root: Path, tick: Progress, calibrations: Path | None = None) -
     ]
     per_dial = _per_dial(calibrations) if calibrations else {}
     tick("analog dials", len(entries))
-    fixed, found, calibrated, seconds, reads = [], [], [], [], []
+    fixed, found, calibrated, seconds, reads, statuses = [], [], [], [], [], []
     for entry in entries:
         lo, hi, truth = float(entry["min"]), float(entry["max"]), float(entry["reading"])
         data = (folder / "images" / entry["image"]).read_bytes()
@@ -129,7 +192,11 @@ def bench_analog(root: Path, tick: Progress, calibrations: Path | None = None) -
         found.append((result.value, truth, hi - lo))
         seconds.append(result.seconds)
         error = abs(result.value - truth) / (hi - lo) if result.value is not None else None
-        reads.append({"image": entry["image"], "truth": truth, "read": result.value, "error_of_span": error})
+        reads.append(
+            {"image": entry["image"], "truth": truth, "read": result.value, "error_of_span": error,
+             "status": result.status}
+        )  # fmt: skip
+        statuses.append((result.status, error is not None and error <= 0.02))
         if entry["image"] in per_dial:
             keys = per_dial[entry["image"]]
             own = DialCalibration(**keys) if "points" in keys else DialCalibration(min_value=lo, max_value=hi, **keys)
@@ -138,6 +205,7 @@ def bench_analog(root: Path, tick: Progress, calibrations: Path | None = None) -
     report = {
         "default_270_sweep": _dial_errors(fixed),
         "scale_from_ticks": _dial_errors(found),
+        "status": _status(statuses),
         "time": _timing(seconds),
         "reads": reads,
     }
@@ -156,16 +224,23 @@ def bench_waybills(root: Path, engines: Iterable[str], tick: Progress) -> dict:
     out = {}
     for engine in engines:
         tick(f"waybills ({engine})", len(images))
-        hits, seconds, reads = 0, [], []
+        hits, seconds, reads, statuses = 0, [], [], []
         for path in images:
             result = read_label(path.read_bytes(), template, engine=engine)
             found = result.fields["tracking_id"].value
             expected = truth[path.name]
-            hits += found == (None if expected == "NO_PATTERN" else expected)
+            right = found == (None if expected == "NO_PATTERN" else expected)
+            hits += right
+            statuses.append((result.status, right))
             seconds.append(result.seconds)
             reads.append({"image": path.name, "truth": expected, "read": found})
             tick(f"waybills ({engine})", 0)
-        out[engine] = {"tracking_id": _rate(hits, len(images)), "time": _timing(seconds), "reads": reads}
+        out[engine] = {
+            "tracking_id": _rate(hits, len(images)),
+            "status": _status(statuses),
+            "time": _timing(seconds),
+            "reads": reads,
+        }
     return out
 
 
@@ -190,6 +265,7 @@ def bench_rendered_labels(
         out[engine] = {}
         for family in families:
             all_right, fields_right, fields, pairs, seconds, wrong = {False: 0, True: 0}, 0, 0, [], [], []
+            statuses = []
             cases = rendered_label_cases(family, n, seed)
             for label_seed, korean in cases:
                 label = render_family(family, label_seed, korean)
@@ -200,6 +276,8 @@ def bench_rendered_labels(
                 fields_right += right
                 fields += len(label.fields)
                 all_right[korean] += right == len(label.fields)
+                given_right = all(got[k] in (v, None) for k, v in label.fields.items())  # what the reading claims
+                statuses.append((result.status, given_right))
                 if right < len(label.fields):
                     misread = {k: [v, got[k]] for k, v in label.fields.items() if got[k] != v}
                     wrong.append({"seed": label_seed, "korean": korean, "wrong": misread})
@@ -213,6 +291,7 @@ def bench_rendered_labels(
                 "korean": _rate(all_right[True], korean_n),
                 "fields_right": _rate(fields_right, fields),
                 "char_error_rate": round(char_error_rate(pairs), 4),
+                "status": _status(statuses),
                 "time": _timing(seconds),
                 "wrong": wrong,
             }
@@ -221,13 +300,14 @@ def bench_rendered_labels(
 
 def bench_rendered_displays(n: int, tick: Progress, baseline: bool = True) -> dict:
     tick("rendered displays", n)
-    pairs, base_pairs, seconds = [], [], []
+    pairs, base_pairs, seconds, statuses = [], [], [], []
     for seed in range(n):
         text = random_reading(np.random.default_rng(10_000 + seed))
         photo, _ = render_photo(text, seed=seed)
         data = encode_jpeg(photo, 90)
         result = read_display(data)
         pairs.append((result.text, text))
+        statuses.append((result.status, result.text == text))
         seconds.append(result.seconds)
         if baseline:
             base_pairs.append((_stock_tesseract(photo), text))
@@ -235,6 +315,7 @@ def bench_rendered_displays(n: int, tick: Progress, baseline: bool = True) -> di
     report = {
         "exact": _rate(sum(a == b for a, b in pairs), n),
         "char_error_rate": round(char_error_rate(pairs), 4),
+        "status": _status(statuses),
         "time": _timing(seconds),
     }
     if baseline:
@@ -278,14 +359,15 @@ def rendered_dial_cases(n: int) -> list[tuple[DialCalibration, float]]:
 
 def bench_rendered_dials(n: int, tick: Progress) -> dict:
     tick("rendered dials", n)
-    outcomes, seconds = [], []
+    outcomes, seconds, statuses = [], [], []
     for seed, (cal, value) in enumerate(rendered_dial_cases(n)):
         dial = render_dial(value, cal, seed)
         result = read_dial(encode_jpeg(dial.image, 90), cal)
         outcomes.append((result.value, value, cal.span))
+        statuses.append((result.status, result.value is not None and abs(result.value - value) <= 0.02 * cal.span))
         seconds.append(result.seconds)
         tick("rendered dials", 0)
-    return {**_dial_errors(outcomes), "time": _timing(seconds)}
+    return {**_dial_errors(outcomes), "status": _status(statuses), "time": _timing(seconds)}
 
 
 def run_bench(
@@ -306,6 +388,8 @@ def run_bench(
     for section in sections:
         if section == "displays":
             report[section] = bench_gaspump(data, tick)
+        elif section == "digit-crops":
+            report[section] = bench_digit_crops(data, tick)
         elif section == "dials":
             report[section] = bench_analog(data, tick, dial_calibrations)
         elif section == "waybills":

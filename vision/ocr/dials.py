@@ -30,6 +30,7 @@ BAND = (0.25, 0.6)  # radii (fraction of the face) that a needle crosses and its
 MIN_CONTRAST = 0.35  # needle's profile peak over the typical angle, 0..1
 MIN_UNIQUENESS = 0.15  # how much the needle beats the next best direction
 SCALE_MARGIN = 8.0  # degrees beyond either end still read as that end (needle on its stop pin)
+SURE = 0.6  # an ok reading's least confidence (set on rendered dials: 99.5% of those above it within 2% of span)
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,8 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
     try:
         image = decode_bgr(data, max_side=WORK_SIDE * 2)
     except ImageDecodeError as exc:
-        return DialResult(None, None, 0.0, time.perf_counter() - start, unit=unit, reason=f"unreadable image: {exc}")
+        reason = f"unreadable image: {exc}"
+        return DialResult(None, None, 0.0, time.perf_counter() - start, unit=unit, reason=reason, status="unread")
     h, w = image.shape[:2]
     scale = WORK_SIDE / max(h, w)
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
@@ -234,7 +236,16 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
         if needle is not None:
             why += f" (clearest line: contrast {needle.contrast:.2f}, beats the next by {needle.uniqueness:.2f})"
         return DialResult(
-            None, None, 0.0, time.perf_counter() - start, centre, radius, unit=unit, reason=why, notes=notes
+            None,
+            None,
+            0.0,
+            time.perf_counter() - start,
+            centre,
+            radius,
+            unit=unit,
+            reason=why,
+            notes=notes,
+            status="unread",
         )
     ends = None
     if calibration.find_scale:
@@ -254,4 +265,17 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
     seconds = time.perf_counter() - start
     confidence = confidence if value is not None else 0.0
     angle = round(needle.angle, 2)
-    return DialResult(value, angle, confidence, seconds, centre, radius, tip, unit, off_scale, notes, ends)
+    doubt = off_scale or _doubt(confidence, face, calibration)
+    status = "unread" if value is None else "uncertain" if doubt else "ok"
+    return DialResult(value, angle, confidence, seconds, centre, radius, tip, unit, doubt, notes, ends, status)
+
+
+def _doubt(confidence: float, face: Face, calibration: DialCalibration) -> str | None:
+    """Why a value read is only a guess: a faint needle, no dial outline, or a scale not calibrated."""
+    if confidence < SURE:
+        return f"needle unclear (confidence {confidence:.2f})"
+    if not face.found:
+        return "no dial outline found: the frame's middle was taken as the dial's centre"
+    if calibration.find_scale:
+        return "the scale's ends were taken from the dial, not from a calibration with angles"
+    return None

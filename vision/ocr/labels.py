@@ -21,7 +21,7 @@ from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
 from vision.ocr.rapid import read_label_rapidocr
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
-from vision.ocr.templates import extract_fields
+from vision.ocr.templates import extract_fields, field_confidences
 from vision.ocr.tesseract import TsvWord, get_engine
 from vision.preprocess import ImageDecodeError
 
@@ -83,7 +83,7 @@ def read_label(
     return LabelResult(
         best.text,
         best.words,
-        best.fields,
+        field_confidences(best.fields, best.words),
         template.name,
         tess.name,
         best.psm,

@@ -18,7 +18,7 @@ from annotation.errors import LineInspectError
 from vision.ocr.config import LabelTemplate
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import Box, LabelResult, Word
-from vision.ocr.templates import extract_fields
+from vision.ocr.templates import extract_fields, field_confidences
 from vision.preprocess import ImageDecodeError
 
 MAX_SIDE = 1800
@@ -65,4 +65,5 @@ def _box(corners: list) -> Box:
 def _result(text: str, words: list[Word], template: LabelTemplate, start: float, reason: str | None) -> LabelResult:
     fields = extract_fields(template, text)
     seconds = time.perf_counter() - start
+    fields = field_confidences(fields, words)
     return LabelResult(text, words, fields, template.name, "rapidocr", None, seconds, reason, "whole")

@@ -1,13 +1,20 @@
 """What the OCR readers return: typed, JSON-ready, and never an exception for a bad picture.
 
-Every result carries `reason`: None when something was read, else one sentence a line
-engineer can act on ("no display found", "needle not found"). The value is then empty,
-so a caller never has to tell a crash from a blank reading.
+Every result carries a `status` and a `reason`:
+- `ok`: the value can be used as it is; `reason` is None.
+- `uncertain`: the value is the reader's best guess, not to be trusted without a look;
+  `reason` says what the reader is unsure of ("a digit is unclear (confidence 0.62)").
+- `unread`: nothing was read; the value is empty and `reason` is one sentence a line
+  engineer can act on ("no display found", "needle not found").
+So a caller never has to tell a crash from a blank reading, nor a guess from a reading.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+STATUSES = ("ok", "uncertain", "unread")
+SURE_FIELD = 0.5  # a required field read with less word confidence than this leaves a label uncertain
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class FieldValue:
     required: bool
     raw: str | None = None  # the text matched before normalisation (also kept when invalid)
     problem: str | None = None  # "not found" or what the validation rejected
+    confidence: float | None = None  # the least confidence of the words the value was read from
 
 
 @dataclass
@@ -57,13 +65,31 @@ class LabelResult:
         return [f"{f.name}: {f.problem}" for f in self.fields.values() if f.required and f.problem]
 
     @property
+    def unsure(self) -> list[str]:
+        """Required fields that validate but whose words the engine was not sure of."""
+        return [
+            f"{f.name}: read {f.raw!r} with confidence {f.confidence:.2f}"
+            for f in self.fields.values()
+            if f.required and f.value is not None and f.confidence is not None and f.confidence < SURE_FIELD
+        ]
+
+    @property
     def ok(self) -> bool:
         return self.reason is None and not self.problems
+
+    @property
+    def status(self) -> str:
+        """ok (every required field validates and was read surely), uncertain, or unread (no text)."""
+        if self.reason is not None:
+            return "unread"
+        return "uncertain" if self.problems or self.unsure else "ok"
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["problems"] = self.problems
+        out["unsure"] = self.unsure
         out["ok"] = self.ok
+        out["status"] = self.status
         return out
 
 
@@ -86,6 +112,7 @@ class DisplayResult:
     display: list[tuple[float, float]] | None = None  # corners of the display found, image pixels
     unit: str | None = None
     reason: str | None = None
+    status: str = "ok"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +138,7 @@ class DialResult:
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
     scale_ends: tuple[float, float] | None = None
+    status: str = "ok"
 
     def to_dict(self) -> dict:
         return asdict(self)

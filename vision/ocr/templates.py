@@ -11,10 +11,11 @@ checks lets such a value through.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 
 from vision.ocr.config import FieldSpec, LabelTemplate
-from vision.ocr.results import FieldValue
+from vision.ocr.results import FieldValue, Word
 
 _DIGIT_LOOKALIKES = str.maketrans(
     {
@@ -133,3 +134,22 @@ def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
     them ("7731—-A2") counts as one."""
     text = re.sub(r"-{2,}", "-", text.translate(_DASHES))
     return {name: extract_field(name, spec, text) for name, spec in template.fields.items()}
+
+
+def field_confidences(fields: dict[str, FieldValue], words: list[Word]) -> dict[str, FieldValue]:
+    """Each field that has a value with the least confidence of the words it was read from."""
+    out = {}
+    for name, f in fields.items():
+        pieces = {_alnum(t) for t in (f.raw or "").split()} - {""}
+        sources = [w.confidence for w in words if any(_overlap(_alnum(w.text), p) for p in pieces)]
+        out[name] = replace(f, confidence=round(min(sources), 4)) if f.value is not None and sources else f
+    return out
+
+
+def _overlap(word: str, piece: str) -> bool:
+    """The word is the piece, or one holds the other (a word of one character only as the whole piece)."""
+    return bool(word) and (word == piece or (len(word) > 1 and word in piece) or (len(piece) > 1 and piece in word))
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum()).casefold()
