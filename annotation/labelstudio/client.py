@@ -185,6 +185,10 @@ def _unreachable_why(info: str) -> str:
     """Why Label Studio could not reach a URL, from the text of its `requests` error."""
     if "Connection refused" in info:
         return "connection refused: nothing listens there"
+    if re.search(r"Failed to resolve|Name or service not known|Temporary failure in name resolution", info):
+        return "its host name does not resolve on Label Studio's machine"
+    if "timed out" in info.lower():
+        return "no answer in the time Label Studio waits: a firewall, or the service is busy"
     if m := re.search(r"(\d{3}) Client Error", info):
         return f"it answered HTTP {m[1]}: is this the address of a lineinspect service?"
     return "no answer"
@@ -218,6 +222,27 @@ _SENTENCES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
             f"{m[1]} is not under Label Studio's document root {m[2]}, so it cannot serve it: move the folder "
             "under that root, or restart Label Studio with a root that holds it "
             "(`lineinspect labelstudio up --document-root FOLDER`)"
+        ),
+    ),
+    (
+        re.compile(r"Can't resolve hostname (\S+)"),
+        lambda m: (
+            f"Label Studio cannot resolve the host name {m[1]} on its machine: give --service-url with an address "
+            "Label Studio's machine knows (an IP address, or a name its DNS or hosts file has)"
+        ),
+    ),
+    (
+        re.compile(r'Absolute local path "(.*?)" does not exist'),
+        lambda m: (
+            f"{m[1]} does not exist on Label Studio's machine: local-files storage reads folders where Label Studio "
+            "runs; import with --mode upload, or give the folder as Label Studio's machine sees it"
+        ),
+    ),
+    (
+        re.compile(r"LOCAL_FILES_SERVING_ENABLED is disabled|Serving local files can be dangerous"),
+        lambda m: (
+            "this Label Studio does not serve local files: restart it with LOCAL_FILES_SERVING_ENABLED=true "
+            "(`lineinspect labelstudio up` sets it), or import with --mode upload"
         ),
     ),
     (

@@ -156,6 +156,12 @@ def _free_port() -> int:
     [
         ("dead", "good", "cannot reach the ML backend at http://127.0.0.1:{port}/labelstudio (connection refused"),
         ("elsewhere", "good", "cannot reach the ML backend at {service}/elsewhere/labelstudio (it answered HTTP 404"),
+        (
+            "unnamed",
+            "good",
+            "Label Studio cannot resolve the host name no-such-line-pc.invalid on its machine: give --service-url "
+            "with an address Label Studio's machine knows",
+        ),
         ("service", "wrong", "the service refused the key: give an API key of the service as --service-key"),
     ],
 )
@@ -163,7 +169,8 @@ def test_connect_says_in_one_line_why_label_studio_cannot_use_the_service(
     conn, label_studio, service, where, key, said
 ):
     port, url = _free_port(), service["server"].url
-    service_url = {"dead": f"http://127.0.0.1:{port}", "elsewhere": f"{url}/elsewhere", "service": url}[where]
+    service_url = {"dead": f"http://127.0.0.1:{port}", "elsewhere": f"{url}/elsewhere", "service": url,
+                   "unnamed": "http://no-such-line-pc.invalid:8000"}[where]  # fmt: skip
     project = create_project(conn, f"connect to {where}").id
     result = cli("labelstudio", "connect", "--project", project, "--service-url", service_url,
                  "--service-key", service["key"] if key == "good" else "not-a-key", *_ls_args(label_studio),
