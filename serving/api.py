@@ -22,8 +22,8 @@ import numpy as np
 
 from annotation.errors import LineInspectError
 from annotation.exports import ImportOptions
-from annotation.verdicts import verdict
 from serving.offline import collect_inputs
+from vision.inference import infer
 from vision.ocr import DialResult, DisplayResult, LabelResult, load_gauge, load_template
 from vision.ocr import read_gauge as _read_gauge
 from vision.ocr import read_label as _read_label
@@ -68,16 +68,15 @@ class Inspector:
         if not ok:
             raise LineInspectError(f"OpenCV could not encode an array of shape {image.shape}")
         x = preprocess(png.tobytes(), self.classifier.spec)
-        return self._result(Prediction(None, self.classifier.predict(x[None])[0]), "")
+        return self._result(Prediction(None, infer(self.classifier, x[None])[0]), "")
 
     def _result(self, prediction: Prediction, true_label: str) -> Inspection:
-        meta, p = self.meta, prediction.probabilities
-        score = None if p is None else float(p[meta.defect_index])
+        meta, result = self.meta, prediction.result
         return Inspection(
             path=prediction.path,
-            score=score,
-            verdict=None if score is None else verdict(score, meta.threshold),
-            label=None if p is None else meta.classes[int(p.argmax())],
+            score=None if result is None else result.score,
+            verdict=None if result is None else result.verdict,
+            label=None if result is None else result.label,
             threshold=meta.threshold,
             model_version=meta.version,
             true_label=true_label,

@@ -18,7 +18,7 @@ import secrets
 from sqlalchemy.exc import SQLAlchemyError
 
 from annotation.errors import LineInspectError
-from serving.storage import Database
+from serving.records.database import Database
 
 log = logging.getLogger("lineinspect.auth")
 KEY_PREFIX = "li_"

@@ -23,9 +23,10 @@ from time import perf_counter
 import numpy as np
 
 from annotation.errors import LineInspectError
-from annotation.verdicts import verdict
 from serving.metrics import Metrics
+from serving.refusals import Refused
 from serving.settings import EngineSettings
+from vision.inference import Scored, infer
 from vision.onnx_model import OnnxClassifier
 from vision.preprocess import (
     ImageDecodeError,
@@ -40,15 +41,6 @@ from vision.preprocess import (
 from vision.quality import ImageQuality, measure_quality
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "TIFF")
-
-
-class Refused(LineInspectError):
-    """An image or model file the service refuses; `reason` is the error code clients and metrics see."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.record_id: str | None = None  # set once the refusal is recorded
 
 
 @dataclass(frozen=True)
@@ -183,26 +175,30 @@ def check_image(data: bytes, max_pixels: int) -> None:
 
 @dataclass
 class Outcome:
-    """What the engine made of one image: probabilities from `model`, or the reason there are none."""
+    """What the engine made of one image: `model`'s result (`vision.inference`), or the reason there is none."""
 
     model: LoadedModel
     sha256: str
-    probabilities: np.ndarray | None
+    result: Scored | None
     error: Refused | None
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
     quality: ImageQuality | None = None
 
     @property
+    def probabilities(self) -> np.ndarray | None:
+        return None if self.result is None else self.result.probabilities
+
+    @property
     def score(self) -> float:
-        return float(self.probabilities[self.model.classifier.meta.defect_index])
+        return self.result.score
 
     @property
     def verdict(self) -> str:
-        return verdict(self.score, self.model.threshold)
+        return self.result.verdict
 
     @property
     def label(self) -> str:
-        return self.model.classifier.meta.classes[int(self.probabilities.argmax())]
+        return self.result.label
 
 
 @dataclass
@@ -310,10 +306,11 @@ class MicroBatcher:
         try:
             xs = [j.prepared.x for j in jobs]
             session = model.solo if len(xs) == 1 else model.classifier
-            probs = session.predict(np.stack(xs, out=self._input(len(xs), xs[0].shape)))
+            results = infer(session, np.stack(xs, out=self._input(len(xs), xs[0].shape)))
             infer_s = perf_counter() - started
             outcomes = [
-                _outcome(j, p, 0.0 if alone else started - j.queued, infer_s) for j, p in zip(jobs, probs, strict=True)
+                _outcome(j, r, 0.0 if alone else started - j.queued, infer_s)
+                for j, r in zip(jobs, results, strict=True)
             ]
         except Exception as exc:
             return [(j, exc) for j in jobs]
@@ -329,13 +326,13 @@ class MicroBatcher:
         return self._batch_array[:n]
 
 
-def _outcome(job: _Job, probs: np.ndarray | None, queue_s: float, infer_s: float) -> Outcome:
+def _outcome(job: _Job, result: Scored | None, queue_s: float, infer_s: float) -> Outcome:
     prepared = job.prepared
     timings = {"decode": prepared.decode_s * 1e3, "preprocess": prepared.preprocess_s * 1e3}
-    if probs is None:
+    if result is None:
         return Outcome(job.model, prepared.sha256, None, prepared.error, timings)
     timings.update(queue=queue_s * 1e3, infer=infer_s * 1e3, total=(perf_counter() - job.started) * 1e3)
-    return Outcome(job.model, prepared.sha256, probs, None, timings, prepared.quality)
+    return Outcome(job.model, prepared.sha256, result, None, timings, prepared.quality)
 
 
 class Engine:

@@ -17,8 +17,9 @@ from time import perf_counter
 from typing import TypeVar
 
 from annotation.errors import LineInspectError
-from serving.engine import Refused, check_image
+from serving.engine import check_image
 from serving.metrics import Metrics
+from serving.refusals import Refused
 from serving.settings import OcrSettings, cpu_count
 from vision.ocr import (
     DialCalibration,

@@ -12,7 +12,6 @@ from rich.console import Console
 
 from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
-from annotation.verdicts import verdict
 from vision.calibrate import operating_point
 from vision.metrics import evaluate_scores, write_plots
 from vision.onnx_model import OnnxClassifier
@@ -41,10 +40,9 @@ def evaluate_model(
     rows, scores, truth = [], [], []
     for item, pred in zip(manifest.items, iter_predictions(classifier, [i.path for i in manifest.items]), strict=True):
         row = {"path": str(item.path), "label": item.label, "score": "", "verdict": "", "error": pred.error or ""}
-        if pred.probabilities is not None:
-            score = float(pred.probabilities[meta.defect_index])
-            row.update(score=f"{score:.6f}", verdict=verdict(score, meta.threshold))
-            scores.append(score)
+        if pred.result is not None:
+            row.update(score=f"{pred.result.score:.6f}", verdict=pred.result.verdict)
+            scores.append(pred.result.score)
             truth.append(item.label == meta.defect_class)
         rows.append(row)
     if not scores:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from annotation.errors import LineInspectError
+from vision.inference import Scored, infer
 from vision.preprocess import PreprocessSpec, preprocess
 
 if TYPE_CHECKING:  # batch decode workers import this module and need no ONNX Runtime
@@ -21,8 +22,8 @@ if TYPE_CHECKING:  # batch decode workers import this module and need no ONNX Ru
 
 @dataclass(frozen=True)
 class Prediction:
-    path: Path
-    probabilities: np.ndarray | None  # None when the image could not be read
+    path: Path | None  # None for an image given as an array (`serving.api.Inspector.inspect_array`)
+    result: Scored | None  # None when the image could not be read
     error: str | None = None
 
 
@@ -44,17 +45,16 @@ def iter_predictions(
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         while chunk := list(islice(it, batch_size)):
             loaded = list(pool.map(lambda p: load_input(p, classifier.spec), chunk))
-            ok = [i for i, (x, _) in enumerate(loaded) if x is not None]
-            probs = classifier.predict(np.stack([loaded[i][0] for i in ok])) if ok else np.empty((0, 0))
-            by_index = dict(zip(ok, probs, strict=True))
-            for i, path in enumerate(chunk):
-                yield Prediction(Path(path), by_index.get(i), loaded[i][1])
+            inputs = [x for x, _ in loaded if x is not None]
+            results = iter(infer(classifier, np.stack(inputs)) if inputs else ())
+            for path, (x, error) in zip(chunk, loaded, strict=True):
+                yield Prediction(Path(path), None if x is None else next(results), error)
 
 
 def iter_defect_scores(classifier: OnnxClassifier, paths: Iterable[Path]) -> Iterator[tuple[float | None, str | None]]:
     """(defect score, None), or (None, why the image could not be scored), per path in order."""
     for prediction in iter_predictions(classifier, paths):
-        if prediction.probabilities is None:
+        if prediction.result is None:
             yield None, prediction.error
         else:
-            yield float(prediction.probabilities[classifier.meta.defect_index]), None
+            yield prediction.result.score, None

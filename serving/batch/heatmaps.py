@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from annotation.errors import LineInspectError
+from vision.inference import infer
 from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
 from vision.preprocess import PreprocessSpec, content_box
@@ -120,8 +121,9 @@ class HeatmapWriter:
             loaded = [(out, path, load_input(Path(path), spec)[0]) for out, path in missing[start : start + batch_size]]
             loaded = [job for job in loaded if job[2] is not None]  # gone since: its row stands, without overlay
             if loaded:
-                _, maps = self.classifier.predict_with_heatmaps(np.stack([x for _, _, x in loaded]))
-                self._wait(self._submit([(out, path, m) for (out, path, _), m in zip(loaded, maps, strict=True)]))
+                scored = infer(self.classifier, np.stack([x for _, _, x in loaded]), heatmaps=True)
+                jobs = [(out, path, result.heatmap) for (out, path, _), result in zip(loaded, scored, strict=True)]
+                self._wait(self._submit(jobs))
 
     def _submit(self, jobs: list[tuple[Path, str, np.ndarray]]) -> list[Future[None]]:
         return [self._pool.submit(write_overlay, *job, self.classifier.spec) for job in jobs]

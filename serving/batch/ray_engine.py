@@ -23,7 +23,7 @@ import numpy as np
 
 from annotation.errors import LineInspectError
 from serving.batch.pipeline import load_chunk
-from serving.batch.run import chunk_rows
+from serving.batch.rows import chunk_rows
 from serving.settings import cpu_count
 from vision.onnx_model import OnnxClassifier
 from vision.preprocess import PreprocessSpec

@@ -8,14 +8,13 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.console import Console
 
 from annotation.errors import LineInspectError
-from annotation.verdicts import verdict
 from serving.batch.heatmaps import HeatmapWriter
 from serving.batch.output import RowLog, fingerprint, output_format
 from serving.batch.pipeline import iter_loaded
+from serving.batch.rows import chunk_rows
 from serving.settings import cpu_count
 from vision.onnx_model import OnnxClassifier
 from vision.progress import progress_bar
@@ -36,38 +35,6 @@ class InspectSummary:
     @property
     def throughput(self) -> float:
         return self.inspected / self.seconds if self.seconds else 0.0
-
-
-def chunk_rows(
-    classifier: OnnxClassifier,
-    inputs: list[tuple[Path, str]],
-    batch: np.ndarray,
-    errors: list[str | None],
-    heatmaps: HeatmapWriter | None = None,
-    first_row: int = 0,
-) -> list[dict]:
-    """The rows of one chunk: scores of its readable images, the reason for the others; with `heatmaps`,
-    the chunk's maps (rows numbered from `first_row`) go to it to be drawn."""
-    meta = classifier.meta
-    maps = None
-    if heatmaps is not None and len(batch):
-        scored, maps = classifier.predict_with_heatmaps(batch)
-    else:
-        scored = classifier.predict(batch) if len(batch) else ()
-    probabilities = iter(scored)
-    rows = []
-    for (path, true_label), error in zip(inputs, errors, strict=True):
-        row = {"path": str(path), "score": None, "verdict": None, "label": None, "threshold": meta.threshold,
-               "model_version": meta.version, "true_label": true_label or None, "error": error}  # fmt: skip
-        if error is None:
-            p = next(probabilities)
-            score = float(p[meta.defect_index])
-            row.update(score=score, verdict=verdict(score, meta.threshold),
-                       label=meta.classes[int(p.argmax())])  # fmt: skip
-        rows.append(row)
-    if heatmaps is not None and maps is not None:
-        heatmaps.write(first_row, rows, maps)
-    return rows
 
 
 def local_chunks(

@@ -272,7 +272,7 @@ def send_review(
 ) -> None:
     """Send the images the service kept (defects, scores near the threshold) since a time, with its verdicts."""
     from annotation.labelstudio.review import send_review as send
-    from serving.storage import InspectionFilter
+    from serving.records.database import InspectionFilter
 
     db = open_database(config, set_)
     moment = since if since.tzinfo else since.replace(tzinfo=UTC)

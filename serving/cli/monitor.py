@@ -18,7 +18,7 @@ from serving.cli.options import DatabaseConfig, DatabaseOverrides, Moment, cli_s
 from serving.times import stamp
 
 if TYPE_CHECKING:
-    from serving.monitor.store import Alarm, AlarmRule
+    from serving.records.alarms import Alarm, AlarmRule
 
 monitor_app = typer.Typer(help="Line monitoring: SPC charts, camera drift and alarms.", no_args_is_help=True)
 Line = Annotated[str, typer.Option(help="The line, as cameras tag it.")]
@@ -38,7 +38,7 @@ def baseline(
     """Declare the period when the line ran in control: its subgroups set the charts' centre lines and limits."""
     from serving.monitor.lines import evaluate, grouping
     from serving.monitor.spc import baseline_advice
-    from serving.monitor.store import BaselinePeriod, set_baseline
+    from serving.records.lines import BaselinePeriod, set_baseline
 
     settings = cli_settings(config, set_)
     if size is not None and minutes is not None:
@@ -70,7 +70,7 @@ def alarms(
     set_: DatabaseOverrides = None,
 ) -> None:
     """The alarms raised, newest first: one per event, each rule it fired on a row of its own."""
-    from serving.monitor.store import list_alarms
+    from serving.records.alarms import list_alarms
 
     # the short columns never wrap; what happened (rule, detail, acknowledgement) wraps, so the table fits 80 columns
     short = [Column(name, no_wrap=True) for name in ("id", "line", "subgroup (UTC)", "chart")]
@@ -103,7 +103,7 @@ def ack(
     set_: DatabaseOverrides = None,
 ) -> None:
     """Acknowledge an alarm, and so every rule it lists, with a note; it stays on record."""
-    from serving.monitor.store import acknowledge
+    from serving.records.alarms import acknowledge
 
     if not note.strip():
         raise LineInspectError("--note must say what was found or done")
@@ -125,7 +125,8 @@ def report(
     UNTIL (default: now) as one HTML page with the charts as pictures."""
     from serving.monitor.lines import evaluate
     from serving.monitor.pages import line_view, report_page
-    from serving.monitor.store import get_baselines, list_alarms
+    from serving.records.alarms import list_alarms
+    from serving.records.lines import get_baselines
 
     settings = cli_settings(config, set_)
     db = open_database(config, set_)

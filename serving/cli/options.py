@@ -89,7 +89,7 @@ def cli_settings(config: Path | None, overrides: list[str] | None, **values):
 def open_database(config: Path | None, overrides: list[str] | None):
     from sqlalchemy.exc import SQLAlchemyError
 
-    from serving.storage import Database
+    from serving.records.database import Database
 
     settings = cli_settings(config, overrides)
     if settings.database_url is None:

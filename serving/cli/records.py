@@ -25,7 +25,7 @@ def export(
 ) -> None:
     """Write the records from SINCE (inclusive) to UNTIL (exclusive), oldest first, page by page in constant memory;
     the same columns from SQLite and PostgreSQL."""
-    from serving.records import check_export, export_records
+    from serving.records.export import check_export, export_records
 
     since, until = utc(since), utc(until)
     check_export(out, since, until)  # before the database is opened: a typo costs nothing
@@ -41,7 +41,7 @@ def prune(
     set_: DatabaseOverrides = None,
 ) -> None:
     """Delete records older than --older-than, and the images kept with them, in short transactions."""
-    from serving.records import parse_age, prune_records
+    from serving.records.prune import parse_age, prune_records
 
     cutoff = datetime.now(UTC) - parse_age(older_than)
     done = prune_records(open_database(config, set_), cutoff, dry_run)

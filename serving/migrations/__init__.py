@@ -1,1 +1,1 @@
-"""Alembic migrations for the inspection database, applied at startup by `serving.storage.Database.migrate`."""
+"""Alembic migrations for the inspection database, applied at startup by `serving.records.database.Database.migrate`."""

@@ -7,8 +7,8 @@ from matplotlib.figure import Figure
 
 from serving.monitor.lines import CameraDrift
 from serving.monitor.spc import Chart
-from serving.monitor.store import BaselinePeriod
 from serving.pictures import svg
+from serving.records.lines import BaselinePeriod
 from serving.settings import MonitorSettings
 
 DATA, CENTRE, LIMIT, SIGNAL, BASELINE = "#1f4e79", "#2e7d32", "#8a8a8a", "#d32f2f", "#e3ecf7"

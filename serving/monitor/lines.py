@@ -21,9 +21,10 @@ from serving.monitor.spc import (
     make_subgroups,
     p_chart,
 )
-from serving.monitor.store import QUALITY, AlarmRule, BaselinePeriod, LineRecords, add_alarms, line_records
+from serving.records.alarms import AlarmRule, add_alarms
+from serving.records.database import Database
+from serving.records.lines import QUALITY, BaselinePeriod, LineRecords, line_records
 from serving.settings import MonitorSettings
-from serving.storage import Database
 from serving.times import stamp
 
 

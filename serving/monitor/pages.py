@@ -13,7 +13,7 @@ from serving.monitor.charts import drift_svg, spc_svg
 from serving.monitor.drift import FINDINGS
 from serving.monitor.lines import CameraDrift, LineState, grouping
 from serving.monitor.spc import RULE_TEXT, Chart, baseline_advice
-from serving.monitor.store import Alarm
+from serving.records.alarms import Alarm
 from serving.settings import MonitorSettings
 from serving.times import stamp
 

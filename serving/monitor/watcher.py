@@ -17,9 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from serving.metrics import Metrics
 from serving.monitor.lines import BaselineTooShort, DriftCache, LineState, evaluate, store_alarms
-from serving.monitor.store import BaselinePeriod, get_baselines, open_alarm_counts, open_rule_counts
+from serving.records.alarms import open_alarm_counts, open_rule_counts
+from serving.records.database import Database
+from serving.records.lines import BaselinePeriod, get_baselines
 from serving.settings import MonitorSettings
-from serving.storage import Database
 
 log = logging.getLogger("lineinspect.monitor")
 

@@ -1,4 +1,5 @@
-"""Baselines, alarms and the records a line's charts are drawn from, in the service's database."""
+"""Alarms in the database: the rules the line monitor fired, grouped into events, stored once however many
+instances see them fire, and acknowledged once."""
 
 from __future__ import annotations
 
@@ -7,50 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from annotation.errors import LineInspectError
-from serving.storage import Database, advisory_lock, aware, inspections, metadata, naive_utc
+from serving.records.database import Database, advisory_lock
+from serving.records.tables import alarm_rules, alarms, aware, naive_utc
 from serving.times import stamp
 
-baselines = sa.Table(
-    "baselines", metadata,
-    sa.Column("line", sa.String(128), primary_key=True),
-    sa.Column("since", sa.DateTime(), nullable=False),
-    sa.Column("until", sa.DateTime(), nullable=False),
-    sa.Column("subgroup_size", sa.Integer()),
-    sa.Column("subgroup_minutes", sa.Float()),
-    sa.Column("set_at", sa.DateTime(), nullable=False),
-    sa.Column("set_by", sa.String(128)),
-    sa.Column("note", sa.Text()),
-)  # fmt: skip
-alarms = sa.Table(
-    "alarms", metadata,
-    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("line", sa.String(128), nullable=False),
-    sa.Column("subgroup_start", sa.DateTime(), nullable=False),  # the subgroup of the rule that opened it
-    sa.Column("raised_at", sa.DateTime(), nullable=False),
-    sa.Column("acknowledged_at", sa.DateTime()),
-    sa.Column("acknowledged_by", sa.String(128)),
-    sa.Column("note", sa.Text()),
-)  # fmt: skip
-alarm_rules = sa.Table(
-    "alarm_rules", metadata,
-    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("alarm_id", sa.Integer(), sa.ForeignKey("alarms.id"), nullable=False),
-    sa.Column("line", sa.String(128), nullable=False),
-    sa.Column("chart", sa.String(32), nullable=False),  # p | ewma | drift
-    sa.Column("camera", sa.String(128), nullable=False),  # drift: the camera; "" for the line's charts
-    sa.Column("rule", sa.String(64), nullable=False),
-    sa.Column("subgroup_start", sa.DateTime(), nullable=False),
-    sa.Column("subgroup_end", sa.DateTime(), nullable=False),
-    sa.Column("value", sa.Float(), nullable=False),
-    sa.Column("detail", sa.Text(), nullable=False),
-    sa.Column("raised_at", sa.DateTime(), nullable=False),
-    sa.UniqueConstraint("line", "chart", "camera", "rule", "subgroup_start", name="uq_alarm_rules_episode"),
-)  # fmt: skip
-QUALITY = ("brightness", "contrast", "sharpness")
 EPISODE = ("line", "chart", "camera", "rule", "subgroup_start")  # a rule is stored once for these
 
 
@@ -60,20 +24,6 @@ class AlarmNotFound(LineInspectError):
 
 class AlreadyAcknowledged(LineInspectError):
     """The alarm was acknowledged before: by whom and when is in the message."""
-
-
-@dataclass(frozen=True)
-class BaselinePeriod:
-    """The period of a line an engineer declared in control, and how its records are grouped."""
-
-    line: str
-    since: datetime
-    until: datetime
-    subgroup_size: int | None
-    subgroup_minutes: float | None
-    set_at: datetime
-    set_by: str | None = None
-    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,64 +54,6 @@ class Alarm:
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class LineRecords:
-    """A line's judged records in time order, as columns (errors left out: they have no verdict)."""
-
-    times: list[datetime]
-    camera: list[str]
-    defect: np.ndarray
-    score: np.ndarray
-    quality: dict[str, np.ndarray]  # brightness, contrast, sharpness; NaN where not measured
-
-
-def set_baseline(db: Database, period: BaselinePeriod) -> None:
-    row = {**period.__dict__, **{k: naive_utc(getattr(period, k)) for k in ("since", "until", "set_at")}}
-    with db.engine.begin() as connection:
-        connection.execute(baselines.delete().where(baselines.c.line == period.line))
-        connection.execute(baselines.insert(), row)
-
-
-def get_baselines(db: Database, line: str | None = None) -> list[BaselinePeriod]:
-    query = sa.select(baselines).order_by(baselines.c.line)
-    if line is not None:
-        query = query.where(baselines.c.line == line)
-    with db.engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
-    return [BaselinePeriod(**{**r, **{k: aware(r[k]) for k in ("since", "until", "set_at")}}) for r in rows]
-
-
-def line_records(db: Database, line: str, since: datetime, until: datetime) -> LineRecords:
-    c = inspections.c
-    query = (
-        sa.select(c.created_at, c.camera, c.verdict, c.score, *(c[q] for q in QUALITY))
-        .where(
-            c.line == line, c.verdict.is_not(None), c.created_at >= naive_utc(since), c.created_at < naive_utc(until)
-        )
-        .order_by(c.created_at, c.id)
-    )
-    with db.engine.connect() as connection:
-        rows = connection.execute(query).all()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (4 + len(QUALITY))
-    times, cameras, verdicts, scores, *quality = columns
-    return LineRecords(
-        times=[t.replace(tzinfo=UTC) for t in times],
-        camera=[c or "" for c in cameras],
-        defect=np.array([v == "defect" for v in verdicts], dtype=bool),
-        score=np.array(scores, dtype=float),
-        quality={
-            q: np.array([np.nan if v is None else v for v in values], dtype=float)
-            for q, values in zip(QUALITY, quality, strict=True)
-        },
-    )
-
-
-def lines_seen(db: Database) -> list[str]:
-    query = sa.select(inspections.c.line).where(inspections.c.line.is_not(None)).distinct().order_by(inspections.c.line)
-    with db.engine.connect() as connection:
-        return list(connection.execute(query).scalars())
 
 
 Gap = Callable[[AlarmRule, datetime], int]  # subgroups from the one that starts at a time to the rule's

@@ -18,7 +18,7 @@ import os
 import threading
 from pathlib import Path
 
-from serving.storage import InspectionRecord
+from serving.records.model import InspectionRecord
 
 log = logging.getLogger("lineinspect.records")
 

@@ -1,1 +1,1 @@
-"""HTTP routes, one module per resource; the logic they call lives in plain modules (engine, storage, auth)."""
+"""HTTP routes, one module per resource; the logic they call lives in plain modules (service, engine, records, auth)."""

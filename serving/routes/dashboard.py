@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from serving.monitor.pages import dashboard_page, dashboard_panel, line_view
-from serving.monitor.store import get_baselines, lines_seen, list_alarms, open_alarm_counts
+from serving.records.alarms import list_alarms, open_alarm_counts
+from serving.records.lines import get_baselines, lines_seen
 from serving.routes.deps import Viewer, service
 
 router = APIRouter(tags=["monitoring"])

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import binascii
 from base64 import b64decode
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from serving.routes.errors import ApiError
-
-if TYPE_CHECKING:
-    from serving.app import Service
+from serving.service import Service
 
 SECURITY_SCHEMES = {
     "HTTPBearer": {

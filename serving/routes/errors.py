@@ -1,4 +1,4 @@
-"""Every error answer has one shape, `{"error": {"code", "message"}}`, and every refusal is counted by code."""
+"""Every error answer, built here: one shape, `{"error": {"code", "message"}}`, and every refusal counted by code."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
-from serving.engine import Refused
 from serving.metrics import Metrics
+from serving.refusals import Refused
+from serving.routes.schemas import ErrorBody, ErrorDetail
 
 log = logging.getLogger("lineinspect.http")
 
@@ -53,6 +54,12 @@ class ApiError(HTTPException):
 
 def error_body(code: str, message: str, **extra) -> dict:
     return {"error": {"code": code, "message": message, **extra}}
+
+
+def refusal_entry(exc: Refused, metrics: Metrics) -> ErrorBody:
+    """A refused image's entry in a batch's results (the batch itself succeeds), counted as a refusal."""
+    metrics.rejected.labels(exc.reason).inc()
+    return ErrorBody(error=ErrorDetail(code=exc.reason, message=str(exc), id=exc.record_id))
 
 
 def error_response(request: Request, exc: Exception, metrics: Metrics) -> JSONResponse:

@@ -16,12 +16,13 @@ from inspect import cleandoc
 from fastapi import APIRouter, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.engine import Refused
 from serving.metrics import Metrics
+from serving.refusals import Refused
 from serving.routes.deps import CHALLENGE, Client, identify, service
-from serving.routes.errors import ApiError, error_response
-from serving.routes.schemas import BatchResult, ErrorBody, ErrorDetail, InspectionResult
+from serving.routes.errors import ApiError, error_response, refusal_entry
+from serving.routes.schemas import BatchResult, ErrorBody, InspectionResult, ModelRef, OcrStep, Timings
 from serving.routes.uploads import TAG_NAMES, option, read_image, read_images, tags_for, upload_docs
+from serving.service import Inspection
 from vision.ocr import LabelTemplate
 
 router = APIRouter(tags=["inspect"])
@@ -49,10 +50,32 @@ async def inspect_one(request: Request) -> Response:
     image, fields = await read_image(request, FIELDS)
     tags, template = tags_for(fields, 1)[0], _template(request, fields)
     try:
-        result = await svc.inspect(image, tags, client, template)
+        inspection = await svc.inspect(image, tags, client, template)
     except Refused as exc:
         raise ApiError.refused(exc, id=exc.record_id) from None
-    return Response(result.model_dump_json(), media_type="application/json")
+    return Response(inspection_result(inspection).model_dump_json(), media_type="application/json")
+
+
+def inspection_result(inspection: Inspection) -> InspectionResult:
+    """The answer to an inspection, from its record."""
+    record, label = inspection.record, inspection.label
+    return InspectionResult(
+        id=record.id,
+        verdict=record.verdict,
+        score=record.score,
+        threshold=record.threshold,
+        label=record.label,
+        probabilities=inspection.probabilities,
+        model=ModelRef(name=record.model_name, version=record.model_version),
+        timings_ms=Timings(
+            decode=record.decode_ms,
+            preprocess=record.preprocess_ms,
+            queue=record.queue_ms,
+            infer=record.infer_ms,
+            total=record.total_ms,
+        ),
+        ocr=None if label is None else OcrStep(**label.__dict__),
+    )
 
 
 class CameraLane:
@@ -121,10 +144,9 @@ async def inspect_batch(request: Request, client: Client) -> Response:
 
     async def one(image: bytes, tags) -> InspectionResult | ErrorBody:
         try:
-            return await svc.inspect(image, tags, client, template)
+            return inspection_result(await svc.inspect(image, tags, client, template))
         except Refused as exc:
-            svc.metrics.rejected.labels(exc.reason).inc()
-            return ErrorBody(error=ErrorDetail(code=exc.reason, message=str(exc), id=exc.record_id))
+            return refusal_entry(exc, svc.metrics)
 
     results = await asyncio.gather(*(one(i, t) for i, t in zip(images, all_tags, strict=True)))
     return Response(BatchResult(results=results).model_dump_json(), media_type="application/json")

@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from serving.records.database import InspectionFilter
+from serving.records.model import InspectionRecord
+from serving.records.tables import naive_utc
 from serving.routes.deps import client_name, service
 from serving.routes.errors import ApiError
 from serving.routes.schemas import ErrorBody, InspectionPage
-from serving.storage import InspectionFilter, InspectionRecord, naive_utc
+from serving.service import FLUSH_SECONDS
 
 router = APIRouter(tags=["inspections"], dependencies=[Depends(client_name)])
-FLUSH_SECONDS = 2.0  # how long a read waits for records still being written
 
 
 async def _read(request: Request, query, *args):

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from annotation.errors import LineInspectError
-from serving.engine import LoadedModel, Refused, resolve_model_path
+from serving.engine import LoadedModel, resolve_model_path
+from serving.refusals import Refused
 from serving.routes.deps import client_name, service
 from serving.routes.errors import ApiError
 from serving.routes.schemas import ErrorBody, ModelInfo, ModelLoad, ModelsAnswer, ReloadRequest

@@ -11,18 +11,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from serving.monitor.drift import FINDINGS
 from serving.monitor.lines import BaselineTooShort, LineState
 from serving.monitor.spc import RULE_TEXT, Chart, baseline_advice
-from serving.monitor.store import (
+from serving.records.alarms import (
     Alarm,
     AlarmNotFound,
     AlreadyAcknowledged,
-    BaselinePeriod,
     acknowledge,
-    get_baselines,
-    lines_seen,
     list_alarms,
     open_alarm_counts,
-    set_baseline,
 )
+from serving.records.lines import BaselinePeriod, get_baselines, lines_seen, set_baseline
+from serving.records.tables import aware
 from serving.routes.deps import Client, client_name, service
 from serving.routes.errors import ApiError
 from serving.routes.schemas import (
@@ -45,7 +43,6 @@ from serving.routes.schemas import (
     SpcAnswer,
     Subgrouping,
 )
-from serving.storage import aware
 
 router = APIRouter(tags=["monitoring"], dependencies=[Depends(client_name)])
 NO_LINE = {404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from serving.engine import Refused
+from serving.refusals import Refused
 from serving.routes.deps import client_name, service
 from serving.routes.errors import ApiError
 from serving.routes.schemas import DialAnswer, DisplayAnswer, ErrorBody, GaugeAnswer, LabelAnswer

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.records.model import InspectionRecord
 from serving.settings import SubgroupSettings
-from serving.storage import InspectionRecord
 from vision.ocr import Digit, FieldValue, Word
 
 

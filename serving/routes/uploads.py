@@ -10,8 +10,8 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from serving.records.model import Tags
 from serving.routes.errors import ApiError
-from serving.storage import Tags
 
 RAW_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/tiff")
 TAG_NAMES = ("line", "station", "camera", "part_id")

@@ -7,7 +7,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from serving.storage import Database, api_keys
+from serving.records.database import Database
+from serving.records.tables import api_keys
 from tests.conftest import jpeg_bytes
 from tests.serving.conftest import wait_for
 

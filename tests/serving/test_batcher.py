@@ -23,7 +23,7 @@ class Gate:
     """A real ONNX session that records each batch's size and thread and, while closed, holds inferences."""
 
     def __init__(self, session) -> None:
-        self.session = session
+        self.session, self.meta = session, session.meta  # `vision.inference.infer` reads the model's classes
         self.batches: list[tuple[int, str]] = []
         self.open = threading.Event()
         self.open.set()

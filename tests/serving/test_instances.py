@@ -12,9 +12,11 @@ import httpx
 import sqlalchemy as sa
 
 from serving.monitor.lines import evaluate, store_alarms
-from serving.monitor.store import BaselinePeriod, list_alarms
+from serving.records.alarms import list_alarms
+from serving.records.database import Database
+from serving.records.lines import BaselinePeriod
+from serving.records.tables import inspections
 from serving.settings import MonitorSettings
-from serving.storage import Database, inspections
 from tests.conftest import jpeg_bytes
 from tests.serving.conftest import metric, wait_for
 from tests.serving.monitor.streams import hours_ago, records, write

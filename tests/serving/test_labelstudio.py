@@ -30,7 +30,7 @@ from annotation.labelstudio.pull import pull
 from annotation.labelstudio.review import send_review
 from annotation.labelstudio.server import LOG_FILE
 from annotation.manifest import sha256_file
-from serving.storage import InspectionRecord
+from serving.records.model import InspectionRecord
 from tests.serving.conftest import cli
 from tests.serving.dying_proxy import DyingProxy
 from vision.onnx_model import OnnxClassifier

@@ -13,7 +13,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from serving.storage import MIGRATIONS, Database, InspectionFilter, InspectionRecord, metadata
+from serving.records.alarms import AlarmRule, add_alarms, list_alarms
+from serving.records.database import MIGRATIONS, Database, InspectionFilter
+from serving.records.lines import BaselinePeriod, get_baselines, set_baseline
+from serving.records.model import InspectionRecord
+from serving.records.tables import metadata
 
 
 @pytest.fixture
@@ -58,8 +62,6 @@ def test_a_database_from_before_ocr_gains_the_ocr_columns_and_keeps_its_records(
 
 
 def test_a_database_from_before_monitoring_gains_quality_baselines_and_alarms(db):
-    from serving.monitor.store import AlarmRule, BaselinePeriod, add_alarms, get_baselines, list_alarms, set_baseline
-
     _alembic(db, command.upgrade, "0002")
     with db.engine.begin() as connection:
         connection.execute(
@@ -113,8 +115,6 @@ def _old_alarms(db: Database) -> list[dict]:
 
 
 def test_per_rule_alarms_from_before_grouping_become_one_alarm_per_event(db):
-    from serving.monitor.store import AlarmRule, add_alarms, list_alarms
-
     _alembic(db, command.upgrade, "0003")
     columns = ", ".join(OLD_ALARMS[0])
     with db.engine.begin() as connection:
@@ -141,8 +141,6 @@ def test_per_rule_alarms_from_before_grouping_become_one_alarm_per_event(db):
 def _undeclared(db: Database) -> list:
     """How the database's columns, their types and constraints differ from what serving's tables declare (indexes
     live in the migrations only)."""
-    import serving.monitor.store  # noqa: F401  (declares the monitoring tables)
-
     with db.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)
     return [d for d in differences if not (isinstance(d, tuple) and d[0] == "remove_index")]

@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import sqlalchemy as sa
 
-from serving.storage import Database, InspectionFilter, InspectionRecord, inspections
+from serving.records.database import Database, InspectionFilter
+from serving.records.model import InspectionRecord
+from serving.records.tables import inspections
 from tests.conftest import jpeg_bytes
 from tests.serving.conftest import metric, wait_for
 

@@ -14,8 +14,10 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
 
-from serving.records import SCHEMA, export_records
-from serving.storage import Database, InspectionRecord, inspections
+from serving.records.database import Database
+from serving.records.export import SCHEMA, export_records
+from serving.records.model import InspectionRecord
+from serving.records.tables import inspections
 from tests.serving.conftest import cli
 
 COLUMNS = [c.name for c in inspections.columns]

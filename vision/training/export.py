@@ -169,9 +169,9 @@ def _holdout_scores(classifier: OnnxClassifier, holdout: list[dict]) -> tuple[np
     labels = {Path(i["path"]): i["label"] == classifier.meta.defect_class for i in holdout}
     scores, truth = [], []
     for pred in iter_predictions(classifier, labels):
-        if pred.probabilities is None:
+        if pred.result is None:
             raise LineInspectError(f"holdout image unreadable: {pred.path}: {pred.error}")
-        scores.append(float(pred.probabilities[classifier.meta.defect_index]))
+        scores.append(pred.result.score)
         truth.append(labels[pred.path])
     return np.asarray(scores), np.asarray(truth, dtype=bool)
 

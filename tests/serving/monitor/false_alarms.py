@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from serving.monitor.store import BaselinePeriod, list_alarms
-from serving.storage import Database
+from serving.records.alarms import list_alarms
+from serving.records.database import Database
+from serving.records.lines import BaselinePeriod
 from tests.serving.monitor.streams import hours_ago, records, replay
 
 BASELINE = 20  # subgroups

@@ -8,9 +8,10 @@ from uuid import uuid4
 import numpy as np
 
 from serving.monitor.lines import evaluate, store_alarms
-from serving.monitor.store import BaselinePeriod
+from serving.records.database import Database
+from serving.records.lines import BaselinePeriod
+from serving.records.model import InspectionRecord
 from serving.settings import MonitorSettings
-from serving.storage import Database, InspectionRecord
 
 THRESHOLD = 0.5
 

@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from serving.monitor.lines import ALARM_WINDOW
-from serving.monitor.store import (
+from serving.records.alarms import (
     Alarm,
     AlreadyAcknowledged,
-    BaselinePeriod,
     acknowledge,
     list_alarms,
     open_alarm_counts,
     open_rule_counts,
 )
-from serving.storage import Database
+from serving.records.database import Database
+from serving.records.lines import BaselinePeriod
 from tests.serving.monitor.false_alarms import measure
 from tests.serving.monitor.streams import hours_ago, records, replay
 

@@ -1,0 +1,1 @@
+"""What the service keeps: inspection records, API keys, model loads, baselines and alarms, in its database."""
