@@ -22,7 +22,7 @@ import numpy as np
 
 from annotation.errors import LineInspectError
 from annotation.exports import ImportOptions
-from serving.offline import collect_inputs
+from serving.batch.inputs import collect_inputs
 from vision.inference import infer
 from vision.ocr import DialResult, DisplayResult, LabelResult, load_gauge, load_template
 from vision.ocr import read_gauge as _read_gauge

@@ -19,8 +19,8 @@ DEMO_RECIPE = builtin_configs() / "train" / "demo.yaml"
 
 def run_demo(out: Path, config: Path | None, console: Console) -> None:
     """Sample data -> check -> train -> export -> evaluate on fresh images -> inspect a folder -> serve."""
+    from serving.batch.inputs import collect_inputs
     from serving.batch.run import inspect_paths
-    from serving.offline import collect_inputs
     from vision.evaluate import evaluate_model
     from vision.onnx_model import OnnxClassifier
     from vision.recipe import load_recipe
@@ -87,7 +87,7 @@ def _post_parts(model: Path, data_dir: Path, images: list[Path], console: Consol
     """Start the service, post each image as a camera would, print the answers; return the records stored."""
     import httpx
 
-    from serving.local_server import LocalServer
+    from serving.benchmarks.local_server import LocalServer
 
     server = LocalServer(model, None, [], data_dir=data_dir)
     try:

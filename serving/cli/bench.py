@@ -40,9 +40,9 @@ def bench_serve(
     set_: ServiceOverrides = None,
 ) -> None:
     """Throughput and latency of the service over HTTP against the engine's in-process ceiling."""
-    from serving.bench import bench_serve, sample_images
+    from serving.benchmarks.local_server import LocalServer
+    from serving.benchmarks.serve import bench_serve, sample_images
     from serving.engine import load_model
-    from serving.local_server import LocalServer
 
     settings = cli_settings(config, set_, model=model)
     if settings.model is None:
@@ -80,9 +80,9 @@ def bench_soak(
     set_: ServiceOverrides = None,
 ) -> None:
     """Sustained load on a service started on loopback: fails on any 5xx or memory growth over the bound."""
-    from serving.bench import sample_images
-    from serving.local_server import LocalServer
-    from serving.soak import soak
+    from serving.benchmarks.local_server import LocalServer
+    from serving.benchmarks.serve import sample_images
+    from serving.benchmarks.soak import soak
 
     settings = cli_settings(config, set_, model=model)
     if settings.model is None:
@@ -111,9 +111,9 @@ def bench_inspect(
     workers: Annotated[int | None, typer.Option(min=1, help="Decode workers (default: one per core).")] = None,
 ) -> None:
     """Local engine throughput against the in-process ceiling (same run, same files), and peak memory."""
-    from serving.batch.bench import bench_inspect as run_bench
-    from serving.batch.bench import generate_images, parse_size
-    from serving.offline import collect_inputs
+    from serving.batch.inputs import collect_inputs
+    from serving.benchmarks.inspect import bench_inspect as run_bench
+    from serving.benchmarks.inspect import generate_images, parse_size
     from serving.settings import cpu_count
     from vision.onnx_model import OnnxClassifier
 

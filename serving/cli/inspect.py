@@ -54,9 +54,9 @@ def inspect(
     from contextlib import nullcontext
 
     from serving.batch.heatmaps import HeatmapWriter
+    from serving.batch.inputs import collect_inputs
     from serving.batch.ray_engine import RayEngine
     from serving.batch.run import inspect_paths
-    from serving.offline import collect_inputs
     from vision.onnx_model import OnnxClassifier
 
     if engine not in ("local", "ray"):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.batch.inputs import collect_inputs
 from serving.batch.output import RowLog, fingerprint, read_rows
 from serving.cli.options import import_options
-from serving.offline import collect_inputs
 from tests.serving.conftest import REPO, cli, wait_for
 
 BLOCK_RAY = """import sys

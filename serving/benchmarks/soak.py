@@ -14,7 +14,7 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from serving.bench import LoadResult, http_load, resident_mb
+from serving.benchmarks.serve import LoadResult, http_load, resident_mb
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from annotation.errors import LineInspectError
 from serving.batch.run import inspect_paths
-from serving.bench import cpu_note, resident_mb
+from serving.benchmarks.serve import cpu_note, resident_mb
 from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
 

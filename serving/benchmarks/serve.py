@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.table import Table
 
 from annotation.errors import LineInspectError
+from serving.benchmarks.local_server import LocalServer
 from serving.engine import LoadedModel, prepare
-from serving.local_server import LocalServer
 from serving.settings import EngineSettings, cpu_count
 from vision.preprocess import probe
 
