@@ -80,6 +80,10 @@ class Metrics:
             "lineinspect_monitor_evaluated_timestamp_seconds", "When the lines were last evaluated (Unix time).",
             registry=r,
         )  # fmt: skip
+        self.instance_info = Gauge(
+            "lineinspect_instance_info", "This service instance (value 1): its name and its database's kind.",
+            ["instance", "database"], registry=r,
+        )  # fmt: skip
 
     def set_model(self, name: str, version: str, sha256: str) -> None:
         self.model_info.clear()

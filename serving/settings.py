@@ -7,6 +7,7 @@ Relative paths are taken from the directory the service is started in.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -132,6 +133,7 @@ class ServeSettings(_Strict):
     model_dirs: list[Path] = Field(default_factory=list)  # reload allow-list; empty: the folder of `model`
     data_dir: Path = Path("data")
     database_url: str | None = None  # None: SQLite file in data_dir; or postgresql+psycopg://...
+    instance: str | None = None  # this instance's name in /metrics and its logs; None: host name:port
     cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
     server: ServerSettings = ServerSettings()
     engine: EngineSettings = EngineSettings()
@@ -145,6 +147,10 @@ class ServeSettings(_Strict):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lineinspect.db').resolve()}"
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or f"{socket.gethostname()}:{self.server.port}"
 
     @property
     def allowed_model_dirs(self) -> list[Path]:

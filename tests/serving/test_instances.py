@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +45,11 @@ def test_instances_started_together_on_an_empty_database_migrate_it_once_and_sto
     for server in servers:
         with server.client() as client:
             assert client.get("/readyz").json()["records"] == "database"
-            assert metric(client.get("/metrics").text, "lineinspect_records_spooled_total") == 0
+            text = client.get("/metrics").text
+            assert metric(text, "lineinspect_records_spooled_total") == 0
+            # each instance names itself in /metrics (host name:port unless `instance` is set)
+            named = {"instance": f"{socket.gethostname()}:{server.port}", "database": "postgresql"}
+            assert metric(text, "lineinspect_instance_info", **named) == 1, text
         server.stop()
         log = server.log.read_text()
         assert "ERROR" not in log and "Traceback" not in log, log
