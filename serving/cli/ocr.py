@@ -93,6 +93,10 @@ def ocr_gauge(
     ] = None,
     decimals: Annotated[int | None, typer.Option(help="Digital: decimals when the point is not seen.")] = None,
     polarity: Annotated[str | None, typer.Option(help="Digital: dark (LCD), bright (LED) or auto.")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(help="Digital: where the display is (pixels): X,Y,WIDTH,HEIGHT or corners X1,Y1,...,X4,Y4."),
+    ] = None,
     unit: Annotated[str | None, typer.Option(help="Unit to report.")] = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -111,7 +115,8 @@ def ocr_gauge(
         shorthand = {"min_angle": min_angle, "max_angle": max_angle, "min_value": min_value, "max_value": max_value}
         spec = _analog_spec(config, shorthand, point, unit)
     else:
-        spec = _digital_spec(config, {"decimals": decimals, "polarity": polarity, "unit": unit})
+        options = {"decimals": decimals, "polarity": polarity, "unit": unit, "region": _region(region)}
+        spec = _digital_spec(config, options)
     results, failed = [], 0
     for path in images:
         result = read_gauge(_read(path), spec)
@@ -177,6 +182,21 @@ def _digital_spec(config, updates: dict):
         raise LineInspectError(f"digital display options: {exc}") from None
 
 
+def _region(entry: str | None) -> list | None:
+    """--region's numbers: a box (4) or four corners (8)."""
+    if entry is None:
+        return None
+    try:
+        numbers = [float(v) for v in entry.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 4:
+        return numbers
+    if len(numbers) == 8:
+        return [numbers[i : i + 2] for i in range(0, 8, 2)]
+    raise LineInspectError(f"--region {entry!r}: write it as X,Y,WIDTH,HEIGHT or X1,Y1,X2,Y2,X3,Y3,X4,Y4 (pixels)")
+
+
 def _calibration_point(entry: str) -> dict:
     angle, sep, value = entry.partition("=")
     try:
@@ -192,6 +212,18 @@ def train_digits(
     epochs: Annotated[int, typer.Option(min=1)] = 6,
     seed: Annotated[int, typer.Option(help="Seed for rendering, initialisation and order.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads (default: all).")] = None,
+    real: Annotated[
+        Path | None,
+        typer.Option(
+            help="The sevenseg-digits folder: also train on its real crops (odd-indexed files of each class "
+            "folder; the even ones stay held out for `bench ocr`), alone and in lines, a quarter of the examples."
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="An exported model (e.g. the shipped one) to train on from, batch norms frozen."),
+    ] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
 ) -> None:
     """Train the seven-segment line reader on rendered displays (needs torch) and export it to ONNX."""
     import torch
@@ -200,4 +232,4 @@ def train_digits(
 
     if threads:
         torch.set_num_threads(threads)
-    run(out, samples=samples, epochs=epochs, seed=seed, console=console)
+    run(out, samples=samples, epochs=epochs, seed=seed, console=console, real=real, init=init, lr=lr)

@@ -12,6 +12,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from serving.cli import app
+from tests.ocr.test_sevenseg import _two_display_panel
 from vision.ocr.config import DialCalibration
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import render_photo
@@ -208,3 +209,18 @@ def test_bench_ocr_refuses_an_unknown_label_family():
     result = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "unknown label family sideways" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ocr_gauge_reads_the_display_a_region_points_at_and_refuses_a_malformed_region(tmp_path):
+    panel, boxes = _two_display_panel()
+    image = tmp_path / "panel.png"
+    cv2.imwrite(str(image), panel)
+    region = ",".join(str(v) for v in boxes["47.5"])
+    result = runner.invoke(app, ["ocr", "gauge", str(image), "--kind", "digital", "--region", region])
+    assert result.exit_code == 0 and ": 47.5  [ok;" in result.stdout, result.output
+    bad = subprocess.run(
+        [LINEINSPECT, "ocr", "gauge", str(image), "--kind", "digital", "--region", "1,2,3"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--region '1,2,3': write it as X,Y,WIDTH,HEIGHT" in bad.stderr

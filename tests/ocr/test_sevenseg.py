@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,90 @@ def test_a_few_training_steps_lower_the_ctc_loss():
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0]
+
+
+def _two_display_panel() -> tuple[np.ndarray, dict[str, list[float]]]:
+    """A panel with two LCDs (a meter's two fields), and each glass's box [x, y, width, height]."""
+    panel = np.full((560, 760, 3), 215, np.uint8)
+    boxes = {}
+    for text, seed, top in (("218.02", 11, 40), ("47.5", 12, 320)):
+        rng = np.random.default_rng(seed)
+        style = SegmentStyle(**{**random_style(rng, digit_height=70.0).__dict__, "led": False})
+        strip = render_strip(text, rng, style, extra_cells=0)[0]
+        framed = cv2.copyMakeBorder(strip, 6, 6, 6, 6, cv2.BORDER_CONSTANT, value=(35, 35, 35))
+        h, w = framed.shape[:2]
+        panel[top : top + h, 60 : 60 + w] = framed
+        boxes[text] = [66, top + 6, w - 12, h - 12]
+    return panel, boxes
+
+
+def test_a_gauge_config_s_region_picks_the_display_and_its_reading_can_be_ok():
+    panel, boxes = _two_display_panel()
+    data = encode_png(panel)
+    for text, (x, y, w, h) in boxes.items():
+        box = read_display(data, DisplayProfile(region=[x, y, w, h]))
+        assert (box.text, box.status) == (text, "ok"), box
+        corners = [[x + w, y + h], [x, y], [x + w, y], [x, y + h]]  # four corners, in any order
+        assert read_display(data, DisplayProfile(region=corners)).text == text
+    found = read_display(data)
+    assert found.text in boxes  # without a region the reader picks one display itself
+
+
+def test_a_region_that_cuts_the_readout_is_never_an_ok_reading():
+    panel, boxes = _two_display_panel()
+    x, y, w, h = boxes["218.02"]
+    cut = read_display(encode_png(panel), DisplayProfile(region=[x + w // 2, y, w // 2, h]))
+    assert cut.status == "uncertain" and "may not hold the whole readout" in cut.reason, cut
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [([1, 2, 3], "a box [x, y, width, height] or four corners"), ([0, 0, -5, 10], "must be positive")],
+)
+def test_a_region_of_the_wrong_shape_is_refused_with_the_shape_to_use(region, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DisplayProfile(region=region)
+
+
+def test_the_real_digit_crops_split_once_into_disjoint_train_and_holdout_parts(shared_data):
+    from vision.ocr.digit_crops import real_crops
+
+    root = shared_data / "sevenseg-digits"
+    train, holdout = real_crops(root, "train"), real_crops(root, "holdout")
+    assert train == real_crops(root, "train") and holdout == real_crops(root, "holdout")
+    assert not {p for p, _ in train} & {p for p, _ in holdout}
+    assert len(train) + len(holdout) == len(list(root.glob("*/*.jpg")))
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.jpg"))
+        assert [p for p, _ in holdout if p.parent == folder] == files[0::2]  # even positions: measuring only
+        assert [p for p, _ in train if p.parent == folder] == files[1::2]
+    labels = {p.parent.name: label for p, label in holdout}
+    assert labels["00"] == "0" and labels["09"] == "9" and labels["11"] == ""
+
+
+def test_training_with_real_crops_writes_a_model_that_names_its_real_data(shared_data, tmp_path):
+    from vision.ocr.sevenseg_train import make_real_examples, train_digits
+
+    root = shared_data / "sevenseg-digits"
+    examples = make_real_examples(root, 1600, seed=1)
+    assert all(x.shape[0] == 40 and x.shape[1] % 4 == 0 and 0 <= x.min() and x.max() <= 1 + 1e-6 for x, _ in examples)
+    assert "" in {t for _, t in examples} and any(len(t) >= 2 for _, t in examples)  # empty positions and lines
+    result = train_digits(tmp_path / "real.onnx", samples=96, epochs=1, seed=0, min_samples=32, real=root)
+    model = SevenSegModel(result.out)
+    assert model.meta["training"]["data"] == "rendered strips + real crops (odd-indexed files of sevenseg-digits)"
+    assert model.meta["training"]["real_examples"] == 32
+
+
+def test_an_exported_model_loads_back_for_training_on_and_gives_the_same_logits():
+    import torch
+
+    from vision.ocr.sevenseg_train import LineReader, load_onnx_weights, make_examples
+
+    model = LineReader()
+    load_onnx_weights(model, DEFAULT_MODEL)
+    model.eval()
+    shipped = SevenSegModel()
+    for x, _ in make_examples(3, seed=2):
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)[None, None]).numpy()
+        assert np.abs(expected - shipped.session.run(None, {"strip": x[None, None]})[0]).max() < 1e-3

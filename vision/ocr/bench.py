@@ -112,31 +112,35 @@ def bench_gaspump(root: Path, tick: Progress) -> dict:
     return {"groups": groups, "time": _timing(seconds), "misses": misses}
 
 
-def bench_digit_crops(root: Path, tick: Progress) -> dict:
-    """Per-digit accuracy of the line model on real crops (folder name = digit; 11 = an empty position)."""
-    from vision.ocr.displays import PAD
-    from vision.ocr.sevenseg import SURE
-    from vision.ocr.sevenseg_model import load_model, strip_input
+def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> dict:
+    """Per-digit accuracy of the line model on the held-out real crops only (folder name = digit;
+    11 = an empty position, which must read as nothing).
 
-    model = load_model()
-    crops = sorted((root / "sevenseg-digits").glob("*/*.jpg"))
+    The split (`digit_crops.real_crops`): per class folder, files sorted by name, odd positions
+    may train the model (`train-digits --real`), even positions are held out and measured here.
+    """
+    from vision.ocr.digit_crops import SPLIT_RULE, padded_strip, real_crops
+    from vision.ocr.sevenseg import SURE
+    from vision.ocr.sevenseg_model import DEFAULT_MODEL, load_model, strip_input
+
+    reader = load_model(model or DEFAULT_MODEL)
+    crops = real_crops(root / "sevenseg-digits", "holdout")
     tick("digit crops", len(crops))
     per: dict[str, list[bool]] = {}
     statuses, seconds = [], []
-    for path in crops:
+    for path, truth in crops:
         start = time.perf_counter()
-        image = cv2.imread(str(path))
-        margin = round(PAD * image.shape[0])
-        strip = cv2.copyMakeBorder(image, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
-        chars = [c for c in model.read([strip_input(strip, dark_segments=True)])[0] if c.confidence >= 0.5]
+        strip = padded_strip(cv2.imread(str(path)))
+        chars = [c for c in reader.read([strip_input(strip, dark_segments=True)])[0] if c.confidence >= 0.5]
         seconds.append(time.perf_counter() - start)
-        truth = "" if path.parent.name == "11" else str(int(path.parent.name))
         right = "".join(c.char for c in chars) == truth
         per.setdefault(truth or "empty", []).append(right)
         statuses.append(("ok" if all(c.confidence >= SURE for c in chars) else "uncertain", right))
         tick("digit crops", 0)
     every = [r for rights in per.values() for r in rights]
     return {
+        "part": "holdout",
+        "split": SPLIT_RULE,
         "digits": _rate(sum(every), len(every)),
         "per_digit": {k: _rate(sum(v), len(v)) for k, v in sorted(per.items())},
         "status": _status(statuses),

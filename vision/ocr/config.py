@@ -92,6 +92,28 @@ class DisplayProfile(_Strict):
     polarity: Literal["auto", "dark", "bright"] = "auto"  # dark: LCD segments, bright: LED
     decimals: int | None = Field(None, ge=0, le=6)  # digits after an unlit or unseen decimal point
     signed: bool = True  # False: the display cannot show a minus (a counter), so a "-" read is glare
+    # where a fixed camera sees the display's glass, in the photo's pixels: a box [x, y, width, height] or four
+    # corners [[x, y], ...] (any order; a slanted or skewed view); None: the reader looks for the display
+    region: list[tuple[float, float]] | None = None
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _corners(cls, region):
+        """A box becomes its four corners; anything but a box or four points is refused with the shape to use."""
+        if region is None:
+            return None
+        if isinstance(region, list | tuple) and len(region) == 4 and all(isinstance(v, int | float) for v in region):
+            x, y, w, h = region
+            if w <= 0 or h <= 0:
+                raise ValueError("a box's width and height must be positive: [x, y, width, height]")
+            return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+        if (
+            isinstance(region, list | tuple)
+            and len(region) == 4
+            and all(isinstance(p, list | tuple) and len(p) == 2 for p in region)
+        ):
+            return region
+        raise ValueError("write it as a box [x, y, width, height] or four corners [[x, y], [x, y], [x, y], [x, y]]")
 
 
 class CalibrationPoint(_Strict):

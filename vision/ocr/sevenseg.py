@@ -3,7 +3,8 @@
 Stock Tesseract has no model of segment shapes and reads at most one rendered readout in
 five right; the line reader here (`sevenseg_model`) is trained on the project's own
 rendered displays. Polarity (dark LCD segments or bright LED ones) comes from the gauge
-profile, or both are tried and the more confident reading wins.
+profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
+may say where the display is (`region`); otherwise the reader finds it.
 
 A reading is `ok` only when a display window was found, every digit is sure and the window
 holds the whole readout: read again one digit height wider on both sides, the window must show no more
@@ -27,7 +28,7 @@ from vision.ocr.displays import PAD, STRIP_HEIGHT, find_displays, order_corners,
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import Box, Digit, DisplayResult
 from vision.ocr.sevenseg_model import DEFAULT_MODEL, INPUT_HEIGHT, CharReading, load_model, strip_input
-from vision.preprocess import ImageDecodeError
+from vision.preprocess import ImageDecodeError, probe
 
 MIN_CONFIDENCE = 0.5  # below this a character is more likely glare than a digit
 MIN_MEAN_CONFIDENCE = 0.7  # a reading less sure than this is only a guess
@@ -67,7 +68,11 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         return _empty(f"unreadable image: {exc}", start, profile)
     reader = load_model(model)
     polarities = {"dark": [True], "bright": [False], "auto": [True, False]}[profile.polarity]
-    windows = [(c.corners, *straighten(image, c.corners)) for c in find_displays(image)]
+    if profile.region is not None:  # a fixed camera: the gauge config says where the glass is
+        corners = np.float32(profile.region) * (max(image.shape[:2]) / max(probe(data)[1:]))
+        windows = [(corners, *straighten(image, corners))]
+    else:
+        windows = [(c.corners, *straighten(image, c.corners)) for c in find_displays(image)]
     if not windows:  # the camera may be looking at the glass alone
         windows = [(None, image, np.eye(3))]
     best: _Reading | None = None

@@ -1,9 +1,12 @@
 """Train the seven-segment line reader on rendered strips and export it to ONNX.
 
-Training only (imports torch); reading needs only the ONNX file it writes. Every example is
-rendered from the seed; the committed model is `--samples 60000 --epochs 10 --seed 0`, trained
-on a GPU (its metadata says so). A CPU run repeats bit for bit on the same CPU and torch build;
-CUDA's CTC loss is not deterministic, so a GPU run only comes close.
+Training only (imports torch); reading needs only the ONNX file it writes. Every rendered example
+is drawn from the seed. With `real` (the sevenseg-digits folder) the training set also holds real
+photographed digits: the train part of its fixed split (`digit_crops.real_crops`), each crop as its
+own strip and lines of 2-6 crops side by side, lightly augmented. The committed model is
+`--samples 60000 --epochs 10 --seed 0`, trained on a GPU (its metadata says so). A CPU run repeats
+bit for bit on the same CPU and torch build; CUDA's CTC loss is not deterministic, so a GPU run only
+comes close.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
 from torch import nn
 
 from annotation.errors import LineInspectError
+from vision.ocr.digit_crops import padded_strip, real_crops
 from vision.ocr.metrics import char_error_rate
 from vision.ocr.render_display import render_training_strip
 from vision.ocr.sevenseg_model import CHARSET, DOWNSAMPLE, INPUT_HEIGHT, METADATA_KEY, ctc_decode, strip_input
@@ -28,6 +33,7 @@ from vision.progress import progress_bar
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-3
+REAL_SHARE = 0.25  # of all training examples, with `real`: real crops alone and in lines
 
 
 class LineReader(nn.Module):
@@ -75,6 +81,65 @@ def make_examples(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
     return examples
 
 
+def _augment_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One real crop scaled, shifted, squeezed a little and with its brightness and contrast changed."""
+    h, w = image.shape[:2]
+    scale = rng.uniform(0.88, 1.12)
+    sx = scale * rng.uniform(0.9, 1.1)
+    dx, dy = rng.uniform(-0.06, 0.06) * w, rng.uniform(-0.06, 0.06) * h
+    matrix = np.float32([[sx, 0, (1 - sx) * w / 2 + dx], [0, scale, (1 - scale) * h / 2 + dy]])
+    out = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = out.astype(np.float32)
+    mean = out.mean()
+    out = (out - mean) * rng.uniform(0.7, 1.3) + mean + rng.uniform(-30, 30)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _real_example(crops: list[tuple[np.ndarray, str]], rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Crops side by side (one or more), padded like a display window, slightly blurred, as model input."""
+    line = np.hstack([_augment_crop(image, rng) for image, _ in crops])
+    if rng.random() < 0.5:
+        line = cv2.GaussianBlur(line, (0, 0), float(rng.uniform(0.3, 1.5)))
+    return strip_input(padded_strip(line), dark_segments=True)[0], "".join(label for _, label in crops)
+
+
+def make_real_examples(root: Path, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    """`n` examples from the train part of the real crops: each crop once on its own, the rest
+    lines of 2-6 random crops (an empty position adds no character)."""
+    crops = [(cv2.imread(str(path)), label) for path, label in real_crops(root, "train")]
+    rng = np.random.default_rng(seed)
+    examples = [_real_example([crop], rng) for crop in crops[:n]]
+    while len(examples) < n:
+        picked = rng.integers(0, len(crops), int(rng.integers(2, 7)))
+        examples.append(_real_example([crops[i] for i in picked], rng))
+    return examples
+
+
+def load_onnx_weights(model: LineReader, path: Path) -> None:
+    """Start from an exported model: its convolutions carry the batch norms folded in, so each
+    norm becomes the identity with the folded bias (keep the norms in eval mode when training on)."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = {
+        i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer
+    }
+    layers = list(model.body)
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.Conv2d):
+                continue
+            layer.weight.copy_(weights[f"body.{i}.weight"])
+            if layer.bias is not None:
+                layer.bias.copy_(weights[f"body.{i}.bias"])
+                continue
+            norm = layers[i + 1]
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1 - norm.eps)
+            norm.weight.fill_(1)
+            norm.bias.copy_(weights[f"body.{i}.weight_bias"])
+
+
 def _batch(examples: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(x.shape[1] for x, _ in examples)
     width += -width % DOWNSAMPLE
@@ -107,12 +172,20 @@ def train_digits(
     seed: int = 0,
     batch_size: int = 64,
     console: Console | None = None,
+    real: Path | None = None,
+    min_samples: int = 1000,
+    init: Path | None = None,
+    lr: float = 3e-3,
 ) -> TrainResult:
     """Render `samples` strips, train the line reader (on a GPU when there is one), export it
-    with its metadata. Only a CPU run rebuilds the committed model bit for bit."""
+    with its metadata. Only a CPU run rebuilds the committed model bit for bit.
+
+    `real` (the sevenseg-digits folder) adds real examples from its train part, REAL_SHARE of the
+    whole set; without it the run is the rendered-only one, unchanged. `init` (an exported model)
+    trains on from its weights, batch norms frozen, instead of from scratch."""
     console = console or Console(stderr=True)
-    if samples < 1000 or epochs < 1:
-        raise LineInspectError("train-digits needs at least 1000 samples and 1 epoch")
+    if samples < min_samples or epochs < 1:
+        raise LineInspectError(f"train-digits needs at least {min_samples} samples and 1 epoch")
     start = time.perf_counter()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -123,12 +196,20 @@ def train_digits(
         for chunk in range(0, samples, 1000):
             examples += make_examples(min(1000, samples - chunk), int(rng_seed[0]) + chunk)
             bar.update(task, completed=len(examples))
-    val = make_examples(max(500, samples // 40), int(rng_seed[1]))
+    real_count = 0
+    if real is not None:
+        real_count = round(samples * REAL_SHARE / (1 - REAL_SHARE))
+        examples += make_real_examples(real, real_count, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+        console.print(f"{real_count} real examples from the train part of {real}")
+    val = make_examples(max(min(500, min_samples), samples // 40), int(rng_seed[1]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = LineReader().to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    model = LineReader()
+    if init is not None:
+        load_onnx_weights(model, init)
+    model = model.to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(examples) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps, pct_start=0.15)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     order_rng = np.random.default_rng(seed)
     # batches of similar width waste less padding
@@ -136,6 +217,10 @@ def train_digits(
     groups = [by_width[i : i + batch_size] for i in range(0, len(by_width), batch_size)]
     for epoch in range(epochs):
         model.train()
+        if init is not None:  # the folded norms have no batch statistics to go on from
+            for layer in model.modules():
+                if isinstance(layer, nn.BatchNorm2d):
+                    layer.eval()
         total = 0.0
         with progress_bar(console, "batches") as bar:
             task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=len(groups))
@@ -166,7 +251,11 @@ def train_digits(
             "samples": samples,
             "epochs": epochs,
             "device": device.type,
-            "data": "rendered strips only",
+            "data": "rendered strips only"
+            if real is None
+            else f"rendered strips + real crops (odd-indexed files of {Path(real).resolve().name})",
+            **({"real_examples": real_count} if real is not None else {}),
+            **({"init": f"{Path(init).name} ({_model_meta(init).get('training')})", "lr": lr} if init else {}),
         },
         "val_rendered": {"exact": exact, "char_error_rate": cer, "strips": len(val)},
     }
@@ -174,6 +263,13 @@ def train_digits(
     seconds = time.perf_counter() - start
     console.print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB) in {seconds / 60:.1f} min")
     return TrainResult(out, exact, cer, seconds)
+
+
+def _model_meta(path: Path) -> dict:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    return json.loads(props.get(METADATA_KEY, "{}"))
 
 
 def _export(model: LineReader, out: Path, meta: dict, check: list[tuple[np.ndarray, str]]) -> None:
