@@ -14,6 +14,7 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # The slow tier (`-m slow`): tests that use a Label Studio, service subprocesses, PostgreSQL or a model trained
 # for the test (these fixtures), and the modules that train models or run benchmarks, soaks and resumed runs.
+# The service in this process (`app_service`, `app_factory` in tests/serving/conftest.py) is fast.
 # `make test-fast` runs the rest (`-m "not slow"`); `make test` runs both.
 SLOW_FIXTURES = frozenset({"label_studio", "server_factory", "service", "postgres", "tiny_run"})
 SLOW_MODULES = frozenset(

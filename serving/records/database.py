@@ -146,7 +146,7 @@ class Database:
         """key hash -> key name, for every key not revoked."""
         query = sa.select(api_keys.c.key_hash, api_keys.c.name).where(api_keys.c.revoked_at.is_(None))
         with self.engine.connect() as connection:
-            return dict(connection.execute(query).tuples().all())
+            return {key_hash: name for key_hash, name in connection.execute(query)}
 
     def close(self) -> None:
         self.engine.dispose()

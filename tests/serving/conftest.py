@@ -1,13 +1,16 @@
 """A real model trained once with the CLI, real `lineinspect serve` processes on loopback ports, and the
 databases they write: SQLite files and a real PostgreSQL server.
 
-Every server runs with an import hook that makes `import torch` fail, so the whole suite proves the
-service runs where torch is not installed. Every test that touches the database asks for `backend` (or
-`database_url`) and so runs on both SQLite and PostgreSQL.
+Every server runs with an import hook that makes `import torch` fail, so the suite proves the service runs
+where torch is not installed. The tests that only talk HTTP (no port, no process to kill) run the same app, from
+the same settings file, in the test process instead (`app_service`, `app_factory`: the fast tier). Every test
+that touches the database asks for `backend` (or `database_url`) and so runs on both SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -15,13 +18,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
+import uvloop
 import yaml
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from annotation.export_writer import labelled_task, write_export
@@ -29,6 +36,7 @@ from tests.postgres import Cluster
 from vision.metadata import read_metadata, write_metadata
 
 REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 60  # seconds a test's request may take
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
 NO_TORCH = '''"""Test hook: the service must run without torch, so importing it fails here."""
 import sys
@@ -209,7 +217,7 @@ class Server:
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT)
 
     def keys(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return cli("keys", *args, "--config", self.config, env=self.env, check=check)
@@ -238,21 +246,138 @@ def server_factory(models, no_torch_env, tmp_path_factory) -> Iterator[Callable[
             server.stop()
 
 
+def service_settings(models: dict[str, Path]) -> dict:
+    """The shared service's settings, for `service` (a subprocess) and `app_service` (in this process)."""
+    return {
+        "model_dirs": [str(models["folder"])],
+        "limits": {"max_body_mb": 1.0, "max_pixels": 1_000_000, "max_batch_images": 8},
+        "engine": {"max_batch_size": 8, "max_wait_ms": 50},
+        "records": {"keep_images": {"defects": True, "band": 1.0}},
+    }
+
+
 @pytest.fixture(scope="session")
 def service(server_factory, models) -> dict:
     """The shared service: API keys on, small limits to test against, every image kept, batches up to 8."""
-    server = server_factory(
-        {
-            "model_dirs": [str(models["folder"])],
-            "limits": {"max_body_mb": 1.0, "max_pixels": 1_000_000, "max_batch_images": 8},
-            "engine": {"max_batch_size": 8, "max_wait_ms": 50},
-            "records": {"keep_images": {"defects": True, "band": 1.0}},
-        }
-    )
+    server = server_factory(service_settings(models))
     key = server.keys("create", "camera-1").stdout.strip()
     server.start()
     with server.client(key) as client:
         yield {"server": server, "key": key, "client": client}
+
+
+class _PortalTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """httpx's ASGI transport, run on the in-process service's event loop from any thread or loop."""
+
+    def __init__(self, portal: BlockingPortal, app: FastAPI) -> None:
+        self.portal = portal
+        self.asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # an app error answers 500, as uvicorn
+
+    async def _send(self, request: httpx.Request, stream: httpx.AsyncByteStream) -> httpx.Response:
+        request = httpx.Request(request.method, request.url, headers=request.headers, stream=stream)
+        response = await self.asgi.handle_async_request(request)
+        body = b"".join([chunk async for chunk in response.stream])
+        return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(body))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.portal.start_task_soon(self._send, request, _ChunksOf(request.stream))  # a generator: chunked
+        return answer.result(timeout=TIMEOUT)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = httpx.ByteStream(await request.aread())  # read in the caller's loop, sent on the service's
+        answer = self.portal.start_task_soon(self._send, request, body)
+        return await asyncio.wait_for(asyncio.wrap_future(answer), TIMEOUT)
+
+
+class _ChunksOf(httpx.AsyncByteStream):
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self.stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.stream:
+            yield chunk
+
+
+class InProcessServer(Server):
+    """The same service as `Server` (its settings file, model, database and keys), built with `create_app` and
+    run in this process: its lifespan on an event loop of its own (uvloop, as uvicorn picks) in a thread, and
+    requests through httpx's ASGI transport. For the tests that need no port, no process to kill and no torch
+    blocked; `client()` and `async_client()` are called like a `Server`'s."""
+
+    def start(self, ready: bool = True) -> InProcessServer:
+        from serving.app import create_app
+        from serving.cli.options import cli_settings
+        from serving.engine import load_model
+
+        settings = cli_settings(self.config, None, model=self.model)  # as `lineinspect serve` reads them
+        loaded = load_model(settings.model, settings.engine, settings.limits.max_pixels)
+        self.app = create_app(settings, loaded)
+        self.url = "http://lineinspect.test"
+        with ExitStack() as stack:
+            portal = stack.enter_context(
+                start_blocking_portal("asyncio", {"loop_factory": uvloop.new_event_loop}, name="in-process service")
+            )
+            stack.enter_context(portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app)))
+            self.transport = _PortalTransport(portal, self.app)
+            if ready:
+                with self.client() as client:
+                    assert client.get("/readyz").status_code == 200
+            self._stack = stack.pop_all()  # started: `stop` shuts it down
+        return self
+
+    def stop(self) -> None:
+        """Shut the lifespan down (the engine, then the records drained); an error in it fails the test."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+            gc.unfreeze()  # the lifespan froze this whole test process's objects, as it does the server's
+
+    @property
+    def running(self) -> bool:
+        return getattr(self, "_stack", None) is not None
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(transport=self.transport, base_url=self.url, headers=headers)
+
+    def async_client(self, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=self.transport, base_url=self.url, headers=headers)
+
+
+@pytest.fixture(scope="session")
+def app_factory(models, no_torch_env, tmp_path_factory) -> Iterator[Callable[..., InProcessServer]]:
+    """Like `server_factory`, for services in this process (fast tier); stopped at the end of the session."""
+    made: list[InProcessServer] = []
+
+    def make(settings: dict | None = None, model: Path | None = None) -> InProcessServer:
+        server = InProcessServer(tmp_path_factory.mktemp("app"), model or models["model"], no_torch_env, settings)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        if server.running:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def _app_service(app_factory, models) -> Iterator[dict]:
+    server = app_factory(service_settings(models))
+    key = server.keys("create", "camera-1").stdout.strip()
+    server.start()
+    with server.client(key) as client:
+        yield {"server": server, "key": key, "client": client}
+    server.stop()
+
+
+@pytest.fixture
+def app_service(_app_service) -> dict:
+    """`service` in this process, with the same settings, key and `client`; Tesseract limited to one OpenMP
+    thread as `lineinspect serve` limits it, for this test only (`_openmp_limit_stays_in_its_test`)."""
+    from vision.ocr.tesseract import limit_openmp
+
+    limit_openmp()
+    return _app_service
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -16,13 +15,21 @@ RAW = {"content-type": "image/jpeg"}
 
 
 @pytest.fixture(scope="module")
-def keyed(server_factory, backend):
-    """A service with keys on, its database on the backend, and one key."""
-    server = server_factory({"database_url": backend.database()})
+def keyed(app_factory, backend):
+    """A service (in this process) with keys on, its database on the backend, and one key."""
+    server = app_factory({"database_url": backend.database()})
     key = server.keys("create", "camera-1").stdout.strip()
     server.start()
-    yield {"server": server, "key": key}
+    with server.client() as anonymous:
+        yield {"server": server, "key": key, "anonymous": anonymous}
     server.stop()
+
+
+@pytest.fixture
+def anonymous(app_service):
+    """A client of the shared service that sends no key."""
+    with app_service["server"].client() as client:
+        yield client
 
 
 @pytest.mark.parametrize(
@@ -30,40 +37,39 @@ def keyed(server_factory, backend):
     [("POST", "/v1/inspect"), ("POST", "/v1/inspect/batch"), ("GET", "/v1/inspections"), ("GET", "/v1/models"),
      ("POST", "/v1/models/reload"), ("GET", "/metrics"), ("GET", "/v1/inspections/abc")],
 )  # fmt: skip
-def test_routes_need_a_key(service, method, path):
-    answer = httpx.request(method, service["server"].url + path, content=jpeg_bytes(64, 64), headers=RAW)
+def test_routes_need_a_key(anonymous, method, path):
+    answer = anonymous.request(method, path, content=jpeg_bytes(64, 64), headers=RAW)
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "missing_api_key"
     assert answer.headers["www-authenticate"] == "Bearer"
 
 
-def test_health_routes_are_open(service):
-    assert httpx.get(service["server"].url + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(service["server"].url + "/readyz")
+def test_health_routes_are_open(anonymous):
+    assert anonymous.get("/healthz").json() == {"status": "ok"}
+    ready = anonymous.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True and ready.json()["records"] == "database"
 
 
-def test_wrong_key_is_refused(service):
-    answer = httpx.get(service["server"].url + "/v1/models", headers={"Authorization": "Bearer li_not-a-real-key"})
+def test_wrong_key_is_refused(anonymous):
+    answer = anonymous.get("/v1/models", headers={"Authorization": "Bearer li_not-a-real-key"})
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "invalid_api_key"
 
 
-def test_key_is_accepted_as_bearer_or_x_api_key(service):
-    url, key = service["server"].url, service["key"]
-    assert httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    assert httpx.get(url + "/v1/models", headers={"X-API-Key": key}).status_code == 200
+def test_key_is_accepted_as_bearer_or_x_api_key(app_service, anonymous):
+    key = app_service["key"]
+    assert anonymous.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert anonymous.get("/v1/models", headers={"X-API-Key": key}).status_code == 200
 
 
-def test_a_malformed_basic_auth_header_is_refused_with_a_reason(service):
-    url = service["server"].url
+def test_a_malformed_basic_auth_header_is_refused_with_a_reason(anonymous):
     for credentials in ("not-base64!", "bm8tY29sb24="):  # the second is base64 of "no-colon"
-        answer = httpx.get(url + "/v1/models", headers={"Authorization": f"Basic {credentials}"})
+        answer = anonymous.get("/v1/models", headers={"Authorization": f"Basic {credentials}"})
         assert answer.status_code == 401, answer.text
         assert answer.json()["error"]["code"] == "invalid_api_key" and "user:password" in answer.text
 
 
-def test_the_schema_documents_the_key_on_every_operation_but_the_probes(service):
-    schema = httpx.get(service["server"].url + "/openapi.json").json()
+def test_the_schema_documents_the_key_on_every_operation_but_the_probes(anonymous):
+    schema = anonymous.get("/openapi.json").json()
     assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader", "HTTPBasic"}
     assert schema["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}, {"HTTPBasic": []}]
     open_operations = {
@@ -73,15 +79,15 @@ def test_the_schema_documents_the_key_on_every_operation_but_the_probes(service)
 
 
 def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(keyed):
-    server = keyed["server"]
+    server, anonymous = keyed["server"], keyed["anonymous"]
     key = server.keys("create", "inspector-anna").stdout.strip()
     assert key.startswith("li_") and len(key) > 40
     answer = wait_for(
-        lambda: (a := httpx.post(server.url + "/v1/inspect", content=jpeg_bytes(64, 64),
-                                 headers={**RAW, "X-API-Key": key})).status_code == 200 and a,
+        lambda: (a := anonymous.post("/v1/inspect", content=jpeg_bytes(64, 64),
+                                     headers={**RAW, "X-API-Key": key})).status_code == 200 and a,
         what="the new key to be accepted",
     )  # fmt: skip
-    record = httpx.get(f"{server.url}/v1/inspections/{answer.json()['id']}", headers={"X-API-Key": key}).json()
+    record = anonymous.get(f"/v1/inspections/{answer.json()['id']}", headers={"X-API-Key": key}).json()
     assert record["client"] == "inspector-anna"
 
     listing = server.keys("list").stdout
@@ -91,10 +97,10 @@ def test_keys_cli_creates_lists_and_revokes_and_the_service_follows(keyed):
 
     server.keys("revoke", "inspector-anna")
     wait_for(
-        lambda: httpx.get(server.url + "/v1/models", headers={"X-API-Key": key}).status_code == 401,
+        lambda: anonymous.get("/v1/models", headers={"X-API-Key": key}).status_code == 401,
         what="the revoked key to be refused",
     )
-    assert httpx.get(server.url + "/v1/models", headers={"X-API-Key": keyed["key"]}).status_code == 200
+    assert anonymous.get("/v1/models", headers={"X-API-Key": keyed["key"]}).status_code == 200
     assert server.keys("revoke", "inspector-anna", check=False).returncode == 2  # nothing active left to revoke
 
 

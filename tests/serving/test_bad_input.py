@@ -59,9 +59,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_refused_with_a_reason(service, case):
+def test_bad_input_is_refused_with_a_reason(app_service, case):
     request, status, code = CASES[case]
-    client = service["client"]
+    client = app_service["client"]
     before = client.get("/metrics").text
     answer = client.post("/v1/inspect", **request)
     assert answer.status_code == status, answer.text
@@ -77,8 +77,8 @@ def test_bad_input_is_refused_with_a_reason(service, case):
     assert good.status_code == 200, "the service still serves after a bad request"
 
 
-def test_refused_images_leave_a_record_with_the_reason(service):
-    client = service["client"]
+def test_refused_images_leave_a_record_with_the_reason(app_service):
+    client = app_service["client"]
     answer = client.post("/v1/inspect", **form(b"not an image", part_id="bad-part"))
     error = answer.json()["error"]
     record = client.get(f"/v1/inspections/{error['id']}").json()
@@ -88,16 +88,16 @@ def test_refused_images_leave_a_record_with_the_reason(service):
     assert [r["id"] for r in listed] == [error["id"]]
 
 
-def test_oversized_body_is_refused_while_streaming_without_content_length(service):
+def test_oversized_body_is_refused_while_streaming_without_content_length(app_service):
     def chunks():
         for _ in range(40):
             yield bytes(64 * 1024)  # 2.5 MB in all, chunked: no Content-Length to check up front
 
-    answer = service["client"].post("/v1/inspect", content=chunks(), headers=RAW)
+    answer = app_service["client"].post("/v1/inspect", content=chunks(), headers=RAW)
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "body_too_large"
 
 
-def test_the_camera_route_answers_other_methods_with_405_and_what_it_takes(service):
-    answer = service["client"].get("/v1/inspect")
+def test_the_camera_route_answers_other_methods_with_405_and_what_it_takes(app_service):
+    answer = app_service["client"].get("/v1/inspect")
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert answer.json()["error"]["code"] == "method_not_allowed"

@@ -82,25 +82,25 @@ def _post(client, data: bytes, content_type: str):
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
-def test_odd_but_valid_images_are_judged(service, name):
+def test_odd_but_valid_images_are_judged(app_service, name):
     data, content_type = ACCEPTED[name]
-    answer = _post(service["client"], data, content_type)
+    answer = _post(app_service["client"], data, content_type)
     assert answer.status_code == 200, answer.text
     assert answer.json()["verdict"] in ("normal", "defect")
 
 
 @pytest.mark.parametrize("name", REFUSED)
-def test_hostile_uploads_get_a_precise_answer(service, name):
+def test_hostile_uploads_get_a_precise_answer(app_service, name):
     (data, content_type), status, code = REFUSED[name]
-    answer = _post(service["client"], data, content_type)
+    answer = _post(app_service["client"], data, content_type)
     assert answer.status_code == status, answer.text
     if code:
         assert answer.json()["error"]["code"] == code
 
 
-def test_multipart_with_no_file_part(service):
+def test_multipart_with_no_file_part(app_service):
     body = b'--b0undary\r\nContent-Disposition: form-data; name="line"\r\n\r\nL1\r\n--b0undary--\r\n'
-    answer = service["client"].post(
+    answer = app_service["client"].post(
         "/v1/inspect", content=body, headers={"content-type": "multipart/form-data; boundary=b0undary"}
     )
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "missing_image"
@@ -122,7 +122,7 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_slow_clients_block_no_one_and_memory_returns_to_its_level(service):
+def test_slow_clients_block_no_one_and_memory_returns_to_its_level(service):  # sockets, its RSS: uvicorn
     server, client = service["server"], service["client"]
     corpus = [v for v in ACCEPTED.values()] + [v[0] for v in REFUSED.values()]
 

@@ -8,15 +8,13 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import httpx
-
 from annotation.export_writer import labelled_task, write_export
 from tests.serving.conftest import cli, metric
 from vision.metadata import read_metadata
 
 
-def test_multipart_image_gets_a_verdict_and_a_record(service, casting_images, models):
-    client, path = service["client"], casting_images["defect"][0]
+def test_multipart_image_gets_a_verdict_and_a_record(app_service, casting_images, models):
+    client, path = app_service["client"], casting_images["defect"][0]
     data = path.read_bytes()
     tags = {"line": "L1", "station": "S2", "camera": "C3", "part_id": "P-0001"}
     answer = client.post("/v1/inspect", files={"image": (path.name, data, "image/jpeg")}, data=tags)
@@ -49,11 +47,11 @@ def test_multipart_image_gets_a_verdict_and_a_record(service, casting_images, mo
     assert record["client"] == "camera-1" and record["error_code"] is None
     kept = Path(record["image_path"])  # kept for re-annotation (band 1.0 keeps all)
     assert kept.read_bytes() == data and kept.name == f"{result['id']}.jpg"
-    assert kept.is_relative_to(service["server"].root / "data" / "images")
+    assert kept.is_relative_to(app_service["server"].root / "data" / "images")
 
 
-def test_raw_body_with_query_tags(service, casting_images):
-    client, data = service["client"], casting_images["normal"][0].read_bytes()
+def test_raw_body_with_query_tags(app_service, casting_images):
+    client, data = app_service["client"], casting_images["normal"][0].read_bytes()
     answer = client.post("/v1/inspect", content=data, headers={"content-type": "image/jpeg"},
                          params={"line": "L-raw", "part_id": "R1"})  # fmt: skip
     assert answer.status_code == 200, answer.text
@@ -61,8 +59,8 @@ def test_raw_body_with_query_tags(service, casting_images):
     assert (record["line"], record["part_id"], record["station"]) == ("L-raw", "R1", None)
 
 
-def test_batch_answers_each_image_and_an_error_entry_for_a_bad_one(service, casting_images):
-    client = service["client"]
+def test_batch_answers_each_image_and_an_error_entry_for_a_bad_one(app_service, casting_images):
+    client = app_service["client"]
     good = [p.read_bytes() for p in casting_images["defect"][:2] + casting_images["normal"][:1]]
     files = [("images", (f"{i}.jpeg", d, "image/jpeg")) for i, d in enumerate(good)]
     files.insert(1, ("images", ("bad.jpeg", b"not an image", "image/jpeg")))
@@ -78,13 +76,13 @@ def test_batch_answers_each_image_and_an_error_entry_for_a_bad_one(service, cast
     assert [r["error_code"] for r in page if r["part_id"] == "b"] == ["not_an_image"]
 
 
-def test_batch_refuses_more_images_than_the_limit(service, casting_images):
+def test_batch_refuses_more_images_than_the_limit(app_service, casting_images):
     data = casting_images["normal"][0].read_bytes()
-    answer = service["client"].post("/v1/inspect/batch", files=[("images", ("x.jpeg", data, "image/jpeg"))] * 9)
+    answer = app_service["client"].post("/v1/inspect/batch", files=[("images", ("x.jpeg", data, "image/jpeg"))] * 9)
     assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_many_images"
 
 
-def test_scores_equal_offline_inspect(service, casting_images, models, tmp_path):
+def test_scores_equal_offline_inspect(app_service, casting_images, models, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     paths = casting_images["defect"][:4] + casting_images["normal"][:4]
@@ -93,24 +91,26 @@ def test_scores_equal_offline_inspect(service, casting_images, models, tmp_path)
     cli("inspect", models["model"], folder, "--out", tmp_path / "offline.csv")
     offline = {Path(r["path"]).name: float(r["score"]) for r in csv.DictReader((tmp_path / "offline.csv").open())}
     for path in paths:
-        answer = service["client"].post("/v1/inspect", files={"image": (path.name, path.read_bytes(), "image/jpeg")})
+        answer = app_service["client"].post(
+            "/v1/inspect", files={"image": (path.name, path.read_bytes(), "image/jpeg")}
+        )
         assert abs(answer.json()["score"] - offline[path.name]) <= 1e-6, path.name
 
 
-def test_concurrent_requests_are_inferred_in_batches(service, casting_images):
-    server, key = service["server"], service["key"]
-    before = service["client"].get("/metrics").text
+def test_concurrent_requests_are_inferred_in_batches(app_service, casting_images):
+    server, key = app_service["server"], app_service["key"]
+    before = app_service["client"].get("/metrics").text
     images = [p.read_bytes() for p in casting_images["defect"][:32]]
 
     async def load() -> list[int]:
-        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=60) as client:
+        async with server.async_client(headers={"X-API-Key": key}) as client:
             answers = await asyncio.gather(
                 *(client.post("/v1/inspect", content=d, headers={"content-type": "image/jpeg"}) for d in images)
             )
         return [a.status_code for a in answers]
 
     assert asyncio.run(load()) == [200] * 32
-    after = service["client"].get("/metrics").text
+    after = app_service["client"].get("/metrics").text
     batches = metric(after, "lineinspect_batch_size_count") - metric(before, "lineinspect_batch_size_count")
     singles = metric(after, "lineinspect_batch_size_bucket", le="1.0") - metric(
         before, "lineinspect_batch_size_bucket", le="1.0"
@@ -121,9 +121,9 @@ def test_concurrent_requests_are_inferred_in_batches(service, casting_images):
     assert batches < 32
 
 
-def test_a_lone_image_is_inferred_where_it_was_decoded_with_no_queueing(service, casting_images):
+def test_a_lone_image_is_inferred_where_it_was_decoded_with_no_queueing(app_service, casting_images):
     """One camera posting one part at a time: nothing to batch with, so no trip through the batcher."""
-    client = service["client"]
+    client = app_service["client"]
     before = client.get("/metrics").text
     for path in casting_images["normal"][20:25]:
         answer = client.post("/v1/inspect", content=path.read_bytes(), headers={"content-type": "image/jpeg"})
@@ -135,8 +135,8 @@ def test_a_lone_image_is_inferred_where_it_was_decoded_with_no_queueing(service,
     assert singles == 5
 
 
-def test_inspections_are_filtered_and_paginated(service, casting_images):
-    client = service["client"]
+def test_inspections_are_filtered_and_paginated(app_service, casting_images):
+    client = app_service["client"]
     ids = []
     for path in casting_images["normal"][10:15]:
         answer = client.post("/v1/inspect", files={"image": ("x.jpeg", path.read_bytes(), "image/jpeg")},
@@ -156,8 +156,8 @@ def test_inspections_are_filtered_and_paginated(service, casting_images):
     assert client.get("/v1/inspections/not-a-record-id").json()["error"]["code"] == "not_found"
 
 
-def test_metrics_count_verdicts_per_line_and_show_the_model(service, casting_images, models):
-    client = service["client"]
+def test_metrics_count_verdicts_per_line_and_show_the_model(app_service, casting_images, models):
+    client = app_service["client"]
     client.post("/v1/inspect", files={"image": ("x.jpeg", casting_images["defect"][5].read_bytes(), "image/jpeg")},
                 data={"line": "L-metrics"})  # fmt: skip
     text = client.get("/metrics").text
@@ -169,8 +169,8 @@ def test_metrics_count_verdicts_per_line_and_show_the_model(service, casting_ima
     assert metric(text, "lineinspect_stage_seconds_count", stage="decode") >= 1
 
 
-def test_openapi_documents_the_versioned_api_with_examples(service):
-    schema = service["client"].get("/openapi.json").json()
+def test_openapi_documents_the_versioned_api_with_examples(app_service):
+    schema = app_service["client"].get("/openapi.json").json()
     assert {"/v1/inspect", "/v1/inspect/batch", "/v1/inspections", "/v1/inspections/{inspection_id}", "/v1/models",
             "/v1/models/reload", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])  # fmt: skip
     body = schema["paths"]["/v1/inspect"]["post"]["requestBody"]["content"]
@@ -178,13 +178,13 @@ def test_openapi_documents_the_versioned_api_with_examples(service):
     assert schema["components"]["schemas"]["InspectionResult"]["examples"]
 
 
-def test_cors_is_off_by_default(service):
-    answer = service["client"].get("/healthz", headers={"Origin": "http://elsewhere.example"})
+def test_cors_is_off_by_default(app_service):
+    answer = app_service["client"].get("/healthz", headers={"Origin": "http://elsewhere.example"})
     assert "access-control-allow-origin" not in answer.headers
 
 
-def test_inspection_filters_out_of_range_are_refused_not_failed(service):
-    client = service["client"]
+def test_inspection_filters_out_of_range_are_refused_not_failed(app_service):
+    client = app_service["client"]
     huge = client.get("/v1/inspections", params={"offset": 2**70})
     assert huge.status_code == 422
     early = client.get("/v1/inspections", params={"since": "0001-01-01T00:00:00+05:00"})

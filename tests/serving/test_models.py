@@ -15,9 +15,9 @@ RAW = {"content-type": "image/jpeg"}
 
 
 @pytest.fixture(scope="module")
-def served(server_factory, models):
-    """A service on a trusted network (auth disabled) that may load models from the model folder."""
-    server = server_factory({"model_dirs": [str(models["folder"])], "auth": {"mode": "disabled"}}).start()
+def served(app_factory, models):
+    """A service (in this process) on a trusted network (auth disabled) that may load models from the model folder."""
+    server = app_factory({"model_dirs": [str(models["folder"])], "auth": {"mode": "disabled"}}).start()
     with server.client() as client:
         yield {"server": server, "client": client}
     server.stop()
@@ -82,7 +82,7 @@ def test_requests_in_flight_during_a_reload_all_succeed_on_one_model_or_the_othe
     image = jpeg_bytes(128, 128, seed=3)
 
     async def run() -> tuple[list[httpx.Response], httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        async with server.async_client() as client:
             inspections = [client.post("/v1/inspect", content=image, headers=RAW) for _ in range(24)]
             swap = client.post("/v1/models/reload", json={"path": "model.onnx"})
             *answers, reloaded = await asyncio.gather(*inspections, swap)

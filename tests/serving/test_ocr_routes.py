@@ -4,7 +4,6 @@ read with the verdict stored in the inspection record."""
 from __future__ import annotations
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
@@ -24,8 +23,8 @@ def image_form(data: bytes, **fields) -> dict:
     return {"files": {"image": ("part.img", data, "application/octet-stream")}, "data": fields}
 
 
-def test_a_label_s_fields_words_and_confidences_are_read(service):
-    answer = service["client"].post(
+def test_a_label_s_fields_words_and_confidences_are_read(app_service):
+    answer = app_service["client"].post(
         "/v1/ocr/label", content=LABEL_JPEG, headers={"content-type": "image/jpeg"}, params={"template": "default"}
     )
     assert answer.status_code == 200, answer.text
@@ -40,9 +39,9 @@ def test_a_label_s_fields_words_and_confidences_are_read(service):
     assert 0.5 < serial["confidence"] <= 1 and serial["box"]["width"] > 0 and serial["box"]["height"] > 0
 
 
-def test_a_digital_display_is_read_with_per_digit_confidences(service):
+def test_a_digital_display_is_read_with_per_digit_confidences(app_service):
     photo, _ = render_photo("73.40", seed=8, led=False)
-    answer = service["client"].post("/v1/ocr/gauge", **image_form(encode_jpeg(photo), gauge="fuel-pump-lcd"))
+    answer = app_service["client"].post("/v1/ocr/gauge", **image_form(encode_jpeg(photo), gauge="fuel-pump-lcd"))
     assert answer.status_code == 200, answer.text
     result = answer.json()
     assert (result["kind"], result["gauge"], result["text"], result["value"]) == (
@@ -56,10 +55,10 @@ def test_a_digital_display_is_read_with_per_digit_confidences(service):
     assert result["status"] == "ok"
 
 
-def test_an_analog_dial_is_read_through_the_gauge_s_calibration(service):
+def test_an_analog_dial_is_read_through_the_gauge_s_calibration(app_service):
     calibration = load_gauge("pressure-0-10bar")
     dial = render_dial(6.4, calibration, seed=3)
-    answer = service["client"].post(
+    answer = app_service["client"].post(
         "/v1/ocr/gauge", content=encode_jpeg(dial.image), headers={"content-type": "image/jpeg"},
         params={"gauge": "pressure-0-10bar"},
     )  # fmt: skip
@@ -70,8 +69,8 @@ def test_an_analog_dial_is_read_through_the_gauge_s_calibration(service):
     assert 0 < result["confidence"] <= 1
 
 
-def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where_and_that_its_value_is_uncertain(service):
-    client = service["client"]
+def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where_and_that_its_value_is_uncertain(app_service):
+    client = app_service["client"]
     before = client.get("/metrics").text
     dial = render_dial(5.0, DialCalibration(min_angle=-150, max_angle=150, min_value=0, max_value=16), seed=20)
     answer = client.post("/v1/ocr/gauge", **image_form(encode_jpeg(dial.image), gauge="pressure-0-16bar"))
@@ -91,11 +90,11 @@ def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where_and_that_its_
     assert abs(result["scale_ends"][0] + 150) < 4 and abs(result["scale_ends"][1] - 150) < 4
 
 
-def test_a_values_only_gauge_on_a_dial_without_tick_marks_says_it_assumed_the_270_degree_sweep(service):
+def test_a_values_only_gauge_on_a_dial_without_tick_marks_says_it_assumed_the_270_degree_sweep(app_service):
     face = np.full((400, 400, 3), 90, np.uint8)
     cv2.circle(face, (200, 200), 170, (240, 240, 240), -1)
     cv2.line(face, (200, 200), (320, 200), (20, 20, 20), 7)  # needle at 3 o'clock: 90 deg
-    answer = service["client"].post(
+    answer = app_service["client"].post(
         "/v1/ocr/gauge", content=encode_png(face), headers={"content-type": "image/png"},
         params={"gauge": "pressure-0-16bar"},
     )  # fmt: skip
@@ -106,16 +105,16 @@ def test_a_values_only_gauge_on_a_dial_without_tick_marks_says_it_assumed_the_27
     assert result["scale_ends"] is None
 
 
-def test_the_openapi_schema_says_a_gauge_may_give_only_its_values(service):
-    gauge = service["client"].get("/openapi.json").json()["paths"]["/v1/ocr/gauge"]["post"]
+def test_the_openapi_schema_says_a_gauge_may_give_only_its_values(app_service):
+    gauge = app_service["client"].get("/openapi.json").json()["paths"]["/v1/ocr/gauge"]["post"]
     form = gauge["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["gauge"]
     query = next(p for p in gauge["parameters"] if p["name"] == "gauge")
     for described in (form["description"], query["description"]):
         assert "only min_value and max_value" in described and "found on the dial" in described
 
 
-def test_inspect_with_ocr_answers_and_records_the_label_s_fields(service):
-    client = service["client"]
+def test_inspect_with_ocr_answers_and_records_the_label_s_fields(app_service):
+    client = app_service["client"]
     answer = client.post("/v1/inspect", **image_form(LABEL_JPEG, ocr="default", part_id="ocr-part-1"))
     assert answer.status_code == 200, answer.text
     result = answer.json()
@@ -129,8 +128,8 @@ def test_inspect_with_ocr_answers_and_records_the_label_s_fields(service):
     assert [r["id"] for r in listed] == [result["id"]]
 
 
-def test_inspect_with_ocr_records_missing_required_fields(service):
-    client = service["client"]
+def test_inspect_with_ocr_records_missing_required_fields(app_service):
+    client = app_service["client"]
     answer = client.post("/v1/inspect", content=BLANK, headers={"content-type": "image/png"}, params={"ocr": "default"})
     assert answer.status_code == 200, answer.text
     ocr = answer.json()["ocr"]
@@ -141,18 +140,18 @@ def test_inspect_with_ocr_records_missing_required_fields(service):
     assert record["ocr_missing"] is True and record["ocr_problems"] == "no text found"
 
 
-def test_a_batch_with_ocr_reads_every_image_s_label(service):
+def test_a_batch_with_ocr_reads_every_image_s_label(app_service):
     images = [("images", ("label.jpg", LABEL_JPEG)), ("images", ("blank.png", BLANK))]
-    answer = service["client"].post("/v1/inspect/batch", files=images, data={"ocr": "default"})
+    answer = app_service["client"].post("/v1/inspect/batch", files=images, data={"ocr": "default"})
     assert answer.status_code == 200, answer.text
     label, blank = (result["ocr"] for result in answer.json()["results"])
     assert label["fields"] == LABEL.fields and blank["reason"] == "no text found"
 
 
-def test_inspect_without_ocr_reads_no_label(service):
-    answer = service["client"].post("/v1/inspect", content=BLANK, headers={"content-type": "image/png"})
+def test_inspect_without_ocr_reads_no_label(app_service):
+    answer = app_service["client"].post("/v1/inspect", content=BLANK, headers={"content-type": "image/png"})
     assert answer.status_code == 200 and answer.json()["ocr"] is None
-    assert service["client"].get(f"/v1/inspections/{answer.json()['id']}").json()["ocr_template"] is None
+    assert app_service["client"].get(f"/v1/inspections/{answer.json()['id']}").json()["ocr_template"] is None
 
 
 @pytest.mark.parametrize(
@@ -163,8 +162,8 @@ def test_inspect_without_ocr_reads_no_label(service):
      ("/v1/ocr/gauge", {"params": {"gauge": "nope"}}, "unknown_gauge"),
      ("/v1/ocr/gauge", {}, "missing_gauge")],
 )  # fmt: skip
-def test_an_unknown_template_or_gauge_is_refused_before_any_inference(service, path, request_args, code):
-    client = service["client"]
+def test_an_unknown_template_or_gauge_is_refused_before_any_inference(app_service, path, request_args, code):
+    client = app_service["client"]
     before = client.get("/metrics").text
     request_args = request_args if "files" in request_args else {**request_args, "content": BLANK,
                                                                   "headers": {"content-type": "image/png"}}  # fmt: skip
@@ -187,9 +186,9 @@ def test_an_unknown_template_or_gauge_is_refused_before_any_inference(service, p
      ("/v1/ocr/gauge", {"gauge": "pressure-0-10bar"}, "analog", "no needle found", "no_needle")],
 )  # fmt: skip
 def test_a_blank_image_gives_an_empty_value_and_a_reason_counted_in_metrics(
-    service, path, params, kind, reason, result
+    app_service, path, params, kind, reason, result
 ):
-    client = service["client"]
+    client = app_service["client"]
     before = client.get("/metrics").text
     answer = client.post(path, content=BLANK, headers={"content-type": "image/png"}, params=params)
     assert answer.status_code == 200, answer.text
@@ -208,28 +207,26 @@ def test_a_blank_image_gives_an_empty_value_and_a_reason_counted_in_metrics(
     [(LABEL_JPEG[: len(LABEL_JPEG) // 3], 422, "corrupt_image"), (b"not an image at all", 422, "not_an_image"),
      (b"", 400, "empty_image")],
 )  # fmt: skip
-def test_a_corrupt_or_empty_image_is_refused_like_inspect_refuses_it(service, path, data, status, code):
+def test_a_corrupt_or_empty_image_is_refused_like_inspect_refuses_it(app_service, path, data, status, code):
     params = {"gauge": "pressure-0-10bar"} if path.endswith("gauge") else {}
-    answer = service["client"].post(path, content=data, headers={"content-type": "image/jpeg"}, params=params)
+    answer = app_service["client"].post(path, content=data, headers={"content-type": "image/jpeg"}, params=params)
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
-    inspected = service["client"].post("/v1/inspect", content=data, headers={"content-type": "image/jpeg"})
+    inspected = app_service["client"].post("/v1/inspect", content=data, headers={"content-type": "image/jpeg"})
     assert (inspected.status_code, inspected.json()["error"]["code"]) == (status, code)
 
 
 @pytest.mark.parametrize("path", ["/v1/ocr/label", "/v1/ocr/gauge"])
-def test_ocr_routes_need_a_key(service, path):
-    answer = httpx.post(
-        service["server"].url + path,
-        content=BLANK,
-        headers={"content-type": "image/png"},
-        params={"gauge": "panel-meter"},
-    )
+def test_ocr_routes_need_a_key(app_service, path):
+    with app_service["server"].client() as anonymous:
+        answer = anonymous.post(
+            path, content=BLANK, headers={"content-type": "image/png"}, params={"gauge": "panel-meter"}
+        )
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "missing_api_key"
 
 
-def test_the_openapi_schema_documents_the_ocr_routes_with_examples(service):
-    schema = service["client"].get("/openapi.json").json()
+def test_the_openapi_schema_documents_the_ocr_routes_with_examples(app_service):
+    schema = app_service["client"].get("/openapi.json").json()
     label = schema["paths"]["/v1/ocr/label"]["post"]
     assert "template" in label["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"DisplayAnswer", "DialAnswer", "LabelAnswer", "OcrStep"} <= set(schema["components"]["schemas"])

@@ -23,13 +23,13 @@ def sample(casting_images, tmp_path):
     return folder
 
 
-def test_rows_equal_the_service_answers(service, sample, models, tmp_path):
+def test_rows_equal_the_service_answers(app_service, sample, models, tmp_path):
     cli("inspect", models["model"], sample, "--out", tmp_path / "out.jsonl", "--batch-size", "3")
     rows = read_rows(tmp_path / "out.jsonl")
     assert [r["path"] for r in rows] == [str(p) for p in sorted(sample.iterdir())]
     for row in rows:
         with open(row["path"], "rb") as f:
-            answer = service["client"].post("/v1/inspect", content=f.read(), headers={"content-type": "image/jpeg"})
+            answer = app_service["client"].post("/v1/inspect", content=f.read(), headers={"content-type": "image/jpeg"})
         result = answer.json()
         assert abs(row["score"] - result["score"]) <= 1e-6, row["path"]
         assert (row["verdict"], row["label"], row["threshold"], row["model_version"], row["error"]) == (

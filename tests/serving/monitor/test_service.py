@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
@@ -22,10 +21,11 @@ BASELINE, JUMP_AT = 20, 24  # subgroups: the baseline, then in control until the
 
 
 @pytest.fixture(scope="module")
-def monitored(server_factory, backend):
-    """A service evaluating every 0.3 s, keys on; line L-jump's defect rate jumps from 5% to 15% at subgroup 24."""
+def monitored(app_factory, backend):
+    """A service (in this process) evaluating every 0.3 s, keys on; line L-jump's defect rate jumps from 5% to 15%
+    at subgroup 24."""
     monitor = {"interval_seconds": 0.3, "min_drift_records": 20}
-    server = server_factory({"database_url": backend.database(), "monitor": monitor})
+    server = app_factory({"database_url": backend.database(), "monitor": monitor})
     key = server.keys("create", "engineer").stdout.strip()
     server.start()
     start = hours_ago(4)
@@ -121,12 +121,12 @@ def test_an_alarm_is_acknowledged_once_with_a_note_and_stays_on_record(monitored
 
 
 def test_monitoring_needs_a_key(monitored):
-    url = monitored["server"].url
-    assert httpx.get(url + "/v1/lines/L-jump/spc").status_code == 401
-    assert httpx.post(url + "/v1/alarms/1/ack", json={"note": "x"}).status_code == 401
-    page = httpx.get(url + "/dashboard")
-    assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Basic")
-    assert httpx.get(url + "/dashboard", auth=("anyone", monitored["key"])).status_code == 200
+    with monitored["server"].client() as anonymous:
+        assert anonymous.get("/v1/lines/L-jump/spc").status_code == 401
+        assert anonymous.post("/v1/alarms/1/ack", json={"note": "x"}).status_code == 401
+        page = anonymous.get("/dashboard")
+        assert page.status_code == 401 and page.headers["www-authenticate"].startswith("Basic")
+        assert anonymous.get("/dashboard", auth=("anyone", monitored["key"])).status_code == 200
 
 
 def test_lines_lists_baselines_and_open_alarms(monitored):
@@ -200,11 +200,11 @@ def test_subgroups_by_time_window_fire_at_the_window_of_the_jump(monitored):
 
 
 def test_a_step_in_the_defect_rate_is_alarmed_when_its_subgroup_completes_not_at_the_next_timer(
-    server_factory, casting_images
+    app_factory, casting_images
 ):
     """Evaluation every hour by the timer; parts posted through /v1/inspect in subgroups of 20. Four subgroups with
     one defect each are the baseline; then a subgroup with ten. The alarm is there seconds after its 20th part."""
-    server = server_factory({"monitor": {"interval_seconds": 3600}})
+    server = app_factory({"monitor": {"interval_seconds": 3600}})
     key = server.keys("create", "engineer").stdout.strip()
     server.start()
     with server.client(key) as client:
