@@ -36,7 +36,8 @@ class Cluster:
 
     name = "postgresql"
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.options = ("max_connections=200",) if durable else FAST  # durable: a commit survives a crash
         self.user = "postgres" if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="lineinspect-pg-"))  # /tmp: the pytest tmp folders are root's only
         if self.user:
@@ -50,11 +51,19 @@ class Cluster:
 
     def start(self) -> Cluster:
         self._run("initdb", "-D", self.data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = " ".join(f"-c {o}" for o in (f"port={self.port}", "listen_addresses=127.0.0.1",
-                                                f"unix_socket_directories={self.root}", *FAST))  # fmt: skip
-        self._run("pg_ctl", "start", "-D", self.data, "-w", "-t", "60", "-l", self.root / "server.log", "-o", options)
+        self.start_server()
         self._admin = sa.create_engine(f"{self.url}/postgres", isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
         return self
+
+    def start_server(self) -> None:
+        """Start the server on the cluster's data (again, after `stop_server`)."""
+        options = " ".join(f"-c {o}" for o in (f"port={self.port}", "listen_addresses=127.0.0.1",
+                                                f"unix_socket_directories={self.root}", *self.options))  # fmt: skip
+        self._run("pg_ctl", "start", "-D", self.data, "-w", "-t", "60", "-l", self.root / "server.log", "-o", options)
+
+    def stop_server(self) -> None:
+        """Stop the server as an outage would (connections cut), keeping its data."""
+        self._run("pg_ctl", "stop", "-D", self.data, "-m", "immediate", "-w")
 
     def database(self) -> str:
         """The URL of a new, empty database."""
@@ -75,7 +84,7 @@ class Cluster:
         if self._admin is not None:
             self._admin.dispose()
         if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "stop", "-D", self.data, "-m", "immediate", "-w")
+            self.stop_server()
         shutil.rmtree(self.root)
 
     def _run(self, program: str, *args: object) -> None:
