@@ -58,10 +58,9 @@ class Service:
     def __init__(self, settings: ServeSettings, model: LoadedModel) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        database = settings.resolved_database_url.split(":", 1)[0].split("+", 1)[0]  # sqlite | postgresql
-        self.metrics.instance_info.labels(settings.instance_name, database).set(1)
         self.engine = Engine(model, settings.engine, settings.limits.max_pixels, self.metrics)
         self.db = Database(settings.resolved_database_url)
+        self.metrics.instance_info.labels(settings.instance_name, self.db.engine.dialect.name).set(1)
         spool = Spool(settings.data_dir / "spool.jsonl")
         journal = Journal(settings.data_dir / "journal", settings.records.fsync)
         self.writer = RecordWriter(self.db, spool, journal, settings.records, settings.images_dir, self.metrics)

@@ -23,15 +23,15 @@ from serving.cli.options import (
     import_options,
 )
 
+Images = Annotated[Path | None, typer.Option(help="Folder of images to send (default: generated 512x512 JPEGs).")]
+
 bench_app = typer.Typer(help="Benchmarks of the product's parts.", no_args_is_help=True)
 
 
 @bench_app.command("serve")
 def bench_serve(
     model: ModelFile = None,
-    images: Annotated[
-        Path | None, typer.Option(help="Folder of images to send (default: generated 512x512 JPEGs).")
-    ] = None,
+    images: Images = None,
     concurrency: Annotated[str, typer.Option(help="Concurrent clients, comma-separated.")] = "1,8,32",
     duration: Annotated[float, typer.Option(min=1, help="Seconds per measurement.")] = 10.0,
     url: Annotated[str | None, typer.Option(help="Target a running service instead of starting one.")] = None,
@@ -44,9 +44,7 @@ def bench_serve(
     from serving.benchmarks.serve import bench_serve, sample_images
     from serving.engine import load_model
 
-    settings = cli_settings(config, set_, model=model)
-    if settings.model is None:
-        raise LineInspectError("no model: pass --model MODEL.onnx")
+    settings = _served(config, set_, model)
     try:
         levels = [int(c) for c in concurrency.split(",")]
     except ValueError:
@@ -66,12 +64,18 @@ def bench_serve(
             server.stop()
 
 
+def _served(config: Path | None, overrides: list[str] | None, model: Path | None):
+    """The service settings of a benchmark that starts or loads the model: refused without one."""
+    settings = cli_settings(config, overrides, model=model)
+    if settings.model is None:
+        raise LineInspectError("no model: pass --model MODEL.onnx")
+    return settings
+
+
 @bench_app.command("soak")
 def bench_soak(
     model: ModelFile = None,
-    images: Annotated[
-        Path | None, typer.Option(help="Folder of images to send (default: generated 512x512 JPEGs).")
-    ] = None,
+    images: Images = None,
     concurrency: Annotated[int, typer.Option(min=1, max=1024, help="Concurrent connections.")] = 64,
     duration: Annotated[float, typer.Option(min=1, max=3600, help="Seconds in all.")] = 300.0,
     window: Annotated[float, typer.Option(min=1, help="Seconds per reported window.")] = 30.0,
@@ -84,9 +88,7 @@ def bench_soak(
     from serving.benchmarks.serve import sample_images
     from serving.benchmarks.soak import soak
 
-    settings = cli_settings(config, set_, model=model)
-    if settings.model is None:
-        raise LineInspectError("no model: pass --model MODEL.onnx")
+    settings = _served(config, set_, model)
     server = LocalServer(settings.model, config, set_ or [])
     try:
         result = soak(

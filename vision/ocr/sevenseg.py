@@ -47,15 +47,15 @@ class _Reading:
     dark: bool
 
     @property
-    def score(self) -> float:
-        digits = [c.confidence for c in self.chars if c.char.isdigit()]
-        return float(np.mean(digits)) * min(len(digits), 3) if digits else 0.0
-
-    @property
     def sureness(self) -> float:
         """The digits' mean confidence (0 without digits)."""
         digits = [c.confidence for c in self.chars if c.char.isdigit()]
         return float(np.mean(digits)) if digits else 0.0
+
+    @property
+    def score(self) -> float:
+        """Sureness weighted by up to three digits: a window with a whole readout beats one with a stray digit."""
+        return self.sureness * min(sum(c.char.isdigit() for c in self.chars), 3)
 
 
 def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path = DEFAULT_MODEL) -> DisplayResult:
