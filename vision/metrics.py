@@ -58,46 +58,23 @@ def roc_auc_interval(
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the ROC-AUC, resampling defects and normals separately (so every
     resample has both); None when one class is absent."""
-    aucs = _bootstrap_aucs(is_defect, [scores], resamples, seed)
-    return None if aucs is None else _percentiles(aucs[0], confidence)
-
-
-def roc_auc_difference_interval(
-    is_defect: Sequence[bool] | np.ndarray,
-    scores_a: Sequence[float] | np.ndarray,
-    scores_b: Sequence[float] | np.ndarray,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float] | None:
-    """Paired bootstrap interval of ROC-AUC(a) - ROC-AUC(b) on the same images (each resample draws the same
-    images for both); None when one class is absent."""
-    aucs = _bootstrap_aucs(is_defect, [scores_a, scores_b], resamples, seed)
-    return None if aucs is None else _percentiles(aucs[0] - aucs[1], confidence)
-
-
-def _bootstrap_aucs(is_defect, score_sets: list, resamples: int, seed: int) -> np.ndarray | None:
-    """[len(score_sets), resamples] ROC-AUCs of the same resamples of defects and normals, or None."""
-    y = np.asarray(is_defect, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if not n_pos or not n_neg:
+    y, s = np.asarray(is_defect, dtype=bool), np.asarray(scores, dtype=float)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
         return None
     rng = np.random.default_rng(seed)
-    aucs = np.empty((len(score_sets), resamples))
-    step = max(1, RESAMPLED_VALUES // len(y))  # resamples at a time: memory stays bounded for large sets
+    aucs = np.empty(resamples)
+    step = max(1, RESAMPLED_VALUES // len(s))  # resamples at a time: memory stays bounded for large sets
     for start in range(0, resamples, step):
         k = min(step, resamples - start)
-        pi, ni = rng.integers(0, n_pos, (k, n_pos)), rng.integers(0, n_neg, (k, n_neg))
-        for row, scores in enumerate(score_sets):
-            s = np.asarray(scores, dtype=float)
-            ranks = rankdata(np.concatenate([s[y][pi], s[~y][ni]], axis=1), axis=1)  # ties count one half
-            aucs[row, start : start + k] = (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return aucs
-
-
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+        p = pos[rng.integers(0, len(pos), (k, len(pos)))]
+        n = neg[rng.integers(0, len(neg), (k, len(neg)))]
+        ranks = rankdata(np.concatenate([p, n], axis=1), axis=1)  # ties share their mean rank: they count one half
+        aucs[start : start + k] = (ranks[:, : len(pos)].sum(axis=1) - len(pos) * (len(pos) + 1) / 2) / (
+            len(pos) * len(neg)
+        )
     tail = (1 - confidence) / 2
-    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+    return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
 
 
 def interval_text(interval: Sequence[float] | None) -> str:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from annotation.errors import LineInspectError
-from vision.metrics import evaluate_scores, roc_auc_difference_interval, roc_auc_interval, write_plots
+from vision.metrics import evaluate_scores, write_plots
 
 # Called defect at 0.5: [0, 1, 0 | 1, 0, 1, 1] -> tn=2 fp=1 fn=1 tp=3
 IS_DEFECT = [0, 0, 0, 1, 1, 1, 1]
@@ -88,21 +88,3 @@ def test_single_class_plots_are_written_without_crashing(tmp_path):
         assert path.exists() and path.stat().st_size > 1_000
         with Image.open(path) as image:
             assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5  # drawn, not blank
-
-
-def test_paired_difference_interval_tells_a_real_difference_from_noise():
-    rng = np.random.default_rng(0)
-    y = np.array([True] * 40 + [False] * 40)
-    good = np.where(y, 1.0, 0.0) + rng.normal(0, 0.5, 80)  # ROC-AUC about 0.92
-    poor = np.where(y, 1.0, 0.0) + rng.normal(0, 2.0, 80)  # about 0.64
-    low, high = roc_auc_difference_interval(y, good, poor)
-    assert 0 < low < high
-    assert roc_auc_difference_interval(y, poor, good)[1] < 0
-    # the same scores slightly disturbed: the interval holds 0 (paired: the same images in every resample)
-    low, high = roc_auc_difference_interval(y, good, good + rng.normal(0, 0.05, 80))
-    assert low <= 0 <= high and high - low < 0.05
-    # each side's bootstrap is the same as the single interval's (the same draws for the same seed)
-    assert roc_auc_difference_interval(y, good, np.zeros(80)) == pytest.approx(
-        tuple(v - 0.5 for v in roc_auc_interval(y, good))
-    )
-    assert roc_auc_difference_interval([True, True], good[:2], poor[:2]) is None

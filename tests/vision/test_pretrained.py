@@ -65,8 +65,9 @@ def test_frozen_head_then_fine_tuning_beat_chance_on_real_photos(casting, tmp_pa
     result = train(casting, load_recipe(None, SHORT), tmp_path / "run")
     frozen, tuned = result.history
     assert frozen["epoch"] == 0 and frozen["phase"] == "frozen head" and frozen["roc_auc_ci"][0] > 0.5
-    # model.head auto: both heads fitted on the frozen features, one kept and fine-tuned
+    # model.head auto: both heads fitted on the frozen features, the better on validation kept and fine-tuned
     assert set(frozen["heads"]) == {"patches", "pooled"} and frozen["heads"][frozen["head"]] == frozen["roc_auc"]
+    assert frozen["roc_auc"] == max(frozen["heads"].values())
     assert frozen["head"] == tuned["head"]
     assert tuned["epoch"] == 1 and tuned["roc_auc"] > 0.5 and result.best_metric >= 0.85
     recipe = json.loads(json.dumps(load_recipe(tmp_path / "run" / "recipe.yaml").model_dump()))

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from annotation.errors import LineInspectError
 from annotation.manifest import Manifest
 from vision.calibrate import min_defects_needed
-from vision.metrics import chance_verdict, interval_text, roc_auc_difference_interval, roc_auc_interval, what_to_try
+from vision.metrics import chance_verdict, interval_text, roc_auc_interval, what_to_try
 from vision.progress import progress_bar
 from vision.recipe import Recipe
 from vision.run_dir import RunDir
@@ -151,11 +151,12 @@ def train(
             for candidate in candidates:
                 fit = fit_patch_head if isinstance(candidate, PatchClassifier) else fit_frozen_head
                 head = fit(candidate, plain, val_loader, defect, device, tick)
-                val, scores = _validate_with_scores(candidate, val_loader, loss_fn, device, manifest.classes, tick)
-                fitted.append((candidate, head, val, scores))
+                fitted.append(
+                    (candidate, head, _validate(candidate, val_loader, loss_fn, device, manifest.classes, tick))
+                )
             progress.update(task, visible=False)
-            model, head, val, _ = fitted[_kept_head(fitted, val_set, defect)]
-            for candidate, fit_head, fit_val, _ in fitted:
+            model, head, val = fitted[_kept_head(fitted)]
+            for candidate, fit_head, fit_val in fitted:
                 kept = "  *kept" if candidate is model and len(fitted) > 1 else ""
                 console.print(
                     f"phase 1 (frozen backbone, {fit_head['what']}): val ROC-AUC {_fmt(fit_val['roc_auc'])}"
@@ -170,7 +171,7 @@ def train(
             state = _load_checkpoint(run.last, model, optimizer, scheduler)
             console.print(f"resuming {run.root} after epoch {state['epoch']}")
         if phase_one:
-            heads = {head_of(candidate): fit_val["roc_auc"] for candidate, _, fit_val, _ in fitted}
+            heads = {head_of(candidate): fit_val["roc_auc"] for candidate, _, fit_val in fitted}
             _keep_epoch(
                 run, model, optimizer, scheduler, state, recipe, 0, head["train_loss"], {**val, "heads": heads},
                 phase="frozen head",
@@ -286,13 +287,8 @@ def _train_epoch(model, loader, loss_fn, optimizer, device, tick, pretrained: bo
     return total / max(n, 1)
 
 
-def _validate(model, loader, loss_fn, device, classes: list[str], tick) -> dict:
-    return _validate_with_scores(model, loader, loss_fn, device, classes, tick)[0]
-
-
 @torch.no_grad()
-def _validate_with_scores(model, loader, loss_fn, device, classes: list[str], tick) -> tuple[dict, np.ndarray]:
-    """Validation metrics and every image's defect probability."""
+def _validate(model, loader, loss_fn, device, classes: list[str], tick) -> dict:
     model.eval()
     losses, probs, targets = [], [], []
     for x, y in loader:
@@ -310,7 +306,7 @@ def _validate_with_scores(model, loader, loss_fn, device, classes: list[str], ti
         "accuracy": float((p.argmax(1) == t).mean()),
         "roc_auc": float(roc_auc_score(t == defect, p[:, defect])) if both else float("nan"),
         "roc_auc_ci": list(interval) if interval else None,
-    }, p[:, defect]
+    }
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:
@@ -361,16 +357,10 @@ def _check_same_plan(run: RunDir, manifest: Manifest) -> None:
         )
 
 
-def _kept_head(fitted: list, val_set: ImageDataset, defect: int) -> int:
-    """Which phase-1 head to keep: the first (the patch head, when both were fitted) unless the second is better on
-    validation beyond its noise: the paired bootstrap's 95% interval of their ROC-AUC difference above 0. On a few
-    dozen validation images the two differ by chance more often than not, and the patch head was the better one on
-    every data set measured with enough images (README: Accuracy on real data)."""
-    if len(fitted) == 1:
-        return 0
-    is_defect = np.array([target == defect for _, target in val_set.samples])
-    interval = roc_auc_difference_interval(is_defect, fitted[1][3], fitted[0][3])
-    return 1 if interval is not None and interval[0] > 0 else 0
+def _kept_head(fitted: list) -> int:
+    """Which phase-1 head to keep: the higher validation ROC-AUC; a tie keeps the pooled one (the last)."""
+    aucs = [0.0 if val["roc_auc"] != val["roc_auc"] else val["roc_auc"] for _, _, val in fitted]
+    return max(range(len(fitted)), key=lambda i: (aucs[i], i))
 
 
 def _fmt(value: float) -> str:
