@@ -137,7 +137,7 @@ def fit_patch_head(
     generator = torch.Generator().manual_seed(0)
     both = len(np.unique(y_val)) > 1
     starts = np.cumsum([0] + [len(fine) for fine, _ in train_maps])
-    best, best_auc, best_epochs, loss = None, -1.0, 0, float("nan")
+    best, best_auc, best_epochs, best_loss = None, -1.0, 0, float("nan")
     for epoch in range(1, PATCH_EPOCHS + 1):
         model.head.train()
         total = 0.0
@@ -160,6 +160,8 @@ def fit_patch_head(
                                     [:, defect] for f, c in val_maps]).cpu().numpy()  # fmt: skip
             auc = roc_auc_score(y_val == defect, scores) if both else 0.0
             if auc > best_auc:  # ties keep the fewer epochs
-                best, best_auc, best_epochs = {k: v.clone() for k, v in model.head.state_dict().items()}, auc, epoch
+                best, best_auc, best_epochs, best_loss = (
+                    {k: v.clone() for k, v in model.head.state_dict().items()}, auc, epoch, loss
+                )  # fmt: skip
     model.head.load_state_dict(best)
-    return {"what": f"patch head on {model.shift.shape[1]} channels, {best_epochs} epochs", "train_loss": loss}
+    return {"what": f"patch head on {model.shift.shape[1]} channels, {best_epochs} epochs", "train_loss": best_loss}
