@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages: Tesseract with English and Korean, its headers and a compiler (tesserocr is built
 # against this Tesseract, not taken as a wheel that bundles another version and reads differently),
 # the fonts the OCR renderers draw with, and Chromium, the headless browser the rendered-page tests
-# (tests/browser.py) screenshot pages with, and PostgreSQL, whose initdb and pg_ctl the tests start a throwaway
-# server with (tests/postgres.py).
+# (tests/browser.py) screenshot pages with, PostgreSQL, whose initdb and pg_ctl the tests start a throwaway
+# server with (tests/postgres.py), and nginx, the load balancer of the several-instance test (tests/nginx.py).
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-kor libtesseract-dev libleptonica-dev pkg-config g++ \
-	fonts-dejavu-core fonts-nanum chromium postgresql
+	fonts-dejavu-core fonts-nanum chromium postgresql nginx
 
 .PHONY: setup system-deps demo test test-fast lint clean
 

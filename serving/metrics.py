@@ -54,6 +54,11 @@ class Metrics:
             ["endpoint", "outcome"], registry=r,
         )  # fmt: skip
         self.records_written = Counter("lineinspect_records_written", "Records stored in the database.", registry=r)
+        self.idempotent_retries = Counter(
+            "lineinspect_idempotent_retries",
+            "Requests sent again with an Idempotency-Key already stored: answered, not stored again.",
+            registry=r,
+        )
         self.records_spooled = Counter("lineinspect_records_spooled", "Records spooled to JSONL.", registry=r)
         self.records_lost = Counter("lineinspect_records_lost", "Records neither stored nor spooled.", registry=r)
         self.records_held = Gauge(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class Inspection:
     record: InspectionRecord
     probabilities: dict[str, float]  # class -> probability
     label: LabelReading | None = None
+    retry: bool = False  # sent again with an Idempotency-Key already stored: answered, not stored again
 
 
 class Service:
@@ -100,24 +102,50 @@ class Service:
         return model
 
     async def inspect(
-        self, image: bytes, tags: Tags, client: str | None, template: LabelTemplate | None = None
+        self,
+        image: bytes,
+        tags: Tags,
+        client: str | None,
+        template: LabelTemplate | None = None,
+        key: str | None = None,
     ) -> Inspection:
         """Judge one image (and read its label with `template`) and record it; a refused image is recorded
-        too, then raised as `Refused`."""
+        too, then raised as `Refused`. With an idempotency `key`, the record's id is the key's own, so a request
+        sent again (after a timeout, to another instance) is stored once."""
         outcome = await self.engine.inspect(image)
-        record = self._record(outcome, image, tags, client)
+        record = self._record(outcome, image, tags, client, key)
         if outcome.error is not None:
             self.writer.submit(record)
             outcome.error.record_id = record.id
             raise outcome.error
+        retry = key is not None and await self._stored_before(record)
         label = await self._read_label(image, template, record) if template else None
-        keep = self.settings.records.keep_images
-        kept = (keep.defects and record.verdict == "defect") or abs(record.score - record.threshold) < keep.band
-        self.writer.submit(record, image if kept else None)
-        self.watcher.part_recorded(tags.line)
-        self.metrics.verdicts.labels(tags.line or "", record.verdict).inc()
+        if not retry:
+            keep = self.settings.records.keep_images
+            kept = (keep.defects and record.verdict == "defect") or abs(record.score - record.threshold) < keep.band
+            self.writer.submit(record, image if kept else None)
+            self.watcher.part_recorded(tags.line)
+            self.metrics.verdicts.labels(tags.line or "", record.verdict).inc()
         classes = outcome.model.classifier.meta.classes
-        return Inspection(record, dict(zip(classes, outcome.probabilities.tolist(), strict=True)), label)
+        return Inspection(record, dict(zip(classes, outcome.probabilities.tolist(), strict=True)), label, retry)
+
+    async def _stored_before(self, record: InspectionRecord) -> bool:
+        """Whether a request with this record's idempotency key was stored already (`Refused` if with another
+        image). A record still on its way in (queued, spooled, in a killed instance's journal) is not seen here:
+        the insert then skips the second one, as it skips every id already stored."""
+        try:
+            stored = await asyncio.to_thread(self.db.get_inspection, record.id)
+        except SQLAlchemyError:
+            return False
+        if stored is None:
+            return False
+        if stored.image_sha256 != record.image_sha256:
+            raise Refused(
+                "idempotency_key_reused",
+                f"this Idempotency-Key came first with another image (record {record.id}): give each part its own key",
+            )
+        self.metrics.idempotent_retries.inc()
+        return True
 
     async def _read_label(self, image: bytes, template: LabelTemplate, record: InspectionRecord) -> LabelReading:
         """The part's label, into its record too; OCR failing never costs the verdict, it becomes the reason."""
@@ -134,10 +162,12 @@ class Service:
         record.ocr_problems = reason or "; ".join(problems) or None
         return reading
 
-    def _record(self, outcome: Outcome, image: bytes, tags: Tags, client: str | None) -> InspectionRecord:
+    def _record(
+        self, outcome: Outcome, image: bytes, tags: Tags, client: str | None, key: str | None
+    ) -> InspectionRecord:
         model = outcome.model
         record = InspectionRecord(
-            id=f"{random.getrandbits(128):032x}",  # 128 random bits, with no system call on the event loop
+            id=record_id(client, key),
             created_at=datetime.now(UTC),
             **tags.__dict__,
             client=client,
@@ -164,3 +194,11 @@ class Service:
             )
         except SQLAlchemyError as exc:
             log.warning("could not record the model load in the database: %s", str(exc).splitlines()[0])
+
+
+def record_id(client: str | None, key: str | None) -> str:
+    """A new record's id: 128 random bits (no system call on the event loop), or, for a request with an idempotency
+    key, the same 128 bits for every request its client sends with that key."""
+    if key is None:
+        return f"{random.getrandbits(128):032x}"
+    return hashlib.sha256(f"{client or ''}\0{key}".encode()).hexdigest()[:32]

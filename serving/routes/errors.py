@@ -25,6 +25,7 @@ REASON_STATUS = {
     "model_path_forbidden": 403,
     "model_not_found": 404,
     "unknown_template": 422,
+    "idempotency_key_reused": 422,
     "unknown_gauge": 422,
     "missing_gauge": 422,
     "ocr_unavailable": 503,

@@ -21,7 +21,17 @@ from serving.refusals import Refused
 from serving.routes.deps import CHALLENGE, Client, identify, service
 from serving.routes.errors import ApiError, error_response, refusal_entry
 from serving.routes.schemas import BatchResult, ErrorBody, InspectionResult, ModelRef, OcrStep, Timings
-from serving.routes.uploads import TAG_NAMES, option, read_image, read_images, tags_for, upload_docs
+from serving.routes.uploads import (
+    IDEMPOTENCY_KEY,
+    MAX_KEY_LENGTH,
+    TAG_NAMES,
+    idempotency_key,
+    option,
+    read_image,
+    read_images,
+    tags_for,
+    upload_docs,
+)
 from serving.service import Inspection
 from vision.ocr import LabelTemplate
 
@@ -30,15 +40,24 @@ router = APIRouter(tags=["inspect"])
 ERRORS = {
     status: {"model": ErrorBody, "description": text}
     for status, text in {
-        400: "empty image, no image field (missing_image) or a malformed multipart body",
+        400: "empty image, no image field (missing_image), a malformed multipart body or an invalid Idempotency-Key",
         401: "missing or invalid API key",
         413: "body over limits.max_body_mb, image over limits.max_pixels, or too many images",
         415: "Content-Type or image format not accepted",
-        422: "not an image, a corrupt or truncated image, an invalid tag, or an unknown ocr template",
+        422: "not an image, a corrupt or truncated image, an invalid tag, an unknown ocr template, or an "
+        "Idempotency-Key first sent with another image (idempotency_key_reused)",
     }.items()
 }
 OCR_OPTION = {"ocr": ("Also read the part's label with this template (configs/ocr/labels/NAME.yaml)", "default")}
 FIELDS = (*TAG_NAMES, "ocr")
+KEY_DOCS = {
+    "name": IDEMPOTENCY_KEY,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": MAX_KEY_LENGTH},
+    "description": "One key per part, sent again with every retry of its request: the part is stored once (the "
+    "record id is the key's), and a retry of a stored one is answered with `Idempotent-Replayed: true`",
+}
 PATH = "/v1/inspect"
 
 
@@ -47,13 +66,15 @@ async def inspect_one(request: Request) -> Response:
     With `ocr=TEMPLATE` the label is read from the same image: its fields are in the answer and the record."""
     svc = service(request)
     client = identify(request, CHALLENGE)
+    key = idempotency_key(request)
     image, fields = await read_image(request, FIELDS)
     tags, template = tags_for(fields, 1)[0], _template(request, fields)
     try:
-        inspection = await svc.inspect(image, tags, client, template)
+        inspection = await svc.inspect(image, tags, client, template, key)
     except Refused as exc:
         raise ApiError.refused(exc, id=exc.record_id) from None
-    return Response(inspection_result(inspection).model_dump_json(), media_type="application/json")
+    headers = {"Idempotent-Replayed": "true"} if inspection.retry else None
+    return Response(inspection_result(inspection).model_dump_json(), media_type="application/json", headers=headers)
 
 
 def inspection_result(inspection: Inspection) -> InspectionResult:
@@ -118,8 +139,15 @@ def _operation() -> dict:
         "description": cleandoc(inspect_one.__doc__),
         "operationId": "inspect_v1_inspect_post",
         "responses": responses,
-        **upload_docs("image", options=OCR_OPTION),
+        **_docs(many=False),
     }
+
+
+def _docs(many: bool) -> dict:
+    """The upload's OpenAPI, with the idempotency key's header."""
+    docs = upload_docs("images" if many else "image", many=many, options=OCR_OPTION)
+    docs["parameters"].append(KEY_DOCS)
+    return docs
 
 
 OPENAPI_PATHS = {PATH: {"post": _operation()}}
@@ -129,26 +157,28 @@ OPENAPI_PATHS = {PATH: {"post": _operation()}}
     "/v1/inspect/batch",
     response_model=BatchResult,
     responses=ERRORS,
-    openapi_extra=upload_docs("images", many=True, options=OCR_OPTION),
+    openapi_extra=_docs(many=True),
     summary="Inspect several images",
 )
 async def inspect_batch(request: Request, client: Client) -> Response:
     """Several images as repeated multipart field `images`: one result each, in order; a refused image gets
     an error entry and the others are still inspected. `ocr=TEMPLATE` reads every image's label."""
     svc = service(request)
+    key = idempotency_key(request)
     images, fields = await read_images(request, "images", FIELDS)
     limit = svc.settings.limits.max_batch_images
     if len(images) > limit:
         raise ApiError(413, "too_many_images", f"{len(images)} images, over the limit of {limit} (max_batch_images)")
     all_tags, template = tags_for(fields, len(images)), _template(request, fields)
 
-    async def one(image: bytes, tags) -> InspectionResult | ErrorBody:
+    async def one(index: int, image: bytes, tags) -> InspectionResult | ErrorBody:
+        image_key = None if key is None else f"{key}\n{index}"  # no key sent alone holds a line break
         try:
-            return inspection_result(await svc.inspect(image, tags, client, template))
+            return inspection_result(await svc.inspect(image, tags, client, template, image_key))
         except Refused as exc:
             return refusal_entry(exc, svc.metrics)
 
-    results = await asyncio.gather(*(one(i, t) for i, t in zip(images, all_tags, strict=True)))
+    results = await asyncio.gather(*(one(k, i, t) for k, (i, t) in enumerate(zip(images, all_tags, strict=True))))
     return Response(BatchResult(results=results).model_dump_json(), media_type="application/json")
 
 

@@ -14,6 +14,8 @@ from serving.records.model import Tags
 from serving.routes.errors import ApiError
 
 RAW_TYPES = ("image/jpeg", "image/png", "image/bmp", "image/tiff")
+IDEMPOTENCY_KEY = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
 TAG_NAMES = ("line", "station", "camera", "part_id")
 MAX_TAG_LENGTH = 128
 ACCEPTED = f"multipart/form-data, or a raw {', '.join(RAW_TYPES)} body"
@@ -113,6 +115,19 @@ def option(request: Request, fields: dict[str, list[str]], name: str) -> str | N
     values = fields.get(name) or request.query_params.getlist(name)
     _check(name, values)
     return values[0] if values else None
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's `Idempotency-Key` header, if any: a request sent again with the same key is stored once."""
+    values = request.headers.getlist(IDEMPOTENCY_KEY)
+    if not values:
+        return None
+    key = values[0]
+    if len(values) > 1 or not 0 < len(key) <= MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+        raise ApiError(
+            400, "invalid_idempotency_key", f"{IDEMPOTENCY_KEY}: once, 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+        )
+    return key
 
 
 def tags_for(fields: dict[str, list[str]], images: int) -> list[Tags]:

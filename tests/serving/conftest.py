@@ -179,15 +179,17 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.log = root / "server.log"
 
-    def start(self, ready: bool = True) -> Server:
-        self.launch()
+    def start(self, ready: bool = True, port: int | None = None) -> Server:
+        self.launch(port)
         return self.wait_started(ready)
 
-    def launch(self) -> Server:
-        """Start the process without waiting for it (`wait_started` does)."""
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+    def launch(self, port: int | None = None) -> Server:
+        """Start the process without waiting for it (`wait_started` does), on `port` or a free one."""
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         args = ["serve", "--model", self.model, "--config", self.config, "--port", self.port]
         with self.log.open("ab") as log:

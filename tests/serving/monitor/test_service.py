@@ -136,6 +136,8 @@ def test_lines_lists_baselines_and_open_alarms(monitored):
     lines = {line["line"]: line for line in client.get("/v1/lines").json()}
     assert lines["L-jump"]["baseline"]["subgroup"] == {"size": SIZE, "minutes": None}
     assert lines["L-quiet"]["baseline"] is None and lines["L-quiet"]["problem"] == "no baseline set"
+    panel = client.get("/dashboard/panel")  # the dashboard's own queries, on either database
+    assert panel.status_code == 200 and "L-jump" in panel.text and "no baseline set" in panel.text
 
 
 def _shot(image: np.ndarray, how: str) -> bytes:
