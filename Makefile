@@ -39,7 +39,7 @@ test: setup
 	$(BIN)/pytest
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto  # one worker per core (pytest-xdist); each builds its own session fixtures
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
