@@ -228,7 +228,7 @@ def train_digits(
     """Train the seven-segment line reader on rendered displays (needs torch) and export it to ONNX."""
     import torch
 
-    from vision.ocr.sevenseg_train import train_digits as run
+    from vision.training.sevenseg import train_digits as run
 
     if threads:
         torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from serving.cli import app
@@ -224,3 +225,19 @@ def test_ocr_gauge_reads_the_display_a_region_points_at_and_refuses_a_malformed_
     )  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--region '1,2,3': write it as X,Y,WIDTH,HEIGHT" in bad.stderr
+
+
+@pytest.mark.slow  # trains for 15 s
+def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path):
+    """The command as README gives it, in a process of its own (it imports torch, which the readers never do)."""
+    from vision.ocr.sevenseg_model import SevenSegModel
+
+    out = tmp_path / "digits.onnx"
+    done = subprocess.run(
+        [Path(sys.executable).parent / "lineinspect", "ocr", "train-digits", "--out", out, "--samples", "1000",
+         "--epochs", "1", "--threads", "1"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}" in " ".join(done.stderr.split())  # the console writes to stderr
+    model = SevenSegModel(out)
+    assert model.meta["training"]["samples"] == 1000 and model.meta["training"]["epochs"] == 1

@@ -148,7 +148,7 @@ def test_reading_a_display_never_imports_torch(tmp_path):
 
 
 def test_training_data_is_rendered_the_same_from_the_same_seed():
-    from vision.ocr.sevenseg_train import make_examples
+    from vision.training.sevenseg import make_examples
 
     first, again, other = make_examples(20, seed=3), make_examples(20, seed=3), make_examples(20, seed=4)
     assert [t for _, t in first] == [t for _, t in again]
@@ -160,7 +160,7 @@ def test_training_data_is_rendered_the_same_from_the_same_seed():
 def test_a_few_training_steps_lower_the_ctc_loss():
     import torch
 
-    from vision.ocr.sevenseg_train import LineReader, _batch, make_examples
+    from vision.training.sevenseg import LineReader, _batch, make_examples
 
     torch.manual_seed(0)
     model = LineReader()
@@ -237,7 +237,7 @@ def test_the_real_digit_crops_split_once_into_disjoint_train_and_holdout_parts(s
 
 
 def test_training_with_real_crops_writes_a_model_that_names_its_real_data(shared_data, tmp_path):
-    from vision.ocr.sevenseg_train import make_real_examples, train_digits
+    from vision.training.sevenseg import make_real_examples, train_digits
 
     root = shared_data / "sevenseg-digits"
     examples = make_real_examples(root, 1600, seed=1)
@@ -252,7 +252,7 @@ def test_training_with_real_crops_writes_a_model_that_names_its_real_data(shared
 def test_an_exported_model_loads_back_for_training_on_and_gives_the_same_logits():
     import torch
 
-    from vision.ocr.sevenseg_train import LineReader, load_onnx_weights, make_examples
+    from vision.training.sevenseg import LineReader, load_onnx_weights, make_examples
 
     model = LineReader()
     load_onnx_weights(model, DEFAULT_MODEL)

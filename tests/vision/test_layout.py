@@ -18,11 +18,15 @@ from pathlib import Path
 import pytest
 
 import vision
+import vision.ocr
 import vision.training
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH = ("torch", "torchvision", "albumentations")
-RUNTIME = sorted(f"vision.{m.name}" for m in pkgutil.iter_modules(vision.__path__) if not m.ispkg)
+RUNTIME = sorted(
+    [f"vision.{m.name}" for m in pkgutil.iter_modules(vision.__path__) if not m.ispkg]
+    + [f"vision.ocr.{m.name}" for m in pkgutil.iter_modules(vision.ocr.__path__)]
+)
 TRAINING = sorted(f"vision.training.{m.name}" for m in pkgutil.iter_modules(vision.training.__path__))
 SERVING = ["serving.app", "serving.engine", "serving.batch.pipeline"]
 

@@ -4,7 +4,7 @@ One strip in (the display glass, straightened), one character string out, with a
 confidence per character. The model reads the whole line at once, so it needs no digit
 segmentation: the parts that break classical segment decoders on real photos (glare
 cutting a segment, a decimal point touching a digit, faint unlit segments) are learned
-from rendered strips. Nothing here imports torch; `sevenseg_train` makes the file.
+from rendered strips. Nothing here imports torch; `vision.training.sevenseg` makes the file.
 """
 
 from __future__ import annotations
