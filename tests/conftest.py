@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import struct
 import zlib
@@ -12,6 +14,21 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _load_openmp_unlimited() -> None:
+    """torch and Tesseract share one libgomp (same soname), which reads OMP_THREAD_LIMIT once, when it loads. CLI
+    commands run in-process here set that limit for Tesseract (`limit_openmp`); a libgomp first loaded under it
+    makes every later torch step in the same test process spin for minutes. So torch's copy is loaded now, before
+    any test, with the environment the run started with (as each `lineinspect` process has its own)."""
+    torch = importlib.util.find_spec("torch")
+    if torch is not None and torch.submodule_search_locations:
+        library = Path(torch.submodule_search_locations[0]) / "lib" / "libgomp.so.1"
+        if library.is_file():
+            ctypes.CDLL(str(library))
+
+
+_load_openmp_unlimited()
 # The slow tier (`-m slow`): tests that use a Label Studio, service subprocesses, PostgreSQL or a model trained
 # for the test (these fixtures), and the modules that train models or run benchmarks, soaks and resumed runs.
 # The service in this process (`app_service`, `app_factory` in tests/serving/conftest.py) is fast.

@@ -233,6 +233,10 @@ def bench_ocr(
     dial_calibrations: Annotated[
         Path | None, typer.Option(help="YAML: per-dial min/max angles for the analog set (image name -> keys).")
     ] = None,
+    digit_model: Annotated[
+        Path | None,
+        typer.Option(help="A model from `ocr train-digits` for the digit-crops section (default: the shipped one)."),
+    ] = None,
     json_out: JsonOut = None,
 ) -> None:
     """Accuracy and time per image of every OCR reader, on real photos and rendered images."""
@@ -271,6 +275,7 @@ def bench_ocr(
             family or LABEL_FAMILIES,
             per_family,
             seed,
+            digit_model,
         )
     Console().print(summary_table(report))
     if json_out:

@@ -228,7 +228,7 @@ def test_ocr_gauge_reads_the_display_a_region_points_at_and_refuses_a_malformed_
 
 
 @pytest.mark.slow  # trains for 15 s
-def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path):
+def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path, shared_data):
     """The command as README gives it, in a process of its own (it imports torch, which the readers never do)."""
     from vision.ocr.sevenseg_model import SevenSegModel
 
@@ -238,6 +238,16 @@ def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path):
          "--epochs", "1", "--threads", "1"], capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"wrote {out}" in " ".join(done.stderr.split())  # the console writes to stderr
     model = SevenSegModel(out)
     assert model.meta["training"]["samples"] == 1000 and model.meta["training"]["epochs"] == 1
+    # a gauge config naming it reads with it: one epoch on 1000 strips has learned no digit yet
+    (tmp_path / "line.yaml").write_text("kind: digital\nmodel: digits.onnx\n")
+    photo, _ = render_photo("218.02", seed=1)
+    (tmp_path / "display.jpg").write_bytes(cv2.imencode(".jpg", photo)[1].tobytes())
+    shipped = runner.invoke(app, ["ocr", "gauge", str(tmp_path / "display.jpg"), "--kind", "digital"])
+    own = runner.invoke(app, ["ocr", "gauge", str(tmp_path / "display.jpg"), "--gauge", str(tmp_path / "line.yaml")])
+    assert "218.02" in shipped.output and "218.02" not in own.output
+    bench = tmp_path / "bench.json"
+    args = ["bench", "ocr", "--only", "digit-crops", "--data", str(shared_data), "--json", str(bench)]
+    assert runner.invoke(app, [*args, "--digit-model", str(out)]).exit_code == 0
+    assert json.loads(bench.read_text())["digit-crops"]["digits"]["rate"] < 0.5  # the shipped model reads 3 in 4

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from annotation.errors import LineInspectError
 from vision.ocr import DisplayProfile, load_gauge, read_display
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_display import SegmentStyle, random_style, render_photo, render_strip
@@ -46,6 +47,21 @@ def test_profile_supplies_the_decimal_point_only_when_none_is_seen():
     assert read_display(data, DisplayProfile(decimals=2)).value == 12.5
     with_point, _ = render_photo("3.75", seed=6)
     assert read_display(encode_jpeg(with_point, 90), DisplayProfile(decimals=1)).value == 3.75
+
+
+def test_a_gauge_config_names_its_own_digit_model_beside_it_or_is_refused_on_load(tmp_path):
+    """`model:` (from `ocr train-digits`, relative to the config) reads in place of the shipped model."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "line-7.onnx").write_bytes(DEFAULT_MODEL.read_bytes())
+    (tmp_path / "line-7.yaml").write_text("kind: digital\npolarity: dark\nmodel: models/line-7.onnx\n")
+    profile = load_gauge(tmp_path / "line-7.yaml")
+    assert profile.model == tmp_path / "models" / "line-7.onnx"
+    photo, _ = render_photo("218.02", seed=1)
+    assert read_display(encode_jpeg(photo, 90), profile).text == "218.02"
+    for model, says in (("missing.onnx", "seven-segment model not found"), ("line-7.yaml", "not a loadable ONNX")):
+        (tmp_path / "bad.yaml").write_text(f"kind: digital\nmodel: {model}\n")
+        with pytest.raises(LineInspectError, match=rf"bad.yaml: model: .*{says}"):
+            load_gauge(tmp_path / "bad.yaml")
 
 
 def _lcd_photo(text: str, seed: int, hide_from: int | None = None) -> np.ndarray:

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from annotation.config_loader import StrictModel as _Strict
 from annotation.config_loader import builtin_configs, load_config, resolve_config, validate
+from annotation.errors import LineInspectError
 
 CONFIG_ROOT = builtin_configs() / "ocr"
 LABELS_DIR = CONFIG_ROOT / "labels"
@@ -95,6 +96,9 @@ class DisplayProfile(_Strict):
     # where a fixed camera sees the display's glass, in the photo's pixels: a box [x, y, width, height] or four
     # corners [[x, y], ...] (any order; a slanted or skewed view); None: the reader looks for the display
     region: list[tuple[float, float]] | None = None
+    # the digit model: an ONNX file from `lineinspect ocr train-digits` (e.g. fine-tuned on this display's own
+    # crops), relative to the gauge config's folder; None: the shipped model
+    model: Path | None = None
 
     @field_validator("region", mode="before")
     @classmethod
@@ -217,8 +221,19 @@ def load_template(name_or_path: str | Path = "default") -> LabelTemplate:
 
 
 def load_gauge(name_or_path: str | Path) -> DisplayProfile | DialCalibration:
+    """A gauge config; a display's own digit model is found beside it and loaded now, so a missing or wrong file
+    is said when the config is loaded, not at the first reading."""
+    from vision.ocr.sevenseg_model import load_model
+
     path = resolve_config(name_or_path, GAUGES_DIR, "gauge config")
-    return load_config(_GAUGE, path, defaults={"name": path.stem})
+    gauge = load_config(_GAUGE, path, defaults={"name": path.stem})
+    if isinstance(gauge, DisplayProfile) and gauge.model is not None:
+        gauge.model = (path.parent / gauge.model).resolve()
+        try:
+            load_model(gauge.model)
+        except LineInspectError as exc:
+            raise LineInspectError(f"{path}: model: {exc}") from None
+    return gauge
 
 
 def dial_calibration(**keys) -> DialCalibration:

@@ -59,14 +59,15 @@ class _Reading:
 
 
 def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path = DEFAULT_MODEL) -> DisplayResult:
-    """Image bytes to a DisplayResult; an unreadable image or no display gives a reason, not an error."""
+    """Image bytes to a DisplayResult; an unreadable image or no display gives a reason, not an error. The profile's
+    own digit model, when it names one, reads in place of `model`."""
     start = time.perf_counter()
     profile = profile or DisplayProfile()
     try:
         image = decode_bgr(data, max_side=MAX_SIDE)
     except ImageDecodeError as exc:
         return _empty(f"unreadable image: {exc}", start, profile)
-    reader = load_model(model)
+    reader = load_model(profile.model or model)
     polarities = {"dark": [True], "bright": [False], "auto": [True, False]}[profile.polarity]
     if profile.region is not None:  # a fixed camera: the gauge config says where the glass is
         corners = np.float32(profile.region) * (max(image.shape[:2]) / max(probe(data)[1:]))
