@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+from serving.benchmarks.local_server import free_port
 
 CONFIG = """\
 {user}worker_processes 1;
@@ -60,9 +61,7 @@ class Balancer:
             raise RuntimeError("nginx not found: run `make setup` (it installs Debian's nginx)")
         self.binary = binary
         self.root = Path(tempfile.mkdtemp(prefix="lineinspect-nginx-"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers would run as nobody, shut out of root
         self.config = self.root / "nginx.conf"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from pathlib import Path
 from uuid import uuid4
 
 import sqlalchemy as sa
+
+from serving.benchmarks.local_server import free_port
 
 SUPERUSER = "lineinspect"
 FAST = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200")
@@ -43,9 +44,7 @@ class Cluster:
         if self.user:
             shutil.chown(self.root, self.user, self.user)
         self.data = self.root / "data"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}"
         self._admin: sa.Engine | None = None
 

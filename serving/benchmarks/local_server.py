@@ -15,6 +15,13 @@ import httpx
 from annotation.errors import LineInspectError
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (the OS's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class LocalServer:
     """`lineinspect serve` in a subprocess on a free loopback port, with no keys.
 
@@ -25,9 +32,7 @@ class LocalServer:
         self.data = None if data_dir else tempfile.TemporaryDirectory(prefix="lineinspect-bench-")
         self.data_dir = Path(data_dir or self.data.name)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = ["serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(self.port)]
         args += ["--config", str(config)] if config else []

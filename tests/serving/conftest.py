@@ -14,7 +14,6 @@ import gc
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from annotation.export_writer import labelled_task, write_export
+from serving.benchmarks.local_server import free_port
 from tests.postgres import Cluster
 from vision.metadata import read_metadata, write_metadata
 
@@ -185,11 +185,7 @@ class Server:
 
     def launch(self, port: int | None = None) -> Server:
         """Start the process without waiting for it (`wait_started` does), on `port` or a free one."""
-        if port is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-        self.port = port
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = ["serve", "--model", self.model, "--config", self.config, "--port", self.port]
         with self.log.open("ab") as log:
@@ -392,9 +388,7 @@ def label_studio(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("label-studio")
     docroot = root / "docroot"
     docroot.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     info = ls_server.up(root / "data", port, docroot, log=print)
     yield {"info": info, "url": info.url, "token": info.token, "docroot": docroot, "data_dir": root / "data"}
     ls_server.down(root / "data")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 from datetime import UTC, datetime
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 from annotation.labelstudio.client import Connection, LabelStudioError
 from annotation.labelstudio.label_config import classification_config
 from annotation.labelstudio.projects import create_project, list_tasks, upload
+from serving.benchmarks.local_server import free_port
 from tests.serving.conftest import cli, metric, wait_for
 
 
@@ -145,12 +145,6 @@ def test_interactive_annotating_asks_the_service(conn, service, batch_then_conne
     assert answer["data"]["result"][0]["value"]["choices"][0] in ("normal", "defect")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("where", "key", "said"),
     [
@@ -168,7 +162,7 @@ def _free_port() -> int:
 def test_connect_says_in_one_line_why_label_studio_cannot_use_the_service(
     conn, label_studio, service, where, key, said
 ):
-    port, url = _free_port(), service["server"].url
+    port, url = free_port(), service["server"].url
     service_url = {"dead": f"http://127.0.0.1:{port}", "elsewhere": f"{url}/elsewhere", "service": url,
                    "unnamed": "http://no-such-line-pc.invalid:8000"}[where]  # fmt: skip
     project = create_project(conn, f"connect to {where}").id

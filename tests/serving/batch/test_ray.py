@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from serving.batch.inputs import collect_inputs
 from serving.batch.output import RowLog, fingerprint, read_rows
+from serving.benchmarks.local_server import free_port
 from serving.cli.options import import_options
 from tests.serving.conftest import REPO, cli, wait_for
 
@@ -101,9 +101,7 @@ def test_ray_resumes_a_journalled_run_into_parquet(models, casting_images, input
 
 
 def test_unreachable_ray_address_is_one_line_exit_2(models, inputs, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    address = f"127.0.0.1:{free_port()}"
     result = cli("inspect", models["model"], inputs[0], "--out", tmp_path / "out.csv", "--engine", "ray",
                  "--ray-address", address, check=False)  # fmt: skip
     assert result.returncode == 2
