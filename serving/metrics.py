@@ -53,7 +53,11 @@ class Metrics:
             "lineinspect_labelstudio_calls", "ML-backend calls from Label Studio by endpoint and outcome.",
             ["endpoint", "outcome"], registry=r,
         )  # fmt: skip
-        self.records_written = Counter("lineinspect_records_written", "Records stored in the database.", registry=r)
+        self.records_written = Counter(
+            "lineinspect_records_written",
+            "Records stored in the database (one already stored, replayed or retried, is not counted again).",
+            registry=r,
+        )
         self.idempotent_retries = Counter(
             "lineinspect_idempotent_retries",
             "Requests sent again with an Idempotency-Key already stored: answered, not stored again.",

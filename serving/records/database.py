@@ -69,11 +69,12 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
-    def insert_inspections(self, records: list[InspectionRecord]) -> None:
-        """One transaction; records already stored (a replayed spool) are skipped."""
-        insert = _insert_ignoring_duplicates(self.engine.dialect.name)
+    def insert_inspections(self, records: list[InspectionRecord]) -> int:
+        """One transaction; records already stored (a replayed spool or journal, a retried request with its
+        idempotency key) are skipped. Returns how many were stored."""
+        insert = _insert_ignoring_duplicates(self.engine.dialect.name).returning(inspections.c.id)
         with self.engine.begin() as connection:
-            connection.execute(insert, [r.row() for r in records])
+            return len(connection.execute(insert, [r.row() for r in records]).all())
 
     def list_inspections(self, where: InspectionFilter, limit: int, offset: int) -> list[InspectionRecord]:
         """Newest first."""

@@ -127,8 +127,7 @@ class RecordWriter:
     def _write(self, records: list[InspectionRecord]) -> None:
         if self.database_ok:
             try:
-                self.db.insert_inspections(records)
-                self.metrics.records_written.inc(len(records))
+                self.metrics.records_written.inc(self.db.insert_inspections(records))
                 return
             except Exception as exc:  # SQLAlchemyError, or anything else: the records go to the spool all the same
                 self._database_failed(exc)
@@ -188,12 +187,11 @@ class RecordWriter:
     def _replay(self) -> None:
         records, nbytes = self.spool.read()
         size = self.settings.batch_size
-        for start in range(0, len(records), size):
-            self.db.insert_inspections(records[start : start + size])
+        stored = sum(self.db.insert_inspections(records[k : k + size]) for k in range(0, len(records), size))
         if nbytes:
             self.spool.discard(nbytes)
-            self.metrics.records_written.inc(len(records))
-            log.info("wrote %d spooled records to the database", len(records))
+            self.metrics.records_written.inc(stored)
+            log.info("wrote %d spooled records to the database (%d already there)", stored, len(records) - stored)
 
     def _retry_if_due(self) -> None:
         if time.monotonic() < self._next_retry:

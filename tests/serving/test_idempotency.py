@@ -45,6 +45,7 @@ def test_a_request_sent_again_with_its_key_is_answered_alike_and_stored_once(app
         assert sorted(listed(client, "L-key")) == sorted([answer["id"], second.json()["id"], *plain])
         metrics = client.get("/metrics").text
         assert metric(metrics, "lineinspect_idempotent_retries_total") == 1
+        assert metric(metrics, "lineinspect_records_written_total") == 4  # the early retry was skipped, not stored
         assert metric(metrics, "lineinspect_verdicts_total", line="L-key", verdict=answer["verdict"]) >= 2
     server.stop()
 

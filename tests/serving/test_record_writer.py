@@ -110,6 +110,22 @@ def test_records_are_stored_in_batches_in_the_order_submitted(writers):
     assert segments(writers.data / "journal") == []  # every record stored: the journal is dropped
 
 
+def test_a_record_already_stored_is_skipped_and_not_counted_again(writers):
+    """A journal replayed after another instance stored its records, or a request retried with its idempotency key."""
+    writer = writers.writer(batch_size=10)
+    writer.start()
+    first, new = records(0, 10), records(10, 2)
+    for record in first:
+        writer.submit(record)
+    assert writer.flush(10)
+    for record in first[:4] + new:
+        writer.submit(record)
+    assert writer.flush(10)
+    writer.close()
+    assert stored_in_insert_order(writers.db) == [r.id for r in first + new]
+    assert counted(writer, "records_written") == 12
+
+
 def test_records_submitted_while_the_database_is_away_are_spooled_then_written_back_once(writers):
     writer = writers.writer(batch_size=10)
     writer.start()
