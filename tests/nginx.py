@@ -11,12 +11,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from serving.benchmarks.local_server import free_port
+from tests.serving.conftest import wait_for
 
 CONFIG = """\
 {user}worker_processes 1;
@@ -75,15 +75,17 @@ class Balancer:
         args = [self.binary, "-p", str(self.root), "-c", str(self.config), "-e", str(self.error_log)]
         subprocess.run([*args, "-t"], check=True, capture_output=True)  # a bad configuration fails here, said
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        for _ in range(100):
-            try:
-                httpx.get(self.url + "/healthz", timeout=2)
-                return self
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"nginx exited: {self.error_log.read_text()}") from None
-                time.sleep(0.1)
-        raise RuntimeError("nginx did not listen within 10 s")
+        wait_for(self._listens, timeout=10, what="nginx to listen")
+        return self
+
+    def _listens(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {self.error_log.read_text()}")
+        try:
+            httpx.get(self.url + "/healthz", timeout=2)
+            return True
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -145,7 +145,7 @@ def fit_patch_head(
             fine, coarse = (m.to(device).float() for m in train_maps[i])
             rows = slice(starts[i], starts[i + 1])
             y = target[rows].to(device)
-            z = torch.amax(model.patch_logits(fine, coarse), dim=(1, 2, 3))
+            z = model.image_logit(model.patch_logits(fine, coarse))
             w = weight[rows].to(device) if weight is not None else None
             batch_loss = nn.functional.binary_cross_entropy_with_logits(z, y, weight=w)
             optimizer.zero_grad()

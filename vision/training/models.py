@@ -110,8 +110,13 @@ class PatchClassifier(nn.Module):
         coarse = nn.functional.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         return self.head((torch.cat([fine, coarse], dim=1) - self.shift) * self.scale)
 
+    @staticmethod
+    def image_logit(patches: torch.Tensor) -> torch.Tensor:
+        """[N] an image's defect logit: its highest patch's."""
+        return torch.amax(patches, dim=(1, 2, 3))
+
     def logits(self, patches: torch.Tensor) -> torch.Tensor:
-        return torch.amax(patches, dim=(1, 2, 3))[:, None] * self.sign
+        return self.image_logit(patches)[:, None] * self.sign
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(self.patch_logits(*self.patch_features(x)))

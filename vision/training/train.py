@@ -91,13 +91,9 @@ def train(
 
     pretrained = recipe.model.pretrained != "none"
     finetune = recipe.train.finetune
-    resuming = resume and run.last.exists()
-    phase_one = pretrained and finetune.frozen_head and not resuming
-    head = (
-        head_of_checkpoint(torch.load(run.last, map_location="cpu", weights_only=False))
-        if resuming
-        else recipe.model.head
-    )
+    checkpoint = torch.load(run.last, map_location="cpu", weights_only=False) if resume and run.last.exists() else None
+    phase_one = pretrained and finetune.frozen_head and checkpoint is None
+    head = recipe.model.head if checkpoint is None else head_of_checkpoint(checkpoint)
     choose = head == "auto" and phase_one and recipe.model.architecture in EFFICIENTNET_LITE
     model = build_model(
         recipe.model.architecture,
@@ -167,8 +163,8 @@ def train(
         optimizer = torch.optim.AdamW(params, lr=recipe.train.lr, weight_decay=recipe.train.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.train.epochs)
         state = {"epoch": 0, "best_metric": -float("inf"), "best_epoch": 0, "stale": 0, "history": []}
-        if resuming:
-            state = _load_checkpoint(run.last, model, optimizer, scheduler)
+        if checkpoint is not None:
+            state = _resume_from(checkpoint, model, optimizer, scheduler)
             console.print(f"resuming {run.root} after epoch {state['epoch']}")
         if phase_one:
             heads = {head_of(candidate): fit_val["roc_auc"] for candidate, _, fit_val in fitted}
@@ -325,8 +321,8 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> No
     tmp.replace(path)  # a kill mid-save never leaves a broken last.pt
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+def _resume_from(ckpt: dict, model, optimizer, scheduler) -> dict:
+    """Weights, optimizer, schedule and random states back from the last checkpoint; the training state."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
