@@ -172,6 +172,7 @@ class LabelAnswer(BaseModel):
                     "seconds": 2.47,
                     "reason": None,
                     "image": "prepared",
+                    "min_confidence": 0.5,
                 }
             ]
         }
@@ -194,6 +195,9 @@ class LabelAnswer(BaseModel):
     image: Literal["prepared", "whole"] = Field(
         description="The reading kept: of the prepared page (found, straightened, binarised, scaled), or of the "
         "whole photo as it is, read too when the prepared page left a field missing or invalid"
+    )
+    min_confidence: float = Field(
+        description="The template's: a required field read with less word confidence is listed in unsure"
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vision.ocr import load_template, read_label
+from vision.ocr.config import LABELS_DIR
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_label import render_family, render_label
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
@@ -88,6 +89,15 @@ def test_a_plain_label_is_read_whole_and_field_by_field():
     assert result.ok and [line.split(":")[0] for line in result.text.splitlines()] == ["PART NO", "LOT", "S/N", "DATE"]
     assert result.image == "prepared" and result.status == "ok" and result.unsure == []
     assert all(f.confidence >= 0.5 for f in result.fields.values() if f.value is not None)
+
+
+def test_the_reader_holds_a_label_to_its_template_s_min_confidence(tmp_path):
+    """The plain label reads ok under `default`; under a copy that asks for certainty each required field is a guess."""
+    strict = tmp_path / "strict.yaml"
+    strict.write_text((LABELS_DIR / "default.yaml").read_text() + "\nmin_confidence: 1.0\n")
+    result = read_label(encode_png(_plain_label()), load_template(strict))
+    assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS  # the same values, now guesses
+    assert result.status == "uncertain" and result.min_confidence == 1.0 and len(result.unsure) == 4
 
 
 def test_a_label_is_ok_only_when_every_required_field_validates_and_was_read_surely():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from annotation.errors import LineInspectError
@@ -94,6 +96,22 @@ def test_config_errors_name_the_file_and_the_key(tmp_path):
     path.write_text("kind: analog\npoints: [{angle: 0, value: 0}, {angle: 90, value: 5}, {angle: 45, value: 9}]\n")
     with pytest.raises(LineInspectError, match="clockwise"):
         load_gauge(path)
+
+
+def test_a_template_s_min_confidence_decides_which_fields_are_a_guess(tmp_path):
+    """default-ko asks for more confidence than default: the same reading is ok under one, a guess under the other."""
+    assert load_template("default").min_confidence == 0.5 and load_template("default-ko").min_confidence == 0.7
+    path = tmp_path / "strict.yaml"
+    path.write_text("min_confidence: 0.8\nfields:\n  lot:\n    pattern: 'LOT: (?P<value>\\w+)'\n    required: true\n")
+    template = load_template(path)
+    fields = extract_fields(template, "LOT: K24B0917")
+    fields["lot"] = replace(fields["lot"], confidence=0.75)
+    strict = LabelResult("LOT: K24B0917", [], fields, "strict", "pytesseract", 11, 0.1, None, "prepared", 0.8)
+    assert strict.status == "uncertain" and strict.unsure == ["lot: read 'K24B0917' with confidence 0.75"]
+    assert replace(strict, min_confidence=load_template("default").min_confidence).status == "ok"
+    path.write_text("min_confidence: 1.5\n")
+    with pytest.raises(LineInspectError, match=r"strict\.yaml: min_confidence"):
+        load_template(path)
 
 
 def test_unknown_template_name_lists_the_known_ones():

@@ -16,6 +16,7 @@ from pydantic import Field, TypeAdapter, field_validator, model_validator
 from annotation.config_loader import StrictModel as _Strict
 from annotation.config_loader import builtin_configs, load_config, resolve_config, validate
 from annotation.errors import LineInspectError
+from vision.ocr.results import SURE_FIELD
 
 CONFIG_ROOT = builtin_configs() / "ocr"
 LABELS_DIR = CONFIG_ROOT / "labels"
@@ -74,6 +75,8 @@ class LabelTemplate(_Strict):
     # capital height (pixels) the print is scaled to: thin label fonts read better larger than
     # Tesseract's usual 30, blurred photos (waybills) do not
     text_height: int = Field(default=30, ge=16, le=80)
+    # a required field read with less word confidence than this is a guess: the label is uncertain
+    min_confidence: float = Field(default=SURE_FIELD, ge=0, le=1)
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
 
     @field_validator("psm")

@@ -90,6 +90,7 @@ def read_label(
         time.perf_counter() - start,
         reason,
         source,
+        template.min_confidence,
     )
 
 
@@ -246,4 +247,5 @@ def _photo_box(w: TsvWord, back: np.ndarray) -> Box:
 
 def _empty(template: LabelTemplate, engine: str, start: float, reason: str) -> LabelResult:
     fields = extract_fields(template, "")
-    return LabelResult("", [], fields, template.name, engine, None, time.perf_counter() - start, reason)
+    seconds, sure = time.perf_counter() - start, template.min_confidence
+    return LabelResult("", [], fields, template.name, engine, None, seconds, reason, "prepared", sure)

@@ -66,4 +66,6 @@ def _result(text: str, words: list[Word], template: LabelTemplate, start: float,
     fields = extract_fields(template, text)
     seconds = time.perf_counter() - start
     fields = field_confidences(fields, words)
-    return LabelResult(text, words, fields, template.name, "rapidocr", None, seconds, reason, "whole")
+    return LabelResult(
+        text, words, fields, template.name, "rapidocr", None, seconds, reason, "whole", template.min_confidence
+    )

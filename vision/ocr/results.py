@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 STATUSES = ("ok", "uncertain", "unread")
-SURE_FIELD = 0.5  # a required field read with less word confidence than this leaves a label uncertain
+SURE_FIELD = 0.5  # default: a required field read with less word confidence than this leaves a label uncertain
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class LabelResult:
     seconds: float
     reason: str | None = None
     image: str = "prepared"  # the reading kept: of the prepared page, or of the "whole" photo as it is
+    min_confidence: float = SURE_FIELD  # the template's: a required field read less surely is a guess
 
     @property
     def problems(self) -> list[str]:
@@ -70,7 +71,7 @@ class LabelResult:
         return [
             f"{f.name}: read {f.raw!r} with confidence {f.confidence:.2f}"
             for f in self.fields.values()
-            if f.required and f.value is not None and f.confidence is not None and f.confidence < SURE_FIELD
+            if f.required and f.value is not None and f.confidence is not None and f.confidence < self.min_confidence
         ]
 
     @property
