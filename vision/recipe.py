@@ -19,7 +19,7 @@ class ModelSettings(_Strict):
     name: str = "lineinspect-defect"
     architecture: str = "efficientnet_lite0"
     pretrained: str = "auto"  # auto (installed wheel or torch hub cache; an error if none) | none | a state dict file
-    # patches: every 8x8-pixel patch scored, the image's score its highest patch's (EfficientNet-Lite only);
+    # patches: every 8x8-pixel patch scored, the image's score its 4 highest patches' mean (EfficientNet-Lite only);
     # pooled: the last feature map averaged into one linear layer; auto: both fitted in phase 1 (frozen head) and
     # the one with the higher validation ROC-AUC kept (EfficientNet-Lite; pooled for the rest, or without phase 1)
     head: Literal["auto", "patches", "pooled"] = "auto"
@@ -28,13 +28,16 @@ class ModelSettings(_Strict):
 class InputSettings(_Strict):
     height: int = Field(320, ge=16, le=2048)
     width: int = Field(320, ge=16, le=2048)
+    # data: height x width is a pixel budget, shaped by `train` to the training images' aspect ratio (a long
+    # strip is not squeezed into a square); fixed: exactly height x width
+    shape: Literal["data", "fixed"] = "data"
     color: Literal["rgb", "gray"] = "rgb"
     resize: Literal["stretch", "letterbox"] = "stretch"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
     def spec(self) -> PreprocessSpec:
-        return PreprocessSpec(**self.model_dump())
+        return PreprocessSpec(**self.model_dump(exclude={"shape"}))
 
 
 class DataSettings(_Strict):

@@ -50,8 +50,9 @@ def test_bench_accuracy_writes_a_table_for_every_data_set_and_method(datasets, t
         (d, m) for d in ("casting", "kolektor", "sample") for m in ("classifier", "anomaly")
     ]
     by = {(r["dataset"], r["method"]): r for r in rows}
-    for row in rows:
-        assert row["backbone"] == "efficientnet_lite0" and row["input"] == "160x160"
+    for row in rows:  # KolektorSDD's 500x1250 strips get the 160x160 pixel budget shaped to them
+        assert row["backbone"] == "efficientnet_lite0"
+        assert row["input"] == ("256x96" if row["dataset"] == "kolektor" else "160x160")
         assert row["train_seconds"] > 0 and row["ms_per_image"] > 0
         low, high = row["roc_auc_ci"]
         assert low <= row["roc_auc"] <= high

@@ -85,7 +85,7 @@ def bench_accuracy(
                     dataset=name,
                     method=method,
                     backbone=backbone,
-                    input=f"{recipe.input.height}x{recipe.input.width}",
+                    input=f"{exported.meta.input.height}x{exported.meta.input.width}",  # as `train` shaped it
                     train_images=_trained_on(exported.meta.training_data.counts["train"], method),
                     holdout=f"{m['n_defect']}/{m['n_normal']}",
                     roc_auc=m["roc_auc"],

@@ -119,7 +119,7 @@ def fit_patch_head(
     model: PatchClassifier, train_loader: DataLoader, val_loader: DataLoader, defect: int, device: torch.device, tick
 ) -> dict:
     """Phase 1 of a patch head: its MLP trained on cached maps of the frozen backbone, each image's loss on its
-    highest patch (classes weighted alike), the feature statistics set from the training images; the epoch count
+    highest patches (classes weighted alike), the feature statistics set from the training images; the epoch count
     (10, 20 or 30) chosen on the validation split like the linear head's C."""
     train_maps, y_train = _patch_maps(model, train_loader, device, tick)
     val_maps, y_val = _patch_maps(model, val_loader, device, tick)

@@ -73,10 +73,14 @@ class LiteFeatures(nn.Module):
 
 class PatchClassifier(nn.Module):
     """An EfficientNet-Lite cut after its stride-16 blocks that scores every 8x8-pixel patch; the image's defect
-    logit is its highest patch's.
+    logit is the mean of its `TOP` highest patches'.
 
     Averaging the last feature map over the image (the usual head) dilutes a scratch or a pit that covers a few
-    cells among hundreds; a maximum over patches lets one patch decide, and the score map is the heatmap. Each
+    cells among hundreds; the few highest patches let a small defect decide, and the score map is the heatmap.
+    Their mean, not the single highest, trains steadily: with the maximum, each step taught one patch per image,
+    and on KolektorSDD (frozen features, 5-fold, two repeats) one fold in ten fell to ROC-AUC 0.3-0.6; with the
+    mean of 4, ROC-AUC 0.969 against 0.942 at 320x320, 1.0 against 0.937 at 512x192, and within 0.004 elsewhere
+    (generated sample data 0.968 against 0.964, casting train folder 0.998 against 0.9995). Each
     patch is described by the stride-8 features (fine detail) beside the stride-16 ones (context, upsampled),
     normalised per channel with the training images' statistics (`shift`, `scale`, set by phase 1), and scored
     by a small MLP. The blocks of stride 32 and the 1280-channel head convolution are not used.
@@ -110,10 +114,13 @@ class PatchClassifier(nn.Module):
         coarse = nn.functional.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
         return self.head((torch.cat([fine, coarse], dim=1) - self.shift) * self.scale)
 
-    @staticmethod
-    def image_logit(patches: torch.Tensor) -> torch.Tensor:
-        """[N] an image's defect logit: its highest patch's."""
-        return torch.amax(patches, dim=(1, 2, 3))
+    TOP = 4
+
+    @classmethod
+    def image_logit(cls, patches: torch.Tensor) -> torch.Tensor:
+        """[N] an image's defect logit: the mean of its TOP highest patches'."""
+        flat = patches.flatten(1)
+        return flat.topk(min(cls.TOP, flat.shape[1]), dim=1).values.mean(dim=1)
 
     def logits(self, patches: torch.Tensor) -> torch.Tensor:
         return self.image_logit(patches)[:, None] * self.sign

@@ -1,0 +1,43 @@
+"""`input.shape: data`: the recipe's height x width is a pixel budget shaped to the training images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from annotation.manifest import ManifestItem
+from vision.recipe import load_recipe
+from vision.training.input_shape import fit_input_shape
+
+
+def _items(folder: Path, height: int, width: int, n: int = 5) -> list[ManifestItem]:
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(n):
+        path = folder / f"{i}.png"
+        cv2.imwrite(str(path), np.full((height, width, 3), 40 * i, np.uint8))
+        items.append(ManifestItem(path, "normal", i, path.name, f"{i}"))
+    return items
+
+
+def test_tall_strips_get_the_pixel_budget_in_their_own_shape(tmp_path):
+    recipe = load_recipe()  # 320x320, shape: data
+    fitted, said = fit_input_shape(recipe, _items(tmp_path, 1250, 500))
+    assert (fitted.input.height, fitted.input.width, fitted.input.shape) == (512, 192, "fixed")
+    assert said.startswith("input 512x192: the training images are 2.50 times as high as wide")
+    assert recipe.input.height == 320  # the recipe given is not changed
+    wide, _ = fit_input_shape(recipe, _items(tmp_path / "wide", 300, 1200))
+    assert (wide.input.height, wide.input.width) == (160, 640)
+    assert fitted.input.spec().height == 512 and wide.input.spec().width == 640  # what preprocessing will use
+
+
+def test_square_enough_images_a_fixed_shape_and_quarter_turns_keep_the_recipe_s(tmp_path):
+    recipe = load_recipe()
+    assert fit_input_shape(recipe, _items(tmp_path / "near", 330, 310)) == (recipe, None)  # within 10%
+    fixed = load_recipe(None, {"input.shape": "fixed"})
+    assert fit_input_shape(fixed, _items(tmp_path / "tall", 1250, 500)) == (fixed, None)
+    turned = load_recipe(None, {"augment": [{"OneOf": {"transforms": [{"RandomRotate90": {}}], "p": 0.5}}]})
+    kept, said = fit_input_shape(turned, _items(tmp_path / "tall", 1250, 500))
+    assert kept is turned and "quarter turns, which needs a square" in said
