@@ -33,11 +33,14 @@ def test_tall_strips_get_the_pixel_budget_in_their_own_shape(tmp_path):
     assert fitted.input.spec().height == 512 and wide.input.spec().width == 640  # what preprocessing will use
 
 
-def test_square_enough_images_a_fixed_shape_and_quarter_turns_keep_the_recipe_s(tmp_path):
+def test_square_enough_or_mixed_images_a_fixed_shape_and_quarter_turns_keep_the_recipe_s(tmp_path):
     recipe = load_recipe()
     assert fit_input_shape(recipe, _items(tmp_path / "near", 330, 310)) == (recipe, None)  # within 10%
     fixed = load_recipe(None, {"input.shape": "fixed"})
     assert fit_input_shape(fixed, _items(tmp_path / "tall", 1250, 500)) == (fixed, None)
+    mixed = _items(tmp_path / "portrait", 1250, 500) + _items(tmp_path / "landscape", 500, 1250)
+    kept, said = fit_input_shape(recipe, mixed)  # one part photographed both ways: no one shape fits
+    assert kept is recipe and "shapes differ too much for one (height/width from 0.40 to 2.50" in said
     turned = load_recipe(None, {"augment": [{"OneOf": {"transforms": [{"RandomRotate90": {}}], "p": 0.5}}]})
     kept, said = fit_input_shape(turned, _items(tmp_path / "tall", 1250, 500))
     assert kept is turned and "quarter turns, which needs a square" in said

@@ -4,7 +4,7 @@ A 500x1250 strip squeezed into 320x320 loses 60% of its rows, and a thin horizon
 `input.shape: data` the recipe's height x width is the pixel budget, and the shape follows the training images'
 median aspect ratio, each side a multiple of 32 (the backbone's largest stride). On KolektorSDD (strips of
 aspect 2.5), frozen patch features gave ROC-AUC 0.94 at 320x320 and 1.0 at 512x192 (5-fold, two repeats); square
-images keep their square.
+images keep their square, and so do images of many shapes (portrait and landscape shots of one part).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from vision.recipe import Recipe
 STEP = 32  # sides are multiples of the backbone's largest stride
 SAMPLE = 256  # images whose headers are read: enough for a median
 SAME = 1.1  # aspect ratios within 10% of the recipe's keep its shape
+SPREAD = 1.5  # images whose aspect ratios differ more than this (10th to 90th percentile) share no one shape
 QUARTER_TURNS = {"RandomRotate90", "Transpose", "D4", "SquareSymmetry"}  # swap height and width: need a square
 
 
@@ -38,7 +39,14 @@ def fit_input_shape(recipe: Recipe, items: Sequence[ManifestItem]) -> tuple[Reci
             continue  # the loader reports an unreadable image with its path
     if not ratios:
         return recipe, None
-    ratio, own = sorted(ratios)[len(ratios) // 2], size.height / size.width
+    ratios.sort()
+    ratio, own = ratios[len(ratios) // 2], size.height / size.width
+    low, high = ratios[len(ratios) // 10], ratios[(9 * len(ratios)) // 10]
+    if high / low > SPREAD:
+        return recipe, (
+            f"input stays {size.height}x{size.width}: the training images' shapes differ too much for one "
+            f"(height/width from {low:.2f} to {high:.2f}, 10th to 90th percentile)"
+        )
     if max(ratio, own) / min(ratio, own) < SAME:
         return recipe, None
     if _turns_quarter(recipe.augment):
