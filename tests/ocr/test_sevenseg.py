@@ -278,3 +278,22 @@ def test_an_exported_model_loads_back_for_training_on_and_gives_the_same_logits(
         with torch.no_grad():
             expected = model(torch.from_numpy(x)[None, None]).numpy()
         assert np.abs(expected - shipped.session.run(None, {"strip": x[None, None]})[0]).max() < 1e-3
+
+
+def test_digits_that_read_differently_with_the_window_narrowed_are_a_guess_not_ok(shared_data, monkeypatch):
+    """Three real LCD digits of the crops' training half side by side ("629"): the shipped model reads "29", sure of
+    both digits and of the window; squeezed to 0.7 of its width the window reads otherwise, so it is a guess."""
+    import vision.ocr.sevenseg as sevenseg
+    from vision.ocr.digit_crops import real_crops
+
+    by_digit: dict[str, list[Path]] = {}
+    for path, truth in real_crops(shared_data / "sevenseg-digits", "train"):
+        by_digit.setdefault(truth, []).append(path)
+    glass = np.hstack([cv2.imread(str(by_digit[d][12])) for d in "629"])
+    h, w = glass.shape[:2]
+    profile = DisplayProfile(polarity="dark", region=[(0, 0), (w, 0), (w, h), (0, h)])
+    result = read_display(encode_png(glass), profile)
+    assert result.status == "uncertain" and result.text == "29"  # the best guess is still given
+    assert result.reason.startswith("the digits read differently with the window narrowed")
+    monkeypatch.setattr(sevenseg, "NARROWER", ())  # without the check the same wrong reading passed as ok
+    assert read_display(encode_png(glass), profile).status == "ok"

@@ -120,7 +120,7 @@ def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> 
     may train the model (`train-digits --real`), even positions are held out and measured here.
     """
     from vision.ocr.digit_crops import SPLIT_RULE, padded_strip, real_crops
-    from vision.ocr.sevenseg import SURE
+    from vision.ocr.sevenseg import SURE, reads_the_same_narrowed
     from vision.ocr.sevenseg_model import DEFAULT_MODEL, load_model, strip_input
 
     reader = load_model(model or DEFAULT_MODEL)
@@ -132,10 +132,11 @@ def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> 
         start = time.perf_counter()
         strip = padded_strip(cv2.imread(str(path)))
         chars = [c for c in reader.read([strip_input(strip, dark_segments=True)])[0] if c.confidence >= 0.5]
+        sure = all(c.confidence >= SURE for c in chars) and reads_the_same_narrowed(reader, strip, True, chars)
         seconds.append(time.perf_counter() - start)
         right = "".join(c.char for c in chars) == truth
         per.setdefault(truth or "empty", []).append(right)
-        statuses.append(("ok" if all(c.confidence >= SURE for c in chars) else "uncertain", right))
+        statuses.append(("ok" if sure else "uncertain", right))
         tick("digit crops", 0)
     every = [r for rights in per.values() for r in rights]
     return {
