@@ -9,15 +9,10 @@ may say where the display is (`region`); otherwise the reader finds it.
 A reading is `ok` only when a display window was found, every digit is sure, the window
 holds the whole readout (read again one digit height wider on both sides, the window must show no more
 and no fewer digits: a window found on part of the glass reads "3" of "3328" with full
-confidence), and the digits read the same with the window squeezed to 0.7 of its width: segment
-shapes the model knows survive that, a shape it has not learned and reads with false confidence often
-does not. On development data: the training half of the real LCD crops, ok readings right 81.8% ->
-94.2% (one right reading of 1,112 lost; 0.85 gave 90.5%; 0.5 gave 97.3% but merged the digits of
-whole displays); odd-numbered gas-pump photos, ok 90 -> 83 of 114 with the one wrong kept; rendered
-displays of seeds 50000-50149, ok 135 -> 125 with the one wrong kept. So it costs familiar displays
-some ok readings to keep unfamiliar ones from passing guesses. Anything less is `uncertain`, with
-the reading as the best guess. The rules were set on rendered displays, the odd-numbered gas-pump
-photos and the crops' training half;
+confidence), and the window squeezed to 0.7 of its width reads the same: segment shapes the model
+knows survive that, a shape it never learned and reads with false confidence often does not (README
+gives the figures). Anything less is `uncertain`, with the reading as the best guess. The rules were
+set on rendered displays, the odd-numbered gas-pump photos and the real LCD crops' training half;
 `bench ocr` measures the share of ok readings and their accuracy on every set.
 """
 
@@ -41,7 +36,7 @@ MIN_CONFIDENCE = 0.5  # below this a character is more likely glare than a digit
 MIN_MEAN_CONFIDENCE = 0.7  # a reading less sure than this is only a guess
 SURE = 0.9  # every digit of an ok reading is this sure; a window whose digits are ends the search
 WIDER = 1.0  # the whole-readout check reads the window this many strip heights wider on each side
-NARROWER = (0.7,)  # the shape check reads the window squeezed to this share of its width
+NARROWER = 0.7  # the shape check reads the window squeezed to this share of its width (0.85 and 0.5: README)
 MAX_SIDE = 1600  # displays are large in the frame; bigger photos are decoded reduced
 
 
@@ -124,10 +119,10 @@ def _doubt(best: _Reading | None, image: np.ndarray, reader) -> str | None:
 
 
 def reads_the_same_narrowed(reader, strip: np.ndarray, dark: bool, chars: list[CharReading]) -> bool:
-    """Whether the strip squeezed to each NARROWER share of its width reads the same characters."""
+    """Whether the strip squeezed to NARROWER of its width reads the same characters."""
     h, w = strip.shape[:2]
-    narrowed = [strip_input(cv2.resize(strip, (max(1, round(w * f)), h)), dark) for f in NARROWER]
-    return all(_text(again) == _text(chars) for again in reader.read(narrowed))
+    narrowed = strip_input(cv2.resize(strip, (max(1, round(w * NARROWER)), h)), dark)
+    return _text(reader.read([narrowed])[0]) == _text(chars)
 
 
 def _text(chars: list[CharReading]) -> str:
