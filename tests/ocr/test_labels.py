@@ -94,7 +94,8 @@ def test_a_plain_label_is_read_whole_and_field_by_field():
 def test_the_reader_holds_a_label_to_its_template_s_min_confidence(tmp_path):
     """The plain label reads ok under `default`; under a copy that asks for certainty each required field is a guess."""
     strict = tmp_path / "strict.yaml"
-    strict.write_text((LABELS_DIR / "default.yaml").read_text() + "\nmin_confidence: 1.0\n")
+    default = (LABELS_DIR / "default.yaml").read_text()
+    strict.write_text(default.replace("\nmin_confidence: 0.5", "\nmin_confidence: 1.0", 1))
     result = read_label(encode_png(_plain_label()), load_template(strict))
     assert {name: f.value for name, f in result.fields.items()} == PLAIN_FIELDS  # the same values, now guesses
     assert result.status == "uncertain" and result.min_confidence == 1.0 and len(result.unsure) == 4
