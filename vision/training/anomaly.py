@@ -31,20 +31,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from annotation.errors import LineInspectError
+from vision.training.augment import VIEWS
 from vision.training.data import ImageDataset
 from vision.training.models import build_model
 
 FEATURE_STRIDES = (16, 32)
 TOP_SHARE = 0.02  # the image score: mean distance of this share of its patches, the most anomalous ones
-# albumentations transforms that show a part flipped or turned by quarter turns: (flip left-right, quarter turns)
-_VIEWS = {
-    "HorizontalFlip": [(True, 0)],
-    "VerticalFlip": [(True, 2)],
-    "RandomRotate90": [(False, 1)],
-    "Transpose": [(True, 1)],
-    "D4": [(True, 0), (False, 1)],
-    "SquareSymmetry": [(True, 0), (False, 1)],
-}
 
 
 class PatchFeatures(nn.Module):
@@ -136,7 +128,7 @@ def views(augment: list[dict], input_size: tuple[int, int]) -> list[tuple[bool, 
     every combination of the flips and quarter turns it names (quarter turns only for square inputs), identity
     first."""
     square = input_size[0] == input_size[1]
-    generators = [g for step in augment for name in step for g in _VIEWS.get(name, []) if square or g[1] % 2 == 0]
+    generators = [g for step in augment for name in step for g in VIEWS.get(name, []) if square or g[1] % 2 == 0]
     found = [(False, 0)]
     for view in found:  # closure: grows while new views turn up (at most the 8 of a square)
         for flip, turns in generators:

@@ -14,6 +14,15 @@ import albumentations as A
 from annotation.errors import LineInspectError
 
 _COMPOSITES = {"OneOf", "SomeOf", "Sequential"}
+# albumentations transforms that show a part flipped or turned by quarter turns: (flip left-right, quarter turns)
+VIEWS = {
+    "HorizontalFlip": [(True, 0)],
+    "VerticalFlip": [(True, 2)],
+    "RandomRotate90": [(False, 1)],
+    "Transpose": [(True, 1)],
+    "D4": [(True, 0), (False, 1)],
+    "SquareSymmetry": [(True, 0), (False, 1)],
+}
 
 
 def build_augmentations(entries: list[dict[str, Any]]) -> A.Compose:
@@ -37,3 +46,13 @@ def _build(entry: Any, where: str) -> A.BasicTransform:
         return cls(**params)
     except (TypeError, ValueError) as exc:
         raise LineInspectError(f"{where}.{name}: {exc}") from None
+
+
+def turns_quarter(entries: list[dict[str, Any]]) -> bool:
+    """Whether any entry, composites included, may turn an image by a quarter turn (swapping height and width)."""
+    for entry in entries:
+        for name, params in entry.items():
+            turns = any(quarter % 2 for _, quarter in VIEWS.get(name, []))
+            if turns or turns_quarter((params or {}).get("transforms", [])):
+                return True
+    return False

@@ -16,12 +16,12 @@ from PIL import Image, UnidentifiedImageError
 
 from annotation.manifest import ManifestItem
 from vision.recipe import Recipe
+from vision.training.augment import turns_quarter
 
 STEP = 32  # sides are multiples of the backbone's largest stride
 SAMPLE = 256  # images whose headers are read: enough for a median
 SAME = 1.1  # aspect ratios within 10% of the recipe's keep its shape
 SPREAD = 1.5  # images whose aspect ratios differ more than this (10th to 90th percentile) share no one shape
-QUARTER_TURNS = {"RandomRotate90", "Transpose", "D4", "SquareSymmetry"}  # swap height and width: need a square
 
 
 def fit_input_shape(recipe: Recipe, items: Sequence[ManifestItem]) -> tuple[Recipe, str | None]:
@@ -49,7 +49,7 @@ def fit_input_shape(recipe: Recipe, items: Sequence[ManifestItem]) -> tuple[Reci
         )
     if max(ratio, own) / min(ratio, own) < SAME:
         return recipe, None
-    if _turns_quarter(recipe.augment):
+    if turns_quarter(recipe.augment):
         return recipe, (
             f"input stays {size.height}x{size.width} although the images are {ratio:.2f} times as high as wide: "
             "the recipe's augmentations turn images by quarter turns, which needs a square"
@@ -67,12 +67,3 @@ def fit_input_shape(recipe: Recipe, items: Sequence[ManifestItem]) -> tuple[Reci
 
 def _side(length: float) -> int:
     return int(min(2048, max(STEP, round(length / STEP) * STEP)))
-
-
-def _turns_quarter(augment: list) -> bool:
-    """Whether any augmentation, composites included, swaps height and width."""
-    for step in augment:
-        for name, params in step.items():
-            if name in QUARTER_TURNS or _turns_quarter((params or {}).get("transforms", [])):
-                return True
-    return False
