@@ -120,7 +120,7 @@ def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> 
     may train the model (`train-digits --real`), even positions are held out and measured here.
     """
     from vision.ocr.digit_crops import SPLIT_RULE, padded_strip, real_crops
-    from vision.ocr.sevenseg import SURE, reads_the_same_narrowed
+    from vision.ocr.sevenseg import MIN_CONFIDENCE, SURE, reads_the_same_narrowed
     from vision.ocr.sevenseg_model import DEFAULT_MODEL, load_model, strip_input
 
     reader = load_model(model or DEFAULT_MODEL)
@@ -131,7 +131,7 @@ def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> 
     for path, truth in crops:
         start = time.perf_counter()
         strip = padded_strip(cv2.imread(str(path)))
-        chars = [c for c in reader.read([strip_input(strip, dark_segments=True)])[0] if c.confidence >= 0.5]
+        chars = [c for c in reader.read([strip_input(strip, True)])[0] if c.confidence >= MIN_CONFIDENCE]
         sure = all(c.confidence >= SURE for c in chars) and reads_the_same_narrowed(reader, strip, True, chars)
         seconds.append(time.perf_counter() - start)
         right = "".join(c.char for c in chars) == truth
