@@ -355,10 +355,9 @@ def summary_table(report: dict) -> Table:
         if "stock_tesseract" in r:
             s = r["stock_tesseract"]
             table.add_row("", "stock Tesseract exact / CER", f"{rate(s['exact'])} / {s['char_error_rate']:.1%}", "")
-    if "rendered-dials" in report:
-        r = report["rendered-dials"]
+    for family, r in report.get("rendered-dials", {}).items():
         table.add_row(
-            "rendered dials",
+            f"rendered dials: {family}",
             "error / span median, p90",
             f"{r['median_error_of_span']:.1%}, {r['p90_error_of_span']:.1%} (read {r['read']}/{r['dials']})",
             secs(r["time"]),

@@ -91,6 +91,10 @@ def ocr_gauge(
     point: Annotated[
         list[str] | None, typer.Option(help="Analog: ANGLE=VALUE calibration point, clockwise order (repeat).")
     ] = None,
+    needle: Annotated[
+        str | None,
+        typer.Option(help="Analog: the pointer to read, dark, light or red (default auto: the clearest one)."),
+    ] = None,
     decimals: Annotated[int | None, typer.Option(help="Digital: decimals when the point is not seen.")] = None,
     polarity: Annotated[str | None, typer.Option(help="Digital: dark (LCD), bright (LED) or auto.")] = None,
     region: Annotated[
@@ -113,7 +117,7 @@ def ocr_gauge(
         raise LineInspectError(f"gauge config {gauge!r} is {config.kind}, not {kind}")
     if kind == "analog":
         shorthand = {"min_angle": min_angle, "max_angle": max_angle, "min_value": min_value, "max_value": max_value}
-        spec = _analog_spec(config, shorthand, point, unit)
+        spec = _analog_spec(config, shorthand, point, unit, needle)
     else:
         options = {"decimals": decimals, "polarity": polarity, "unit": unit, "region": _region(region)}
         spec = _digital_spec(config, options)
@@ -138,7 +142,7 @@ def ocr_gauge(
         raise typer.Exit(1)
 
 
-def _analog_spec(config, shorthand: dict, points: list[str] | None, unit: str | None):
+def _analog_spec(config, shorthand: dict, points: list[str] | None, unit: str | None, needle: str | None):
     """The config's calibration, replaced by any given on the command line."""
     from vision.ocr import DialCalibration
     from vision.ocr.config import dial_calibration
@@ -151,6 +155,8 @@ def _analog_spec(config, shorthand: dict, points: list[str] | None, unit: str | 
             keys["points"] = [_calibration_point(p) for p in points]
     if unit:
         keys["unit"] = unit
+    if needle:
+        keys["needle"] = needle
     if not {"points", "min_angle", "max_angle", "min_value", "max_value"} & set(keys):
         raise LineInspectError(
             "an analog dial needs a calibration: --gauge NAME, or --min-value/--max-value (with --min-angle/"

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from serving.cli import app
 from tests.ocr.test_sevenseg import _two_display_panel
+from vision.ocr.bench import DIAL_FAMILIES
 from vision.ocr.config import DialCalibration
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import render_photo
@@ -128,14 +129,38 @@ def test_bench_ocr_reports_rendered_sets_with_stock_tesseract_alongside(tmp_path
     displays, dials = report["rendered-displays"], report["rendered-dials"]
     assert displays["exact"]["of"] == 4 and displays["exact"]["right"] >= 3
     assert displays["stock_tesseract"]["exact"]["right"] <= displays["exact"]["right"]
-    assert dials["dials"] == 4 and dials["median_error_of_span"] < 0.02
-    assert "rendered displays" in result.stdout and "ms mean" in result.stdout
+    assert set(dials) == set(DIAL_FAMILIES)
+    for family in dials.values():
+        assert family["dials"] == 4 and family["median_error_of_span"] < 0.02
+    assert "rendered displays" in result.stdout and "meter-subdial" in result.stdout
 
 
 def _dial_png(tmp_path: Path, value: float, calibration: DialCalibration, seed: int) -> Path:
     image = tmp_path / "dial.png"
     cv2.imwrite(str(image), render_dial(value, calibration, seed=seed).image)
     return image
+
+
+def test_ocr_gauge_reads_a_meter_subdial_through_its_shipped_config_and_the_needle_named_on_the_command_line(
+    tmp_path,
+):
+    full_circle = DialCalibration(min_angle=0, max_angle=360, min_value=0, max_value=10)
+    image = tmp_path / "subdial.png"
+    cv2.imwrite(str(image), render_dial(6.2, full_circle, seed=51, family="meter-subdial").image)
+    result = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "meter-subdial"])
+    assert result.exit_code == 0, result.output
+    assert abs(float(result.stdout.split(": ")[1].split()[0]) - 6.2) < 0.2 and "[ok;" in result.stdout
+    plain = tmp_path / "two-pointers.png"
+    cv2.imwrite(str(plain), render_dial(3.8, full_circle, seed=46, family="second-pointer").image)  # dark needle
+    args = ["ocr", "gauge", str(plain), "--kind", "analog", "--min-angle", "0", "--max-angle", "360",
+            "--min-value", "0", "--max-value", "10"]  # fmt: skip
+    guessed = runner.invoke(app, args)
+    assert guessed.exit_code == 1 and "two pointers" in guessed.stdout
+    named = runner.invoke(app, [*args, "--needle", "dark"])
+    assert named.exit_code == 0, named.output
+    assert abs(float(named.stdout.split(": ")[1].split()[0]) - 3.8) < 0.2
+    wrong = runner.invoke(app, [*args, "--needle", "blue"])
+    assert wrong.exit_code != 0 and "needle: Input should be 'auto', 'dark', 'light' or 'red'" in str(wrong.exception)
 
 
 def test_ocr_gauge_reads_a_dial_from_its_values_alone_and_says_where_the_scale_was_found(tmp_path):

@@ -14,7 +14,7 @@ from vision.ocr.config import DEFAULT_SWEEP, dial_calibration, load_gauge
 from vision.ocr.dial_scale import scale_ends
 from vision.ocr.dials import value_at
 from vision.ocr.image import encode_jpeg, encode_png
-from vision.ocr.render_dial import render_dial
+from vision.ocr.render_dial import FAMILIES, render_dial
 
 LINEAR = DialCalibration(min_angle=-135, max_angle=135, min_value=0, max_value=10, unit="bar")
 NON_LINEAR = DialCalibration(
@@ -194,6 +194,57 @@ def test_a_second_hand_nearly_as_dark_as_the_needle_makes_the_reading_a_guess_th
         assert abs(result.value - 8.33) < 0.2 and result.reason.startswith("needle unclear (confidence 0.")
     if status == "unread":
         assert result.value is None and "no needle found" in result.reason
+
+
+FULL_CIRCLE = DialCalibration(min_angle=0, max_angle=360, min_value=0, max_value=10)
+
+
+@pytest.mark.parametrize(
+    ("family", "calibration", "value", "seed"),
+    [("small", LINEAR, 6.1, 31), ("small", NON_LINEAR, 0.7, 32), ("thin-needle", LINEAR, 2.2, 33),
+     ("thin-needle", NON_LINEAR, 4.5, 34), ("meter-subdial", FULL_CIRCLE, 7.3, 35),
+     ("meter-subdial", FULL_CIRCLE, 1.6, 36), ("plain", FULL_CIRCLE, 5.4, 37)],
+)  # fmt: skip
+def test_every_rendered_family_reads_within_two_percent_of_span(family, calibration, value, seed):
+    dial = render_dial(value, calibration, seed=seed, family=family)
+    if family in ("small", "meter-subdial"):
+        assert 90 <= dial.image.shape[0] <= 210 and dial.image.shape[0] == dial.image.shape[1]
+    result = read_dial(encode_jpeg(dial.image), calibration)
+    assert result.status == "ok", result
+    assert abs(result.value - value) / calibration.span < 0.02
+
+
+@pytest.mark.parametrize("seed", [41, 46, 47, 50])  # red needle, dark needle, twice each
+def test_with_a_second_pointer_the_gauge_config_names_the_needle_and_without_it_the_reading_is_a_guess(seed):
+    dial = render_dial(3.8, LINEAR, seed=seed, family="second-pointer")
+    named = read_dial(encode_jpeg(dial.image), LINEAR.model_copy(update={"needle": dial.needle}))
+    assert named.status == "ok" and abs(named.value - 3.8) / LINEAR.span < 0.02
+    other = "dark" if dial.needle == "red" else "red"
+    hand = read_dial(encode_jpeg(dial.image), LINEAR.model_copy(update={"needle": other}))
+    assert hand.value is None or abs(hand.value - 3.8) / LINEAR.span > 0.04  # the config picks the pointer read
+    guess = read_dial(encode_jpeg(dial.image), LINEAR)
+    assert guess.status != "ok" and (guess.status == "unread" or "two pointers" in guess.reason), guess
+
+
+def test_a_dial_config_names_its_needle_and_refuses_a_kind_it_does_not_know():
+    assert dial_calibration(min_value=0, max_value=10, needle="red").needle == "red"
+    with pytest.raises(LineInspectError, match="needle"):
+        dial_calibration(min_value=0, max_value=10, needle="blue")
+
+
+def test_a_needle_on_the_seam_of_a_full_circle_scale_could_be_either_end_and_says_so():
+    value, why = value_at(FULL_CIRCLE, 359.0)
+    assert value == pytest.approx(9.97, abs=0.01) and "seam" in why
+    assert value_at(FULL_CIRCLE, 1.0)[1] is not None and value_at(FULL_CIRCLE, 10.0) == (pytest.approx(10 / 36), None)
+    dial = render_dial(0.02, FULL_CIRCLE, seed=44)
+    result = read_dial(encode_jpeg(dial.image), FULL_CIRCLE)
+    assert result.status == "uncertain" and "seam" in result.reason and result.value is not None
+
+
+def test_an_unknown_dial_family_is_refused():
+    with pytest.raises(ValueError, match="unknown dial family"):
+        render_dial(1.0, LINEAR, seed=0, family="steampunk")
+    assert "plain" in FAMILIES
 
 
 def test_unreadable_bytes_give_a_reason():

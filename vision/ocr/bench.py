@@ -14,7 +14,8 @@ Real sets (from ../shared/data, never copied into the repository):
   model with the margin the reader leaves around a display window (PAD, replicated border);
   an empty digit position must read as nothing.
 Rendered sets (made by render_*.py from fixed seeds): label fields right and character error
-rate, display readings exact and CER (with stock Tesseract alongside), dial error / span.
+rate, display readings exact and CER (with stock Tesseract alongside), dial error / span per
+family (render_dial.FAMILIES, and full-circle scales).
 Every set also reports the readers' own sureness (`status`): the share of readings given as
 ok, how many of those are right (a dial within 2% of its span; a label whose every value
 given is right), and how many were uncertain or unread.
@@ -362,17 +363,43 @@ def rendered_dial_cases(n: int) -> list[tuple[DialCalibration, float]]:
     return cases
 
 
+FULL_CIRCLE = DialCalibration(min_angle=0, max_angle=360, min_value=0, max_value=10)
+# family -> how it is drawn; full-circle and meter-subdial dials carry FULL_CIRCLE's scale instead of the cases'
+DIAL_FAMILIES = {
+    "plain": "plain",
+    "small": "small",
+    "full-circle": "plain",
+    "thin-needle": "thin-needle",
+    "second-pointer": "second-pointer",
+    "meter-subdial": "meter-subdial",
+}
+
+
+def rendered_family_cases(family: str, n: int) -> list[tuple[DialCalibration, float]]:
+    """The family's n (calibration, value) cases: rendered_dial_cases, or values around the full circle."""
+    if family not in ("full-circle", "meter-subdial"):
+        return rendered_dial_cases(n)
+    rng = np.random.default_rng(11)
+    return [(FULL_CIRCLE, float(rng.uniform(0, 10))) for _ in range(n)]
+
+
 def bench_rendered_dials(n: int, tick: Progress) -> dict:
-    tick("rendered dials", n)
-    outcomes, seconds, statuses = [], [], []
-    for seed, (cal, value) in enumerate(rendered_dial_cases(n)):
-        dial = render_dial(value, cal, seed)
-        result = read_dial(encode_jpeg(dial.image, 90), cal)
-        outcomes.append((result.value, value, cal.span))
-        statuses.append((result.status, result.value is not None and abs(result.value - value) <= 0.02 * cal.span))
-        seconds.append(result.seconds)
-        tick("rendered dials", 0)
-    return {**_dial_errors(outcomes), "status": _status(statuses), "time": _timing(seconds)}
+    """Per family (DIAL_FAMILIES), n dials from seeds 0..n-1; a second pointer's dial names its needle."""
+    report = {}
+    for family, drawn in DIAL_FAMILIES.items():
+        tick(f"rendered dials: {family}", n)
+        outcomes, seconds, statuses = [], [], []
+        for seed, (cal, value) in enumerate(rendered_family_cases(family, n)):
+            dial = render_dial(value, cal, seed, family=drawn)
+            read_as = cal.model_copy(update={"needle": dial.needle}) if family == "second-pointer" else cal
+            result = read_dial(encode_jpeg(dial.image, 90), read_as)
+            outcomes.append((result.value, value, cal.span))
+            right = result.value is not None and abs(result.value - value) <= 0.02 * cal.span
+            statuses.append((result.status, right))
+            seconds.append(result.seconds)
+            tick(f"rendered dials: {family}", 0)
+        report[family] = {**_dial_errors(outcomes), "status": _status(statuses), "time": _timing(seconds)}
+    return report
 
 
 def run_bench(

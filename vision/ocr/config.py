@@ -149,7 +149,7 @@ class DialCalibration(_Strict):
     min_value: float | None = None
     max_value: float | None = None
     find_scale: bool = False  # the angles are a guess: take the scale's ends from the dial's tick marks
-    needle: Literal["auto", "dark", "light"] = "auto"
+    needle: Literal["auto", "dark", "light", "red"] = "auto"  # the pointer to read: auto takes the clearest
 
     @model_validator(mode="after")
     def _has_a_scale(self) -> DialCalibration:

@@ -3,7 +3,8 @@
 The needle is the one mark on a dial that is long and radial: in a polar unwrap around the
 face's centre it is a line across most radii at one angle, where numbers and ticks cover
 only a narrow band. Needles are dark on light faces, light on black ones, often red; each
-kind of contrast is tried and the clearest wins. The angle is then refined by fitting a
+kind of contrast is tried and the clearest wins (a gauge config's `needle` names one kind; a second pointer
+of another kind, as clear, makes the reading a guess). The angle is then refined by fitting a
 line to the needle's own pixels, which does not depend on the centre being exact. When no
 angle stands out, the reader says so instead of picking the least bad one. A calibration
 that knows the values but not the angles can have its scale's ends found on the dial.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -29,6 +30,10 @@ ANGLES = 720  # polar resolution: half a degree
 BAND = (0.25, 0.6)  # radii (fraction of the face) that a needle crosses and its tail does not
 MIN_CONTRAST = 0.35  # needle's profile peak over the typical angle, 0..1
 MIN_UNIQUENESS = 0.15  # how much the needle beats the next best direction
+RED_CHROMA = (40, 90)  # red minus the larger of green and blue: from the first to the second, left out of the dark map
+RIVAL_STRENGTH = 0.4  # a second pointer's evidence at least this (in the renders: 0.6-1.0; stray tints below 0.15)
+RIVAL_APART = 10.0  # degrees between two kinds' pointers beyond which they are two pointers, not one
+SEAM = 3.0  # degrees either side of a full-circle scale's seam within which the reading could be either end
 SCALE_MARGIN = 8.0  # degrees beyond either end still read as that end (needle on its stop pin)
 SURE = 0.6  # an ok reading's least confidence (set on rendered dials: 99.5% of those above it within 2% of span)
 
@@ -47,7 +52,13 @@ class Needle:
     angle: float  # clockwise from 12 o'clock
     contrast: float
     uniqueness: float
-    kind: str  # which contrast showed it: dark, light, colour
+    kind: str  # which contrast showed it: dark, light, red
+    strength: float  # its evidence, as a share of the strongest features of its kind (0..1)
+    rival: float | None = None  # angle of another kind's pointer as sure as an ok reading, when there is one
+
+    @property
+    def confidence(self) -> float:
+        return min(1.0, self.contrast) * min(1.0, 2 * self.uniqueness)
 
 
 def find_faces(gray: np.ndarray, limit: int = 6) -> list[Face]:
@@ -100,19 +111,24 @@ def _distinct_faces(faces: list[Face], side: int) -> list[Face]:
     return kept
 
 
-def _ink_maps(image: np.ndarray, radius: float) -> dict[str, np.ndarray]:
-    """Per contrast kind, where a thin feature stands out from the face (0..1)."""
+def _ink_maps(image: np.ndarray, radius: float, needle: str = "auto") -> dict[str, np.ndarray]:
+    """Per contrast kind, where a thin feature stands out from the face (0..1); only `needle`'s
+    kind unless it is auto. A red pointer is dark too: the dark map leaves red out, so that a
+    dark needle is found beside a red second pointer."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     k = max(5, int(radius * 0.12)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     b, g, r = cv2.split(image.astype(np.int16))
-    colour = np.clip(np.maximum(r - np.maximum(g, b), 0) * 2, 0, 255).astype(np.uint8)  # red pointers
+    chroma = np.maximum(r - np.maximum(g, b), 0)
+    red = np.clip(chroma * 2, 0, 255).astype(np.uint8)
     maps = {
         "dark": cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel),
         "light": cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, kernel),
-        "colour": colour,
+        "red": red,
     }
-    return {name: m.astype(np.float32) / max(float(np.percentile(m, 99.5)), 20.0) for name, m in maps.items()}
+    scaled = {name: m.astype(np.float32) / max(float(np.percentile(m, 99.5)), 20.0) for name, m in maps.items()}
+    scaled["dark"] *= 1 - np.clip((chroma.astype(np.float32) - RED_CHROMA[0]) / (RED_CHROMA[1] - RED_CHROMA[0]), 0, 1)
+    return scaled if needle == "auto" else {needle: scaled[needle]}
 
 
 def _profile(ink: np.ndarray, face: Face) -> np.ndarray:
@@ -127,7 +143,9 @@ def _profile(ink: np.ndarray, face: Face) -> np.ndarray:
 
 
 def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
-    best: tuple[Needle, np.ndarray] | None = None
+    """The clearest radial line over the contrast kinds; `rival` is another kind's line, as sure
+    as an ok reading, elsewhere (a red drag pointer beside a black needle): which to read is then a guess."""
+    found: list[tuple[Needle, np.ndarray]] = []
     for kind, ink in inks.items():
         profile = _profile(ink, face)
         peak = int(np.argmax(profile))
@@ -136,13 +154,24 @@ def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
             continue
         away = np.abs((np.arange(ANGLES) - peak + ANGLES // 2) % ANGLES - ANGLES // 2) > ANGLES * 20 // 360
         second = float(profile[away].max()) if away.any() else 0.0
-        candidate = Needle(peak * 360 / ANGLES, (top - float(np.median(profile))) / top, 1 - second / top, kind)
-        if best is None or candidate.contrast * candidate.uniqueness > best[0].contrast * best[0].uniqueness:
-            best = (candidate, ink)
-    if best is None:
+        contrast = (top - float(np.median(profile))) / top
+        found.append((Needle(peak * 360 / ANGLES, contrast, 1 - second / top, kind, top), ink))
+    if not found:
         return None
-    needle, ink = best
-    return Needle(_refine(ink, face, needle.angle), needle.contrast, needle.uniqueness, needle.kind)
+    found.sort(key=lambda f: -f[0].contrast * f[0].uniqueness)
+    needle, ink = found[0]
+    rival = next((_wrap(n.angle) for n, _ in found[1:] if _rivals(n, needle)), None)
+    return replace(needle, angle=_refine(ink, face, needle.angle), rival=rival)
+
+
+def _rivals(other: Needle, needle: Needle) -> bool:
+    """Another pointer: as sure as an ok reading, drawn in strong ink of its kind, and elsewhere."""
+    apart = abs((other.angle - needle.angle + 180) % 360 - 180)
+    return other.confidence >= SURE and other.strength >= RIVAL_STRENGTH and apart > RIVAL_APART
+
+
+def _clear(needle: Needle) -> bool:
+    return needle.contrast >= MIN_CONTRAST and needle.uniqueness >= MIN_UNIQUENESS
 
 
 def _refine(ink: np.ndarray, face: Face, rough: float) -> float:
@@ -151,7 +180,7 @@ def _refine(ink: np.ndarray, face: Face, rough: float) -> float:
     dx, dy = xs - face.cx, ys - face.cy
     r = np.hypot(dx, dy) / face.radius
     theta = np.degrees(np.arctan2(dx, -dy))
-    keep = (np.abs((theta - rough + 180) % 360 - 180) < 6) & (r > 0.15) & (r < 0.85)
+    keep = (np.abs((theta - rough + 180) % 360 - 180) < 6) & (r > 0.15) & (r < 0.65)
     if keep.sum() < 10:
         return _wrap(rough)
     pts = np.stack([xs[keep], ys[keep]], 1).astype(np.float32)
@@ -164,11 +193,11 @@ def _refine(ink: np.ndarray, face: Face, rough: float) -> float:
     return _wrap(fitted)
 
 
-def _face_and_needle(image: np.ndarray) -> tuple[Face, Needle | None]:
+def _face_and_needle(image: np.ndarray, needle_kind: str) -> tuple[Face, Needle | None]:
     """The candidate face around which a needle stands out most clearly: around the wrong
     centre a needle is no longer radial and its evidence smears over many angles."""
     best: tuple[float, Face, Needle | None] | None = None
-    ink = _ink_maps(image, min(image.shape[:2]) * 0.4)
+    ink = _ink_maps(image, min(image.shape[:2]) * 0.4, needle_kind)
     for face in find_faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)):
         needle = find_needle(ink, face)
         quality = needle.contrast * needle.uniqueness * (0.1 + face.score) ** 2 if needle else 0.0
@@ -184,7 +213,8 @@ def _wrap(angle: float) -> float:
 
 
 def value_at(calibration: DialCalibration, angle: float) -> tuple[float | None, str | None]:
-    """The calibrated value at a needle angle, or (None, why) when the needle is off the scale."""
+    """The calibrated value at a needle angle, or (None, why) when the needle is off the scale;
+    (value, why) when it rests where a full circle's ends meet and could be either."""
     offsets = calibration.offsets()
     sweep = offsets[-1]
     offset = (angle - calibration.points[0].angle) % 360
@@ -198,7 +228,10 @@ def value_at(calibration: DialCalibration, angle: float) -> tuple[float | None, 
             first, last = calibration.points[0].angle, calibration.points[-1].angle
             return None, f"needle at {angle:.1f} deg is outside the calibrated scale ({first:g} to {last:g} deg)"
     values = [p.value for p in calibration.points]
-    return float(np.interp(offset, offsets, values)), None
+    value = float(np.interp(offset, offsets, values))
+    if sweep >= 360 and min(offset, 360 - offset) < SEAM:
+        return value, f"needle at the seam of a full-circle scale, where {values[-1]:g} meets {values[0]:g}"
+    return value, None
 
 
 def _spread(calibration: DialCalibration, start: float, end: float) -> DialCalibration:
@@ -228,10 +261,10 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
     h, w = image.shape[:2]
     scale = WORK_SIDE / max(h, w)
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    face, needle = _face_and_needle(small)
+    face, needle = _face_and_needle(small, calibration.needle)
     notes = [] if face.found else ["no dial outline found: assumed the dial fills the frame"]
     centre, radius = (face.cx / scale, face.cy / scale), face.radius / scale
-    if needle is None or needle.contrast < MIN_CONTRAST or needle.uniqueness < MIN_UNIQUENESS:
+    if needle is None or not _clear(needle):
         why = "no needle found"
         if needle is not None:
             why += f" (clearest line: contrast {needle.contrast:.2f}, beats the next by {needle.uniqueness:.2f})"
@@ -258,22 +291,28 @@ def read_dial(data: bytes, calibration: DialCalibration) -> DialResult:
             notes.append(
                 f"scale ends not found on the dial (no tick ring with a clear gap): assumed {first:g} to {last:g} deg"
             )
-    value, off_scale = value_at(calibration, needle.angle)
-    confidence = round(min(1.0, needle.contrast) * min(1.0, 2 * needle.uniqueness) * (1.0 if face.found else 0.7), 4)
+    value, scale_doubt = value_at(calibration, needle.angle)
+    confidence = round(needle.confidence * (1.0 if face.found else 0.7), 4)
     t = math.radians(needle.angle)
     tip = (centre[0] + 0.8 * radius * math.sin(t), centre[1] - 0.8 * radius * math.cos(t))
     seconds = time.perf_counter() - start
     confidence = confidence if value is not None else 0.0
     angle = round(needle.angle, 2)
-    doubt = off_scale or _doubt(confidence, face, calibration)
+    doubt = scale_doubt or _doubt(confidence, face, calibration, needle)
     status = "unread" if value is None else "uncertain" if doubt else "ok"
     return DialResult(value, angle, confidence, seconds, centre, radius, tip, unit, doubt, notes, ends, status)
 
 
-def _doubt(confidence: float, face: Face, calibration: DialCalibration) -> str | None:
-    """Why a value read is only a guess: a faint needle, no dial outline, or a scale not calibrated."""
+def _doubt(confidence: float, face: Face, calibration: DialCalibration, needle: Needle) -> str | None:
+    """Why a value read is only a guess: a faint needle, a second pointer, no dial outline, or a
+    scale not calibrated."""
     if confidence < SURE:
         return f"needle unclear (confidence {confidence:.2f})"
+    if needle.rival is not None:
+        return (
+            f"two pointers: read the {needle.kind} one at {needle.angle:.1f} deg, another at {needle.rival:.1f} deg; "
+            "name the one to read with `needle:` in the gauge config"
+        )
     if not face.found:
         return "no dial outline found: the frame's middle was taken as the dial's centre"
     if calibration.find_scale:
