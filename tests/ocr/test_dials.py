@@ -247,6 +247,15 @@ def test_an_unknown_dial_family_is_refused():
     assert "plain" in FAMILIES
 
 
+def test_a_faint_tint_of_another_kind_is_not_taken_for_the_needle():
+    face = cv2.imdecode(np.frombuffer(_face_without_ticks((320, 200)), np.uint8), cv2.IMREAD_COLOR)  # 3 o'clock
+    cv2.circle(face, (200, 300), 25, (30, 30, 230), -1)  # a red mark below the hub: the red kind's strongest ink
+    cv2.line(face, (200, 200), (115, 115), (222, 222, 240), 7)  # a faint pink streak towards 10:30
+    result = read_dial(encode_png(face), LINEAR)
+    assert result.status == "ok", result
+    assert abs(result.angle - 90) < 2 and result.value == pytest.approx(value_at(LINEAR, 90)[0], abs=0.1)
+
+
 def test_unreadable_bytes_give_a_reason():
     result = read_dial(b"not an image", LINEAR)
     assert result.value is None and result.reason.startswith("unreadable image")

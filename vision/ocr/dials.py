@@ -30,8 +30,8 @@ ANGLES = 720  # polar resolution: half a degree
 BAND = (0.25, 0.6)  # radii (fraction of the face) that a needle crosses and its tail does not
 MIN_CONTRAST = 0.35  # needle's profile peak over the typical angle, 0..1
 MIN_UNIQUENESS = 0.15  # how much the needle beats the next best direction
+MIN_STRENGTH = 0.2  # a needle's evidence against its kind's strongest features; a stray tint's line scores about 0.1
 RED_CHROMA = (40, 90)  # red minus the larger of green and blue: from the first to the second, left out of the dark map
-RIVAL_STRENGTH = 0.4  # a second pointer's evidence at least this (in the renders: 0.6-1.0; stray tints below 0.15)
 RIVAL_APART = 10.0  # degrees between two kinds' pointers beyond which they are two pointers, not one
 SEAM = 3.0  # degrees either side of a full-circle scale's seam within which the reading could be either end
 SCALE_MARGIN = 8.0  # degrees beyond either end still read as that end (needle on its stop pin)
@@ -150,7 +150,7 @@ def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
         profile = _profile(ink, face)
         peak = int(np.argmax(profile))
         top = float(profile[peak])
-        if top <= 0.05:
+        if top < MIN_STRENGTH:  # nothing of this kind stands out: a near-empty map's best line is noise
             continue
         away = np.abs((np.arange(ANGLES) - peak + ANGLES // 2) % ANGLES - ANGLES // 2) > ANGLES * 20 // 360
         second = float(profile[away].max()) if away.any() else 0.0
@@ -167,7 +167,7 @@ def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
 def _rivals(other: Needle, needle: Needle) -> bool:
     """Another pointer: as sure as an ok reading, drawn in strong ink of its kind, and elsewhere."""
     apart = abs((other.angle - needle.angle + 180) % 360 - 180)
-    return other.confidence >= SURE and other.strength >= RIVAL_STRENGTH and apart > RIVAL_APART
+    return other.confidence >= SURE and apart > RIVAL_APART
 
 
 def _clear(needle: Needle) -> bool:
