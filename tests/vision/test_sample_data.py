@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from annotation.errors import LineInspectError
-from vision.sample_data import DEFECT_KINDS, SampleDataset, generate, render_defect, render_surface
+from vision.sample_data import (
+    DEFECT_KINDS,
+    MIN_VISIBILITY,
+    SampleDataset,
+    generate,
+    render_defect,
+    render_surface,
+    visibility,
+)
 
 SIZE = (96, 128)  # (height, width): not square, so a swapped axis shows
 
@@ -87,6 +95,28 @@ def test_each_defect_kind_changes_pixels_inside_its_box(kind: str):
         assert defect.kind == kind
         assert diff[inside].mean() > 0.3, (seed, defect)
         assert diff[inside].mean() > 20 * diff[~inside].mean(), (seed, defect)
+
+
+@pytest.mark.parametrize("kind", DEFECT_KINDS)
+def test_every_defect_drawn_stands_out_from_its_surface_enough_to_be_seen(kind: str):
+    for seed in range(12):
+        rng = np.random.default_rng([seed, 99])
+        surface, _ = render_surface(rng, SIZE)
+        image = surface.copy()
+        x0, y0, x1, y1 = render_defect(image, rng, kind).box
+        window = (slice(max(0, y0 - 4), y1 + 4), slice(max(0, x0 - 4), x1 + 4))
+        assert visibility(surface, image[window], window) >= MIN_VISIBILITY, (seed, kind)
+
+
+def test_visibility_tells_a_change_nobody_sees_from_a_scratch_anybody_sees():
+    surface, _ = render_surface(np.random.default_rng(5), SIZE, "cast")
+    window = (slice(40, 80), slice(40, 80))
+    faint = surface[window].astype(np.int16)
+    faint[10:30, 10:30] += 2  # two grey levels on a grainy casting
+    assert visibility(surface, np.clip(faint, 0, 255).astype(np.uint8), window) < MIN_VISIBILITY
+    scratch = surface[window].copy()
+    cv2.line(scratch, (5, 5), (35, 30), (20, 20, 20), 1)
+    assert visibility(surface, scratch, window) > MIN_VISIBILITY
 
 
 def test_normal_images_are_textured_and_vary_in_texture_and_brightness(tmp_path: Path):
