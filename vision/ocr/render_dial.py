@@ -94,6 +94,7 @@ def render_dial(
     cv2.circle(img, (int(cx), int(cy)), int(r), face, -1, cv2.LINE_AA)
     start, sweep = calibration.points[0].angle, calibration.sweep
     majors = int(rng.choice([4, 5, 6, 8, 10]))
+    majors = 10 if family == "meter-subdial" else majors  # numbered 0 to 9 round the circle
     minors = int(rng.choice([2, 4, 5]))
     steps = majors * minors
     full_circle = sweep >= 360  # the last mark would fall on the first
