@@ -346,10 +346,12 @@ def summary_table(report: dict) -> Table:
             )
             table.add_row("", "fields right / CER", f"{rate(r['fields_right'])} / {r['char_error_rate']:.1%}", "")
             sure(r)
-    if "rendered-displays" in report:
-        r = report["rendered-displays"]
+    for family, r in report.get("rendered-displays", {}).items():
         table.add_row(
-            "rendered displays", "exact / CER", f"{rate(r['exact'])} / {r['char_error_rate']:.1%}", secs(r["time"])
+            f"rendered displays: {family}",
+            "exact / CER",
+            f"{rate(r['exact'])} / {r['char_error_rate']:.1%}",
+            secs(r["time"]),
         )
         sure(r)
         if "stock_tesseract" in r:

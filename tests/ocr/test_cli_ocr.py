@@ -17,6 +17,7 @@ from tests.ocr.test_sevenseg import _two_display_panel
 from vision.ocr.bench import DIAL_FAMILIES
 from vision.ocr.config import DialCalibration
 from vision.ocr.render_dial import render_dial
+from vision.ocr.render_display import FAMILIES as DISPLAY_FAMILIES
 from vision.ocr.render_display import render_photo
 from vision.ocr.render_label import render_label
 
@@ -127,12 +128,15 @@ def test_bench_ocr_reports_rendered_sets_with_stock_tesseract_alongside(tmp_path
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     displays, dials = report["rendered-displays"], report["rendered-dials"]
-    assert displays["exact"]["of"] == 4 and displays["exact"]["right"] >= 3
-    assert displays["stock_tesseract"]["exact"]["right"] <= displays["exact"]["right"]
+    assert set(displays) == set(DISPLAY_FAMILIES)
+    plain = displays["plain"]
+    assert plain["exact"]["of"] == 4 and plain["exact"]["right"] >= 3
+    assert plain["stock_tesseract"]["exact"]["right"] <= plain["exact"]["right"]
+    assert all(family["exact"]["of"] == 4 and "stock_tesseract" not in family for family in list(displays.values())[1:])
     assert set(dials) == set(DIAL_FAMILIES)
     for family in dials.values():
         assert family["dials"] == 4 and family["median_error_of_span"] < 0.02
-    assert "rendered displays" in result.stdout and "meter-subdial" in result.stdout
+    assert "negative-lcd" in result.stdout and "meter-subdial" in result.stdout
 
 
 def _dial_png(tmp_path: Path, value: float, calibration: DialCalibration, seed: int) -> Path:

@@ -16,7 +16,7 @@ import pytest
 from annotation.errors import LineInspectError
 from vision.ocr import DisplayProfile, load_gauge, read_display
 from vision.ocr.image import encode_jpeg, encode_png
-from vision.ocr.render_display import SegmentStyle, random_style, render_photo, render_strip
+from vision.ocr.render_display import FAMILIES, SegmentStyle, random_reading, random_style, render_photo, render_strip
 from vision.ocr.sevenseg_model import DEFAULT_MODEL, METADATA_KEY, SevenSegModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +38,33 @@ def test_rendered_displays_read_exactly_with_decimal_point_and_minus(text, seed,
     xs = [d.box.x for d in result.digits]
     assert xs == sorted(xs)  # boxes run left to right like the characters
     assert result.confidence == min(d.confidence for d in result.digits)
+
+
+@pytest.mark.parametrize(
+    ("family", "seed"),
+    [("negative-lcd", 50001), ("negative-lcd", 50004), ("coloured-lcd", 50003), ("coloured-lcd", 50004),
+     ("unit", 50000), ("unit", 50007)],
+)  # fmt: skip
+def test_every_rendered_display_family_reads_exactly(family, seed):
+    text = random_reading(np.random.default_rng(10_000 + seed))
+    photo, _ = render_photo(text, seed=seed, family=family)
+    result = read_display(encode_jpeg(photo, 90))
+    assert (result.text, result.status) == (text, "ok")
+
+
+@pytest.mark.parametrize("seed", [50002, 50003, 50006])
+def test_a_unit_after_the_digits_read_as_a_digit_or_a_sign_is_never_given_as_ok(seed):
+    text = random_reading(np.random.default_rng(10_000 + seed))
+    photo, _ = render_photo(text, seed=seed, family="unit")
+    result = read_display(encode_jpeg(photo, 90))
+    assert result.text != text and result.text.startswith(text)  # the unit taken for one more character
+    assert result.status != "ok" and result.reason
+
+
+def test_an_unknown_display_family_is_refused():
+    with pytest.raises(ValueError, match="unknown display family"):
+        render_photo("1.0", seed=0, family="nixie")
+    assert FAMILIES[0] == "plain"
 
 
 def test_profile_supplies_the_decimal_point_only_when_none_is_seen():

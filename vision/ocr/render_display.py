@@ -5,6 +5,11 @@ A strip is the display glass alone (what the reader sees after finding and strai
 display); a photo puts that strip in a panel and photographs it badly (perspective, blur,
 glare, noise, JPEG). LCDs show dark segments on grey-green glass with the unlit segments
 faintly visible; LEDs show bright segments on black. Everything follows the generator.
+
+Photo families (`FAMILIES`) vary what real panels vary: `plain` as above (a quarter LED);
+`negative-lcd`, a backlit LCD with light segments on dark blue, green or black glass;
+`coloured-lcd`, coloured segments (blue, red, green) on light grey glass, as on an insulation
+tester; `unit`, a unit (V, mA, kPa, M, %, Hz) printed on the glass after the digits.
 """
 
 from __future__ import annotations
@@ -177,11 +182,23 @@ def random_reading(rng: np.random.Generator) -> str:
     return ("-" + text) if rng.random() < 0.12 else text
 
 
+FAMILIES = ("plain", "negative-lcd", "coloured-lcd", "unit")
+UNITS = ("V", "mA", "kPa", "M", "%", "Hz")
+_NEGATIVE_GLASS = ((70, 25, 10), (20, 45, 15), (15, 15, 15))  # BGR: dark blue, dark green, black
+_NEGATIVE_SEGMENTS = ((235, 235, 225), (240, 230, 150), (120, 220, 250))  # white, cyan, amber
+_COLOURED_SEGMENTS = ((150, 60, 20), (40, 40, 170), (50, 120, 30))  # blue, red, green
+
+
 def render_strip(
-    text: str, rng: np.random.Generator, style: SegmentStyle | None = None, extra_cells: int | None = None
+    text: str,
+    rng: np.random.Generator,
+    style: SegmentStyle | None = None,
+    extra_cells: int | None = None,
+    family: str = "plain",
 ) -> tuple[np.ndarray, list[tuple[str, float, float]], SegmentStyle]:
     """A display's glass, BGR uint8, digits filling most of its height; also what each shown
-    character spans horizontally (see `draw_strip_ink`)."""
+    character spans horizontally (see `draw_strip_ink`). `family` (FAMILIES) picks the glass's
+    look and whether a unit follows the digits."""
     style = style or random_style(rng)
     n_chars = len(cells_of(text))
     extra = int(rng.integers(0, 3)) if extra_cells is None else extra_cells
@@ -195,7 +212,10 @@ def render_strip(
     width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w))
     ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y))
     ink = cv2.GaussianBlur(ink, (0, 0), float(rng.uniform(0.3, 1.2)))
-    if style.led:
+    if family in ("negative-lcd", "coloured-lcd"):
+        glass, segment = _lcd_colours(rng, family)
+        image = glass + ink[..., None] * (segment - glass)
+    elif style.led:
         glass = np.array([rng.uniform(5, 40)] * 3, np.float32)
         colour = np.array(
             [(40, 40, 255), (60, 255, 80), (255, 200, 60), (60, 160, 255)][int(rng.integers(0, 4))], np.float32
@@ -205,21 +225,55 @@ def render_strip(
         glass = np.array([rng.uniform(110, 200), rng.uniform(120, 210), rng.uniform(100, 190)], np.float32)
         segment = glass * float(rng.uniform(0.12, 0.55))
         image = glass + ink[..., None] * (segment - glass)
+    if family == "unit":
+        image = _with_unit(image, glass, image.reshape(-1, 3)[int(np.argmax(ink))], rng, h, margin_x)
     return np.clip(image, 0, 255).astype(np.uint8), shown, style
 
 
+def _lcd_colours(rng: np.random.Generator, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """Glass and segment colours of a backlit negative LCD or of coloured segments on grey."""
+    shade = float(rng.uniform(0.8, 1.1))
+    if family == "negative-lcd":
+        glass = _NEGATIVE_GLASS[int(rng.integers(len(_NEGATIVE_GLASS)))]
+        segment = _NEGATIVE_SEGMENTS[int(rng.integers(len(_NEGATIVE_SEGMENTS)))]
+    else:
+        glass = (float(rng.uniform(170, 215)),) * 3
+        segment = _COLOURED_SEGMENTS[int(rng.integers(len(_COLOURED_SEGMENTS)))]
+    return np.array(glass, np.float32) * shade, np.array(segment, np.float32)
+
+
+def _with_unit(
+    image: np.ndarray, glass: np.ndarray, ink: np.ndarray, rng: np.random.Generator, digit_height: float, margin: float
+) -> np.ndarray:
+    """The glass widened on the right and a unit printed there, a third to a half of a digit high."""
+    unit = UNITS[int(rng.integers(len(UNITS)))]
+    scale = digit_height * float(rng.uniform(0.33, 0.5)) / 22  # Hershey simplex capitals are about 22 px at scale 1
+    thickness = max(1, round(digit_height / 25))
+    (tw, th), _ = cv2.getTextSize(unit, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    h, w = image.shape[:2]
+    wider = np.concatenate([image, np.broadcast_to(glass, (h, tw + int(margin), 3))], axis=1).copy()
+    baseline = int(h - (h - digit_height) / 2) if rng.random() < 0.5 else int((h - digit_height) / 2 + th)
+    x = int(w - margin * 0.6)
+    cv2.putText(wider, unit, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, ink.tolist(), thickness, cv2.LINE_AA)
+    return wider
+
+
 def render_photo(
-    text: str, seed: int, led: bool | None = None, difficulty: float = 0.5
+    text: str, seed: int, led: bool | None = None, difficulty: float = 0.5, family: str = "plain"
 ) -> tuple[np.ndarray, SegmentStyle]:
     """A phone photo of a panel with the display in it (BGR uint8), for tests and the benchmark.
 
-    `difficulty` 0..1 scales tilt, blur, glare and noise.
+    `difficulty` 0..1 scales tilt, blur, glare and noise; `family` is one of FAMILIES.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown display family {family!r}; expected one of {FAMILIES}")
     rng = np.random.default_rng(seed)
     style = random_style(rng, digit_height=float(rng.uniform(50, 110)))
+    if family in ("negative-lcd", "coloured-lcd"):
+        led = False
     if led is not None:
         style = SegmentStyle(**{**style.__dict__, "led": led})
-    strip, _, style = render_strip(text, rng, style)
+    strip, _, style = render_strip(text, rng, style, family=family)
     sh, sw = strip.shape[:2]
     border = max(4, sh // 12)
     framed = cv2.copyMakeBorder(strip, border, border, border, border, cv2.BORDER_CONSTANT, value=(35, 35, 35))
