@@ -14,8 +14,8 @@ Real sets (from ../shared/data, never copied into the repository):
   model with the margin the reader leaves around a display window (PAD, replicated border);
   an empty digit position must read as nothing.
 Rendered sets (made by render_*.py from fixed seeds): label fields right and character error
-rate, display readings exact and CER (with stock Tesseract alongside), dial error / span per
-family (render_dial.FAMILIES, and full-circle scales).
+rate, display readings exact and CER per family (render_display.FAMILIES; stock Tesseract beside
+the plain ones), dial error / span per family (render_dial.FAMILIES, and full-circle scales).
 Every set also reports the readers' own sureness (`status`): the share of readings given as
 ok, how many of those are right (a dial within 2% of its span; a label whose every value
 given is right), and how many were uncertain or unread.
