@@ -69,6 +69,24 @@ def test_an_analog_dial_is_read_through_the_gauge_s_calibration(app_service):
     assert 0 < result["confidence"] <= 1
 
 
+def test_a_meter_s_small_dial_is_read_through_its_config_and_a_second_pointer_makes_a_counted_guess(app_service):
+    client = app_service["client"]
+    subdial = load_gauge("meter-subdial")
+    dial = render_dial(6.2, subdial, seed=51, family="meter-subdial")
+    answer = client.post("/v1/ocr/gauge", **image_form(encode_jpeg(dial.image), gauge="meter-subdial"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "ok" and abs(answer.json()["value"] - 6.2) < 0.2
+    before = client.get("/metrics").text
+    two = render_dial(3.8, load_gauge("pressure-0-10bar"), seed=46, family="second-pointer")  # a dark needle, a red one
+    guess = client.post("/v1/ocr/gauge", **image_form(encode_jpeg(two.image), gauge="pressure-0-10bar")).json()
+    assert guess["status"] == "uncertain" and guess["reason"].startswith("two pointers"), guess
+    counted = {"kind": "analog", "result": "uncertain"}
+    after = client.get("/metrics").text
+    assert metric(after, "lineinspect_ocr_results_total", **counted) == (
+        metric(before, "lineinspect_ocr_results_total", **counted) + 1
+    )
+
+
 def test_a_values_only_gauge_finds_the_dial_s_scale_and_says_where_and_that_its_value_is_uncertain(app_service):
     client = app_service["client"]
     before = client.get("/metrics").text
