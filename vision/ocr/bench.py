@@ -367,20 +367,20 @@ def rendered_dial_cases(n: int) -> list[tuple[DialCalibration, float]]:
 
 
 FULL_CIRCLE = DialCalibration(min_angle=0, max_angle=360, min_value=0, max_value=10)
-# family -> how it is drawn; full-circle and meter-subdial dials carry FULL_CIRCLE's scale instead of the cases'
+# family -> (how it is drawn, whether it carries FULL_CIRCLE's scale instead of rendered_dial_cases')
 DIAL_FAMILIES = {
-    "plain": "plain",
-    "small": "small",
-    "full-circle": "plain",
-    "thin-needle": "thin-needle",
-    "second-pointer": "second-pointer",
-    "meter-subdial": "meter-subdial",
+    "plain": ("plain", False),
+    "small": ("small", False),
+    "full-circle": ("plain", True),
+    "thin-needle": ("thin-needle", False),
+    "second-pointer": ("second-pointer", False),
+    "meter-subdial": ("meter-subdial", True),
 }
 
 
 def rendered_family_cases(family: str, n: int) -> list[tuple[DialCalibration, float]]:
     """The family's n (calibration, value) cases: rendered_dial_cases, or values around the full circle."""
-    if family not in ("full-circle", "meter-subdial"):
+    if not DIAL_FAMILIES[family][1]:
         return rendered_dial_cases(n)
     rng = np.random.default_rng(11)
     return [(FULL_CIRCLE, float(rng.uniform(0, 10))) for _ in range(n)]
@@ -389,7 +389,7 @@ def rendered_family_cases(family: str, n: int) -> list[tuple[DialCalibration, fl
 def bench_rendered_dials(n: int, tick: Progress) -> dict:
     """Per family (DIAL_FAMILIES), n dials from seeds 0..n-1; a second pointer's dial names its needle."""
     report = {}
-    for family, drawn in DIAL_FAMILIES.items():
+    for family, (drawn, _) in DIAL_FAMILIES.items():
         tick(f"rendered dials: {family}", n)
         outcomes, seconds, statuses = [], [], []
         for seed, (cal, value) in enumerate(rendered_family_cases(family, n)):

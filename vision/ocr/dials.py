@@ -53,7 +53,6 @@ class Needle:
     contrast: float
     uniqueness: float
     kind: str  # which contrast showed it: dark, light, red
-    strength: float  # its evidence, as a share of the strongest features of its kind (0..1)
     rival: float | None = None  # angle of another kind's pointer as sure as an ok reading, when there is one
 
     @property
@@ -155,7 +154,7 @@ def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
         away = np.abs((np.arange(ANGLES) - peak + ANGLES // 2) % ANGLES - ANGLES // 2) > ANGLES * 20 // 360
         second = float(profile[away].max()) if away.any() else 0.0
         contrast = (top - float(np.median(profile))) / top
-        found.append((Needle(peak * 360 / ANGLES, contrast, 1 - second / top, kind, top), ink))
+        found.append((Needle(peak * 360 / ANGLES, contrast, 1 - second / top, kind), ink))
     if not found:
         return None
     found.sort(key=lambda f: -f[0].contrast * f[0].uniqueness)
@@ -165,7 +164,7 @@ def find_needle(inks: dict[str, np.ndarray], face: Face) -> Needle | None:
 
 
 def _rivals(other: Needle, needle: Needle) -> bool:
-    """Another pointer: as sure as an ok reading, drawn in strong ink of its kind, and elsewhere."""
+    """Another pointer (its kind's line already reached MIN_STRENGTH): as sure as an ok reading, and elsewhere."""
     apart = abs((other.angle - needle.angle + 180) % 360 - 180)
     return other.confidence >= SURE and apart > RIVAL_APART
 

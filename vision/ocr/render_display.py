@@ -183,6 +183,7 @@ def random_reading(rng: np.random.Generator) -> str:
 
 
 FAMILIES = ("plain", "negative-lcd", "coloured-lcd", "unit")
+_RECOLOURED_LCDS = ("negative-lcd", "coloured-lcd")  # LCD families with their own glass and segment colours
 UNITS = ("V", "mA", "kPa", "M", "%", "Hz")
 _NEGATIVE_GLASS = ((70, 25, 10), (20, 45, 15), (15, 15, 15))  # BGR: dark blue, dark green, black
 _NEGATIVE_SEGMENTS = ((235, 235, 225), (240, 230, 150), (120, 220, 250))  # white, cyan, amber
@@ -212,7 +213,7 @@ def render_strip(
     width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w))
     ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y))
     ink = cv2.GaussianBlur(ink, (0, 0), float(rng.uniform(0.3, 1.2)))
-    if family in ("negative-lcd", "coloured-lcd"):
+    if family in _RECOLOURED_LCDS:
         glass, segment = _lcd_colours(rng, family)
         image = glass + ink[..., None] * (segment - glass)
     elif style.led:
@@ -269,7 +270,7 @@ def render_photo(
         raise ValueError(f"unknown display family {family!r}; expected one of {FAMILIES}")
     rng = np.random.default_rng(seed)
     style = random_style(rng, digit_height=float(rng.uniform(50, 110)))
-    if family in ("negative-lcd", "coloured-lcd"):
+    if family in _RECOLOURED_LCDS:
         led = False
     if led is not None:
         style = SegmentStyle(**{**style.__dict__, "led": led})
