@@ -182,7 +182,10 @@ class LabelAnswer(BaseModel):
     fields: dict[str, FieldValue] = Field(description="Every template field: its value, or the problem with it")
     problems: list[str] = Field(description="Required fields missing or invalid: never guessed")
     ok: bool = Field(description="Text read and every required field valid")
-    unsure: list[str] = Field(description="Required fields that validate but were read with low word confidence")
+    unsure: list[str] = Field(
+        description="Required fields that validate but were read with low word confidence, or whose field carries a "
+        "doubt (a letter the template calls confusable, print running on from the value)"
+    )
     status: Literal["ok", "uncertain", "unread"] = Field(
         description="ok: use the value; uncertain: the fields are a best guess (see problems and unsure); "
         "unread: nothing read (reason says why)"

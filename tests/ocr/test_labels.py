@@ -71,6 +71,16 @@ def test_a_latin_word_the_korean_model_splits_in_two_is_read_whole_by_the_latin_
     assert {name: f.value for name, f in result.fields.items()} == label.fields
 
 
+@pytest.mark.parametrize("seed", [3003, 3007])
+def test_a_barcode_s_bars_are_not_re_read_with_the_latin_values(seed):
+    """The bars under a Korean label's text read as words ("| ANTE"); stacked with the values for the Latin model,
+    they swayed its reading of the page: the clean lot "L240919S7" came back "124091987" at confidence 0.06. Words
+    much taller than the page's Latin print are left out of the re-read."""
+    label = render_family("photo", seed, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"))
+    assert result.fields["lot"].value == label.fields["lot"]
+
+
 def _plain_label() -> np.ndarray:
     image = np.full((220, 900, 3), 255, np.uint8)
     for i, line in enumerate(["PART NO: 7731-A2", "LOT: K24B0917", "S/N: 004417", "DATE: 2026-11-25"]):
@@ -124,6 +134,50 @@ def test_a_field_s_confidence_is_the_least_of_the_words_it_was_read_from():
     assert confident["lot"].confidence == 0.62 and confident["date"].confidence is None
 
 
+def test_a_field_kept_from_another_pass_keeps_the_confidence_it_was_read_with():
+    """A blurred Korean label: the first pass misses the lot, another reads it as "124091987" almost blindly (the L
+    as 1, the S as 8). The merged answer once looked its words up among the first pass's, found none, and gave the
+    guess with no confidence at all, so the label was ok."""
+    label = render_family("blur", 3003, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), engine="tesserocr")
+    given = [f for f in result.fields.values() if f.value is not None]
+    assert given and all(f.confidence is not None for f in given)
+    wrong = [f for f in given if f.value != label.fields[f.name]]
+    assert result.status != "ok" or not wrong
+    assert all(f.confidence < result.min_confidence for f in wrong)
+
+
+def test_a_value_whose_print_runs_on_closely_is_a_doubt_not_an_ok_reading():
+    """A tilted lot "L230113W8" read as two words, "L2301" and "13W8", a few pixels apart: the pattern takes the first
+    and the check cannot tell. Two fields on one line, far apart, are not a doubt."""
+
+    def word(text, x, line=0):
+        return Word(text, 0.9, Box(x, 0, 20 * len(text), 40), line)
+
+    split = [word("LOT:", 0), word("L2301", 100), word("13W8", 205), word("S/N:", 0, 1), word("284527", 100, 1)]
+    fields = {"lot": FieldValue("lot", "L2301", True, raw="L2301"), "serial": FieldValue("serial", "284527", True,
+              raw="284527")}  # fmt: skip
+    doubted = field_confidences(fields, split)
+    assert doubted["lot"].doubt == "'L2301' runs on into '13W8' (a gap of 5 px): one word read as two?"
+    assert doubted["serial"].doubt is None and doubted["lot"].confidence == 0.9
+    result = LabelResult("", split, doubted, "default", "tesserocr", 11, 0.1)
+    assert result.status == "uncertain" and result.unsure == [f"lot: {doubted['lot'].doubt}"]
+    apart = [word("LOT:", 0), word("L2301", 100), word("DATE:", 400), word("2026-11-25", 520)]
+    assert field_confidences(fields, apart)["lot"].doubt is None
+
+
+@pytest.mark.parametrize("family", ["photo", "perspective"])
+def test_a_value_that_reads_otherwise_at_another_scale_is_a_doubt(family):
+    """Tesseract reads the Z of lot L240805Z1 as 2, sure enough of the word (0.73, 0.79) to pass; read again alone at
+    0.8 of the scale it comes back otherwise, so the reading was a pick between look-alikes: uncertain."""
+    label = render_family(family, 4018, korean=False)
+    result = read_label(encode_png(label.image), load_template("default"))
+    lot = result.fields["lot"]
+    assert lot.value == "L24080521" != label.fields["lot"] and lot.confidence >= result.min_confidence
+    assert lot.doubt.startswith("read 'L24080521', then ") and lot.doubt.endswith(" at another scale")
+    assert result.status == "uncertain"
+
+
 def test_when_the_prepared_page_misreads_the_whole_photo_is_read_too_and_the_answer_says_so():
     """The plain label's lines light on a dark panel, above a blank white card: the label finder takes the card
     (the largest bright region) and the prepared page holds no print; the photo as it is gives every field."""
@@ -163,6 +217,9 @@ def test_real_waybill_photo_gives_its_tracking_id(shared_data):
     result = read_label(photo.read_bytes(), load_template("shipping"))
     assert result.fields["tracking_id"].value == "163575804188803200_1"
     assert len(result.words) > 20 and result.ok
+    # read as "163575804188803200_ 1": the "1" is the value's, not print running on; but read again at 0.8 of the
+    # scale, the ID reads otherwise (a digit more), so the reading is the engine's best guess
+    assert result.fields["tracking_id"].doubt.endswith("at another scale") and result.status == "uncertain"
 
 
 def test_waybill_without_a_readable_id_reports_it_missing_instead_of_guessing(shared_data, monkeypatch):

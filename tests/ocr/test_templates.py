@@ -52,9 +52,50 @@ def test_letters_misread_for_digits_are_repaired_only_when_the_check_digit_then_
     assert extract_fields(t, "S/N 4O12888888881882")["serial"].value is None
 
 
+def test_a_slash_is_read_as_7_only_where_a_check_digit_proves_it():
+    """NanumGothic's 7 reads as "/" ("GTIN: 88038/54202959"); a "/" that is a stray mark instead makes a number one
+    digit too long, which a GS1 key's fixed length (8, 12, 13, 14, 17 or 18 digits) refuses."""
+    shipped = load_template("default")
+    assert extract_fields(shipped, "GTIN: 88038/54202959")["gtin"].value == "88038754202959"
+    assert extract_fields(shipped, "GTIN: 88038/54202958")["gtin"].value is None  # the check digit fails
+    assert extract_fields(shipped, "GTIN: 880508607/76/023")["gtin"].value is None  # 16 digits: no GS1 key
+    assert not gs1_ok("880508607767023") and gs1_ok("88050860767023")
+    assert extract_fields(shipped, "S/N: 28527/3023")["serial"].value is None  # no check digit: not repaired
+
+
+def test_a_lot_read_with_a_confusable_letter_is_given_but_never_ok():
+    """Tesseract reads a 0 after a letter as O ("L230310R0" -> "L230310RO", sure of the word): the shipped templates
+    name O confusable in lots, so such a reading is the reader's best guess, not an ok one."""
+    for name, key in (("default", "LOT:"), ("default-ko", "로트:")):
+        shipped = load_template(name)
+        fields = extract_fields(shipped, f"{key} L230310RO")
+        assert fields["lot"].value == "L230310RO" and "holds O" in fields["lot"].doubt
+        sure = {n: replace(f, confidence=0.99) for n, f in fields.items()}
+        result = LabelResult("", [], sure, name, "tesserocr", 11, 0.1)
+        assert "lot: 'L230310RO' holds O, which the print does not tell from a digit (`confusable`)" in result.unsure
+        assert extract_fields(shipped, f"{key} L230310R0")["lot"].doubt is None
+
+
 def test_first_valid_match_wins_over_an_earlier_invalid_one():
     t = template(gtin={"pattern": r"(?P<value>\d{13})", "check": "gs1"})
     assert extract_fields(t, "4006381333932 then 4006381333931")["gtin"].value == "4006381333931"
+
+
+def test_a_value_cut_short_inside_a_word_is_a_misread_not_a_shorter_value():
+    shipped = load_template("default")
+    # Tesseract read a 7 as "/": the serial's pattern alone would take "28527" and the lot's "L230"
+    fields = extract_fields(shipped, "LOT: L230/714G0\nS/N: 28527/3023")
+    assert fields["serial"].value is None and fields["serial"].raw == "28527/3023"
+    assert fields["serial"].problem == "'28527' runs on into '/3023'"
+    assert fields["lot"].value is None and "runs on into '/714G0'" in fields["lot"].problem
+    assert extract_fields(shipped, "LOT: L230824]6")["lot"].problem == "'L230824' runs on into ']6'"  # J read as ]
+    # a value that ends at a space, a line's end or closing punctuation is whole (another field may follow it)
+    fields = extract_fields(shipped, "S/N: 284527 LOT: L230714G0.\nP/N: 7731-A2)")
+    got = (fields["serial"].value, fields["lot"].value, fields["part_number"].value)
+    assert got == ("284527", "L230714G0", "7731-A2")
+    # a later whole match still counts
+    t = template(n={"pattern": r"N(?P<value>\d{3})"})
+    assert extract_fields(t, "N123x N456")["n"].value == "456"
 
 
 def test_missing_required_field_is_a_problem_and_optional_one_is_not():

@@ -39,6 +39,7 @@ class FieldSpec(_Strict):
     check: Literal["luhn", "gs1", "mod11"] | None = None  # check digit: the value's last character
     digits_only: bool = False  # read O as 0, I/l as 1, ... then demand digits (serials, GTINs)
     compact: bool = False  # drop spaces Tesseract put inside the value (long IDs)
+    confusable: str = ""  # letters the print does not tell from a digit ("O": 0): a value holding one is uncertain
     format: str | None = None  # build the value from named groups: "{number}_{copy}[_{suffix}]"
     ignore_case: bool = False  # patterns mark case-blind parts themselves: (?i:LOT)
     min: float | None = None  # integers

@@ -21,13 +21,15 @@ from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
 from vision.ocr.rapid import read_label_rapidocr
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
-from vision.ocr.templates import extract_fields, field_confidences
+from vision.ocr.templates import extract_fields, field_confidences, same_print, source_words
 from vision.ocr.tesseract import TsvWord, get_engine
 from vision.preprocess import ImageDecodeError
 
 MAX_SIDE = 1800  # 4K phone photos decode at half size: their print is still ~20 px high
 PSM_ORDER = (11, 6, 4)  # sparse text first (labels are scattered fields), then block layouts
 UPRIGHT_CONFIDENCE = 0.6  # below this mean word confidence, and with fields misread, check the orientation
+SECOND_LOOK = 0.8  # required values read again at this share of the page's scale (0.6 and 1.4 did no better)
+TALL = 1.5  # a "word" this many times the height of the page's Latin words is a barcode's bars or a border
 EMPTY_TEMPLATE = LabelTemplate(name="none")
 
 
@@ -37,6 +39,7 @@ class _Pass:
     words: list[Word]
     text: str
     fields: dict[str, FieldValue]
+    page: PreparedLabel
 
     @property
     def score(self) -> tuple[int, float]:
@@ -79,11 +82,13 @@ def read_label(
         plain = _read(tess, whole(gray, turns), languages, best.psm, template)
         if plain.score[0] > best.score[0]:
             best, source = _merge(plain, best), "whole"
+    if template.fields and best.words:
+        best.fields = _second_look(tess, best, languages[0])
     reason = None if best.words else "no text found"
     return LabelResult(
         best.text,
         best.words,
-        field_confidences(best.fields, best.words),
+        best.fields,
         template.name,
         tess.name,
         best.psm,
@@ -136,7 +141,7 @@ def _read(tess, page: PreparedLabel, languages: list[str], psm: int, template: L
         text_lines.append(" ".join(w.text for w in line))
         words += [Word(w.text, round(w.confidence / 100, 4), _photo_box(w, back), index) for w in line]
     text = "\n".join(text_lines)
-    return _Pass(psm, words, text, extract_fields(template, text))
+    return _Pass(psm, words, text, field_confidences(extract_fields(template, text), words), page)
 
 
 def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvWord]:
@@ -151,9 +156,11 @@ def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvW
     words = [w for w in tess.words(image, "+".join(languages), psm) if w.confidence >= 0]
     if len(languages) < 2:
         return words
+    heights = [w.height for w in words if not _other_script(w.text)]
+    tall = TALL * float(np.median(heights)) if heights else 0.0
     runs: list[list[int]] = []
     for i, w in enumerate(words):
-        if _other_script(w.text):
+        if _other_script(w.text) or w.height > tall:
             continue
         if runs and runs[-1][-1] == i - 1 and _pieces_of_one_word(words[i - 1], w):
             runs[-1].append(i)
@@ -185,22 +192,30 @@ def _reread(tess, image: np.ndarray, words: list[TsvWord], runs: list[list[int]]
     spans = [(_columns(words, run[0], image.shape[1])[0], _columns(words, run[-1], image.shape[1])[1]) for run in runs]
     rows = [(min(_rows(words[i])[0] for i in run), max(_rows(words[i])[1] for i in run)) for run in runs]
     crops = [image[slice(*r), slice(*span)] for r, span in zip(rows, spans, strict=True)]
+    found: list[list[TsvWord]] = [[] for _ in runs]
+    for k, row in enumerate(_read_stacked(tess, crops, language)):
+        first, last = words[runs[k][0]], words[runs[k][-1]]
+        for r in row:
+            x = r.left + spans[k][0]  # back in the page's columns
+            if x < last.left + last.width and x + r.width > first.left:  # a neighbour's colon caught beside it is not
+                found[k].append(replace(r, left=x, top=r.top + rows[k][0], line_key=first.line_key))
+    return [sorted(got, key=_left) or [words[i] for i in run] for run, got in zip(runs, found, strict=True)]
+
+
+def _read_stacked(tess, crops: list[np.ndarray], language: str) -> list[list[TsvWord]]:
+    """Crops stacked one per row on a blank page, a row's height apart, read in one call: each crop's words, in
+    the crop's own pixels and left to right."""
     gap = max(c.shape[0] for c in crops)
     tops = np.cumsum([gap] + [c.shape[0] + gap for c in crops])  # row k spans tops[k]..tops[k+1]
     page = np.full((int(tops[-1]), max(c.shape[1] for c in crops) + 2 * gap), 255, np.uint8)
     for crop, top in zip(crops, tops[:-1], strict=True):
         page[top : top + crop.shape[0], gap : gap + crop.shape[1]] = crop
-    found: list[list[TsvWord]] = [[] for _ in runs]
+    rows: list[list[TsvWord]] = [[] for _ in crops]
     for r in tess.words(page, language, 6):
         k = int(np.searchsorted(tops, r.top + r.height / 2, side="right")) - 1
-        if r.confidence < 0 or not 0 <= k < len(runs):
-            continue
-        first, last = words[runs[k][0]], words[runs[k][-1]]
-        x = r.left - gap + spans[k][0]  # back in the page's columns
-        if x < last.left + last.width and x + r.width > first.left:  # a neighbour's colon caught beside it is not
-            y = r.top - int(tops[k]) + rows[k][0]
-            found[k].append(replace(r, left=x, top=y, line_key=first.line_key))
-    return [sorted(got, key=_left) or [words[i] for i in run] for run, got in zip(runs, found, strict=True)]
+        if r.confidence >= 0 and 0 <= k < len(crops):
+            rows[k].append(replace(r, left=r.left - gap, top=r.top - int(tops[k])))
+    return [sorted(row, key=_left) for row in rows]
 
 
 def _rows(w: TsvWord) -> tuple[int, int]:
@@ -225,15 +240,49 @@ def _left(w: TsvWord) -> int:
     return w.left
 
 
+def _second_look(tess, best: _Pass, language: str) -> dict[str, FieldValue]:
+    """The required fields' print read again, alone and at SECOND_LOOK of the page's scale: a value that then reads
+    otherwise ("L24080521", then "L2408052Z1", of a printed L240805Z1) was the engine's pick between look-alikes,
+    and is a doubt. Fields of another pass, and fields already in doubt, are left as they are."""
+    todo: dict[str, np.ndarray] = {}
+    for name, f in best.fields.items():
+        if not f.required or f.value is None or f.doubt:
+            continue
+        sources = source_words(f, best.words)
+        crop = _crop(best.page, [w.box for w in sources if w.line == sources[0].line]) if sources else None
+        if crop is not None:
+            todo[name] = cv2.resize(crop, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA)
+    if not todo:
+        return best.fields
+    fields = dict(best.fields)
+    for name, row in zip(todo, _read_stacked(tess, list(todo.values()), language), strict=True):
+        again = " ".join(w.text for w in row)
+        if not same_print(again, fields[name].raw or ""):
+            fields[name] = replace(fields[name], doubt=f"read {fields[name].raw!r}, then {again!r} at another scale")
+    return fields
+
+
+def _crop(page: PreparedLabel, boxes: list[Box]) -> np.ndarray | None:
+    """The page around the boxes (photo pixels), a third of a letter's height out."""
+    corners = np.float32([[b.x, b.y] for b in boxes] + [[b.x + b.width, b.y + b.height] for b in boxes])
+    mapped = cv2.perspectiveTransform(corners[None], page.to_prepared)[0]
+    (x0, y0), (x1, y1) = mapped.min(0), mapped.max(0)
+    pad = (y1 - y0) / 3
+    h, w = page.image.shape
+    x0, y0, x1, y1 = int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad))
+    return page.image[y0:y1, x0:x1] if x1 - x0 > 2 and y1 - y0 > 2 else None
+
+
 def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
-    """The primary pass, with valid fields it lacks taken from the other (each was validated)."""
+    """The primary pass, with valid fields it lacks taken from the other (each was validated, and keeps the confidence
+    of the words it was read from there)."""
     if other is None:
         return primary
     fields = {
         name: f if f.value is not None or other.fields[name].value is None else other.fields[name]
         for name, f in primary.fields.items()
     }
-    return _Pass(primary.psm, primary.words, primary.text, fields)
+    return _Pass(primary.psm, primary.words, primary.text, fields, primary.page)
 
 
 def _photo_box(w: TsvWord, back: np.ndarray) -> Box:

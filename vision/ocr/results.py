@@ -45,6 +45,7 @@ class FieldValue:
     raw: str | None = None  # the text matched before normalisation (also kept when invalid)
     problem: str | None = None  # "not found" or what the validation rejected
     confidence: float | None = None  # the least confidence of the words the value was read from
+    doubt: str | None = None  # why a valid value may still be misread (a confusable letter, print running on from it)
 
 
 @dataclass
@@ -67,12 +68,13 @@ class LabelResult:
 
     @property
     def unsure(self) -> list[str]:
-        """Required fields that validate but whose words the engine was not sure of."""
-        return [
+        """Required fields that validate but whose words the engine was not sure of, or that carry a doubt."""
+        low = [
             f"{f.name}: read {f.raw!r} with confidence {f.confidence:.2f}"
             for f in self.fields.values()
             if f.required and f.value is not None and f.confidence is not None and f.confidence < self.min_confidence
         ]
+        return low + [f"{f.name}: {f.doubt}" for f in self.fields.values() if f.required and f.value and f.doubt]
 
     @property
     def ok(self) -> bool:

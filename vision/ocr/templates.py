@@ -3,9 +3,9 @@
 A field is only ever a value that was printed and passed its checks. Among several matches
 the first valid one wins; when none is valid the field stays empty and says why, with the
 text that was found, so a misread serial is reported rather than guessed or "corrected"
-into a different part's number. The one repair made is reading letters as the digits they
-resemble (O->0, I->1, ...) in fields declared digits-only, and only a check digit that then
-checks lets such a value through.
+into a different part's number. The repairs made are in fields declared digits-only: letters
+read as the digits they resemble (O->0, I->1, ...), and, where the field has a check digit to
+prove it, a "/" read as 7.
 """
 
 from __future__ import annotations
@@ -51,9 +51,12 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+GS1_LENGTHS = (8, 12, 13, 14, 17, 18)  # GTIN-8/12/13/14, GLN (13), GSIN (17), SSCC (18)
+
+
 def gs1_ok(digits: str) -> bool:
-    """GS1 mod 10 (weights 3,1 from the right): GTIN-8/12/13/14, SSCC-18, GLN."""
-    if not digits.isdigit() or len(digits) < 2:
+    """GS1 mod 10 (weights 3,1 from the right) on a GS1 key's length: GTIN-8/12/13/14, SSCC-18, GLN."""
+    if not digits.isdigit() or len(digits) not in GS1_LENGTHS:
         return False
     body, check = digits[:-1], int(digits[-1])
     total = sum(int(ch) * (3 if i % 2 == 0 else 1) for i, ch in enumerate(reversed(body)))
@@ -77,6 +80,8 @@ def _validate(spec: FieldSpec, raw: str) -> tuple[str | None, str | None]:
     value = re.sub(r"\s+", "", raw) if spec.compact or spec.digits_only or spec.type != "text" else raw.strip()
     if spec.digits_only:
         value = value.translate(_DIGIT_LOOKALIKES)
+        if spec.check:
+            value = value.replace("/", "7")  # some fonts' 7 reads as "/" (NanumGothic); only a check digit proves it
         if not value.isdigit():
             return None, f"{raw!r} is not all digits"
     if spec.check and not CHECKS[spec.check](value):
@@ -108,6 +113,20 @@ def _assemble(template: str, groups: dict[str, str | None]) -> str:
     return re.sub(r"\[([^\]]*)\]", optional, template).format(**parts)
 
 
+def _confusable(spec: FieldSpec, value: str) -> str | None:
+    held = "".join(c for c in dict.fromkeys(value) if c in spec.confusable)
+    return f"{value!r} holds {held}, which the print does not tell from a digit (`confusable`)" if held else None
+
+
+def _cut_short(text: str, end: int) -> str | None:
+    """What the print goes on with when a match stops inside a word ("28527" of "28527/3023", a 7 read as "/";
+    "L230824" of "L230824]6"): a value cut there is part of a misread, not a value. Closing punctuation is not."""
+    if text[end - 1 : end].isspace() or not text[end : end + 1].strip():
+        return None  # the match ends at a word's end
+    rest = text[end:].split(maxsplit=1)[0]
+    return rest if rest[0] in "/\\" or any(ch.isalnum() for ch in rest) else None
+
+
 def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
     first_problem: tuple[str, str] | None = None
     for match in spec.regex().finditer(text):
@@ -117,9 +136,14 @@ def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
             raw = match.group("value") if "value" in match.re.groupindex else match.group(0)
         if raw is None:
             continue
+        rest = _cut_short(text, match.end("value") if "value" in match.re.groupindex else match.end())
+        if rest:
+            first_problem = first_problem or (raw.strip() + rest, f"{raw.strip()!r} runs on into {rest!r}")
+            continue
         value, problem = _validate(spec, raw)
         if value is not None:
-            return FieldValue(name, value, spec.required, raw=raw)
+            doubt = _confusable(spec, value)
+            return FieldValue(name, value, spec.required, raw=raw, doubt=doubt)
         first_problem = first_problem or (raw, problem or "invalid")
     if first_problem:
         return FieldValue(name, None, spec.required, raw=first_problem[0], problem=first_problem[1])
@@ -137,18 +161,54 @@ def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
 
 
 def field_confidences(fields: dict[str, FieldValue], words: list[Word]) -> dict[str, FieldValue]:
-    """Each field that has a value with the least confidence of the words it was read from."""
+    """Each field that has a value with the least confidence of the words it was read from, and a doubt when the
+    print runs on from its last word as if one word had been read as two."""
     out = {}
     for name, f in fields.items():
-        pieces = {_alnum(t) for t in (f.raw or "").split()} - {""}
-        sources = [w.confidence for w in words if any(_overlap(_alnum(w.text), p) for p in pieces)]
-        out[name] = replace(f, confidence=round(min(sources), 4)) if f.value is not None and sources else f
+        sources = source_words(f, words)
+        if f.value is None or not sources:
+            out[name] = f
+            continue
+        confidence = round(min(w.confidence for w in sources), 4)
+        out[name] = replace(f, confidence=confidence, doubt=f.doubt or _runs_on(sources, words, _pieces(f)))
     return out
+
+
+def source_words(f: FieldValue, words: list[Word]) -> list[Word]:
+    """The words a field's text was read from."""
+    pieces = _pieces(f)
+    return [w for w in words if any(_overlap(_alnum(w.text), p) for p in pieces)]
+
+
+def _pieces(f: FieldValue) -> set[str]:
+    return {_alnum(t) for t in (f.raw or "").split()} - {""}
+
+
+def _runs_on(sources: list[Word], words: list[Word], pieces: set[str]) -> str | None:
+    """The word after the value's last (in reading order, on its line) when closer than half a letter's height and
+    not part of the value: "L2301" of a tilted "L230113W8" read as "L2301 13W8" may be the first half of a word."""
+    line = sources[0].line
+    ends = [i for i, w in enumerate(words) if w.line == line and w in sources]
+    if not ends or ends[-1] + 1 == len(words):
+        return None
+    last, following = words[ends[-1]], words[ends[-1] + 1]
+    a, b = last.box, following.box
+    gap = max(b.x - a.x - a.width, a.x - b.x - b.width, b.y - a.y - a.height, a.y - b.y - b.height, 0)
+    letter = max(min(a.width, a.height), min(b.width, b.height))  # across the line, however the photo is turned
+    rest = _alnum(following.text)
+    if following.line == line and gap < letter / 2 and rest and not any(rest in p for p in pieces):
+        return f"{last.text!r} runs on into {following.text!r} (a gap of {gap} px): one word read as two?"
+    return None
 
 
 def _overlap(word: str, piece: str) -> bool:
     """The word is the piece, or one holds the other (a word of one character only as the whole piece)."""
     return bool(word) and (word == piece or (len(word) > 1 and word in piece) or (len(piece) > 1 and piece in word))
+
+
+def same_print(a: str, b: str) -> bool:
+    """Two readings of one value agree, spaces and punctuation aside."""
+    return _alnum(a) == _alnum(b)
 
 
 def _alnum(text: str) -> str:
