@@ -243,7 +243,8 @@ def _left(w: TsvWord) -> int:
 def _second_look(tess, best: _Pass, language: str) -> dict[str, FieldValue]:
     """The required fields' print read again, alone and at SECOND_LOOK of the page's scale: a value that then reads
     otherwise ("L24080521", then "L2408052Z1", of a printed L240805Z1) was the engine's pick between look-alikes,
-    and is a doubt. Fields of another pass, and fields already in doubt, are left as they are."""
+    and is a doubt. Fields already in doubt, and fields whose words are not on the kept pass's page (taken from
+    another pass), are left as they are."""
     todo: dict[str, np.ndarray] = {}
     for name, f in best.fields.items():
         if not f.required or f.value is None or f.doubt:
