@@ -69,12 +69,13 @@ class LabelResult:
     @property
     def unsure(self) -> list[str]:
         """Required fields that validate but whose words the engine was not sure of, or that carry a doubt."""
+        given = [f for f in self.fields.values() if f.required and f.value is not None]
         low = [
             f"{f.name}: read {f.raw!r} with confidence {f.confidence:.2f}"
-            for f in self.fields.values()
-            if f.required and f.value is not None and f.confidence is not None and f.confidence < self.min_confidence
+            for f in given
+            if f.confidence is not None and f.confidence < self.min_confidence
         ]
-        return low + [f"{f.name}: {f.doubt}" for f in self.fields.values() if f.required and f.value and f.doubt]
+        return low + [f"{f.name}: {f.doubt}" for f in given if f.doubt]
 
     @property
     def ok(self) -> bool:

@@ -130,13 +130,14 @@ def _cut_short(text: str, end: int) -> str | None:
 def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
     first_problem: tuple[str, str] | None = None
     for match in spec.regex().finditer(text):
+        group = "value" if "value" in match.re.groupindex else 0
         if spec.format:
             raw = _assemble(spec.format, match.groupdict())
         else:
-            raw = match.group("value") if "value" in match.re.groupindex else match.group(0)
+            raw = match.group(group)
         if raw is None:
             continue
-        rest = _cut_short(text, match.end("value") if "value" in match.re.groupindex else match.end())
+        rest = _cut_short(text, match.end(group))
         if rest:
             first_problem = first_problem or (raw.strip() + rest, f"{raw.strip()!r} runs on into {rest!r}")
             continue
