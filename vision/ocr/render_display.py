@@ -15,7 +15,7 @@ tester; `unit`, a unit (V, mA, kPa, M, %, Hz) printed on the glass after the dig
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -309,18 +309,26 @@ def render_photo(
     return np.clip(photo + noise, 0, 255).astype(np.uint8), style
 
 
-def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bool]:
-    """One training example: a strip as the reader would cut it from a real photo, and the
-    characters it still shows.
+TRAINING_FAMILIES = {"plain": 0.55, "negative-lcd": 0.15, "coloured-lcd": 0.15, "unit": 0.15}  # share of strips
 
-    Real crops are imperfect: cut through a digit at either end, a strip of panel or the
-    display's rim above or below, tilted a little, with glare, shading, blur and JPEG noise.
-    A character cut so that it is neither clearly in nor clearly out makes the example
-    ambiguous, and it is drawn again.
+
+def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bool]:
+    """One training example: a strip as the reader would cut it from a real photo, the
+    characters it still shows, and whether its segments are brighter than the glass.
+
+    The strips come from every photo family (TRAINING_FAMILIES): a unit after the digits is
+    part of the strip and not of the text, so the reader learns to leave it out. Real crops are
+    imperfect: cut through a digit at either end, a strip of panel or the display's rim above or
+    below, tilted a little, with glare, shading, blur and JPEG noise. A character cut so that it
+    is neither clearly in nor clearly out makes the example ambiguous, and it is drawn again.
     """
     while True:
         text = random_reading(rng)
-        strip, shown, style = render_strip(text, rng, random_style(rng, digit_height=float(rng.uniform(28, 90))))
+        family = str(rng.choice(list(TRAINING_FAMILIES), p=list(TRAINING_FAMILIES.values())))
+        style = random_style(rng, digit_height=float(rng.uniform(28, 90)))
+        if family in _RECOLOURED_LCDS:
+            style = replace(style, led=False)
+        strip, shown, style = render_strip(text, rng, style, family=family)
         h, w = strip.shape[:2]
         cut_left = rng.uniform(0, w * 0.25) if rng.random() < 0.3 else 0.0
         cut_right = rng.uniform(0, w * 0.25) if rng.random() < 0.3 else 0.0
@@ -335,7 +343,8 @@ def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bo
         if ambiguous or not label or label == ["."] or label[0] == "." and len(label) == 1:
             continue
         strip = strip[:, int(x0) : int(math.ceil(x1))]
-        return _photograph_strip(strip, rng, style.led), "".join(label).strip("."), style.led
+        bright = style.led or family == "negative-lcd"
+        return _photograph_strip(strip, rng, style.led), "".join(label).strip("."), bright
 
 
 def _photograph_strip(strip: np.ndarray, rng: np.random.Generator, led: bool) -> np.ndarray:

@@ -76,8 +76,8 @@ def make_examples(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
     rng = np.random.default_rng(seed)
     examples = []
     for _ in range(n):
-        strip, text, led = render_training_strip(rng)
-        examples.append((strip_input(strip, dark_segments=not led)[0], text))
+        strip, text, bright = render_training_strip(rng)
+        examples.append((strip_input(strip, dark_segments=not bright)[0], text))
     return examples
 
 
