@@ -81,13 +81,13 @@ class PatchFeatures(nn.Module):
         b = self.backbone
         if hasattr(b, "_blocks"):
             return [out for i, out in enumerate(self._lite_blocks(x, self.taps[-1] + 1)) if i in self.taps]
-        x = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))
-        x3 = b.layer3(x)
-        return [x, x3, b.layer4(x3)]
+        x2 = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))  # a ResNet's layers 2, 3, 4: strides 8, 16, 32
+        x3 = b.layer3(x2)
+        return [x2, x3, b.layer4(x3)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = [F.avg_pool2d(m, 3, stride=1, padding=1, count_include_pad=False) for m in self.maps(x)]
-        grid = maps[1].shape[-2:]  # stride 16; from stride 8, bilinear at half the size is the mean of each 2x2
+        grid = maps[FEATURE_STRIDES.index(16)].shape[-2:]  # from stride 8, bilinear at half size is each 2x2's mean
         return torch.cat(
             [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
              for m in maps],
