@@ -52,6 +52,16 @@ def test_every_rendered_display_family_reads_exactly(family, seed):
     assert (result.text, result.status) == (text, "ok")
 
 
+@pytest.mark.parametrize(("family", "seed"), [("plain", 50006), ("coloured-lcd", 50023), ("negative-lcd", 50043)])
+def test_a_display_showing_one_digit_is_found(family, seed):
+    """A one-digit display's glass is about square; the search once wanted windows 1.2 times wider than high and
+    found none of these three."""
+    text = random_reading(np.random.default_rng(10_000 + seed))
+    photo, _ = render_photo(text, seed=seed, family=family)
+    result = read_display(encode_jpeg(photo, 90))
+    assert len(text) == 1 and (result.text, result.status) == (text, "ok")
+
+
 @pytest.mark.parametrize("seed", [50002, 50003, 50006])
 def test_a_unit_after_the_digits_is_left_out_of_the_reading(seed):
     """The model learned units on the glass (V, %, ...) from its training strips: "62 V" reads 62, not 627 (the

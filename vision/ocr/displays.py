@@ -17,6 +17,9 @@ import numpy as np
 WORK_WIDTH = 480  # the search runs on a copy this wide: a display is never a small detail
 STRIP_HEIGHT = 128
 PAD = 0.15  # strip height kept beyond the window's ends: a rim reads as nothing, a cut digit as a wrong one
+# a window at least as wide as it is high: a one-digit display's glass is about square (1.2 lost every rendered
+# display showing one digit; 0.6, 0.8 and 1.0 read the development seeds 50000-50099 the same, the gas pump too)
+MIN_ASPECT = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.nd
     (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
     if rw < rh:
         rw, rh, angle = rh, rw, angle - 90
-    if rw / max(rh, 1) < 1.2 or area / (rw * rh + 1e-6) < 0.5:
+    if rw / max(rh, 1) < MIN_ASPECT or area / (rw * rh + 1e-6) < 0.5:
         return None
     # straighten the blob's box and keep the rows and columns that are solidly dark
     m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
@@ -92,7 +95,7 @@ def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.nd
         if r1 - r0 < 4:
             return None
         c0, c1 = _longest_run(solid[r0:r1].mean(0) >= 0.8)
-    if r1 - r0 < 4 or c1 - c0 < 1.2 * (r1 - r0):
+    if r1 - r0 < 4 or c1 - c0 < MIN_ASPECT * (r1 - r0):
         return None
     upright_dark = cv2.warpAffine(dark, m, size, flags=cv2.INTER_NEAREST)[r0:r1, c0:c1]
     if upright_dark.mean() < 0.7:  # printed text closes into a blob too, but stays half paper
@@ -125,7 +128,7 @@ def _judge_framed(hole: np.ndarray, gray: np.ndarray):
         return None
     rect = cv2.minAreaRect(hole)
     rw, rh = sorted(rect[1], reverse=True)
-    if not 1.2 <= rw / max(rh, 1) <= 12 or area / (rw * rh + 1e-6) < 0.85:
+    if not MIN_ASPECT <= rw / max(rh, 1) <= 12 or area / (rw * rh + 1e-6) < 0.85:
         return None
     x, y, w, h = cv2.boundingRect(hole)
     roi = gray[y : y + h, x : x + w]
