@@ -189,8 +189,8 @@ def _runs_on(sources: list[Word], words: list[Word], pieces: set[str]) -> str | 
     """The word after the value's last (in reading order, on its line) when closer than half a letter's height and
     not part of the value: "L2301" of a tilted "L230113W8" read as "L2301 13W8" may be the first half of a word."""
     line = sources[0].line
-    ends = [i for i, w in enumerate(words) if w.line == line and w in sources]
-    if not ends or ends[-1] + 1 == len(words):
+    ends = [i for i, w in enumerate(words) if w.line == line and w in sources]  # never empty: sources[0] is one
+    if ends[-1] + 1 == len(words):
         return None
     last, following = words[ends[-1]], words[ends[-1] + 1]
     a, b = last.box, following.box
