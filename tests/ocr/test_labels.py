@@ -280,3 +280,13 @@ def test_rapidocr_has_no_hangul_so_a_korean_label_reports_its_keys_missing_rathe
     result = read_label(encode_png(label.image), load_template("default-ko"), engine="rapidocr")
     assert "제조" not in result.text.replace(" ", "") and result.words
     assert result.fields["lot"].value is None and not result.ok
+
+
+def test_a_value_whose_key_tesseract_misreads_is_found_by_its_place_and_left_uncertain():
+    """품번 in this face is read as "Be": the part number's line is found between the header and the lot's line."""
+    label = render_family("truetype", 3007, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), engine="tesserocr")
+    assert "품번" not in result.text.replace(" ", "")
+    part = result.fields["part_number"]
+    assert part.value == label.fields["part_number"] and part.doubt.endswith("found by its place before lot")
+    assert result.status == "uncertain" and "part_number: its key was not read" in " ".join(result.unsure)

@@ -8,8 +8,8 @@ import pytest
 
 from annotation.errors import LineInspectError
 from vision.ocr.config import GAUGES_DIR, LABELS_DIR, LabelTemplate, load_gauge, load_template
-from vision.ocr.results import LabelResult
-from vision.ocr.templates import extract_fields, gs1_ok, luhn_ok, mod11_ok
+from vision.ocr.results import Box, LabelResult, Word
+from vision.ocr.templates import by_place, extract_fields, gs1_ok, luhn_ok, mod11_ok
 
 
 def template(**fields) -> LabelTemplate:
@@ -170,3 +170,44 @@ def test_unreadable_and_unknown_keys_are_one_line_naming_the_file(tmp_path):
     with pytest.raises(LineInspectError) as unknown:
         load_gauge(path)
     assert str(unknown.value) == f"{path}: analog.needle_colour: Extra inputs are not permitted"
+
+
+KOREAN = ["한빛 정밀 주식회사", "품번: KA-8160-Z", "로트: L240407K7", "제조번호: 5089032717", "제조일자: 2024-04-07"]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "value", "where"),
+    [
+        (2, "lot", "L240407K7", "between part_number and serial"),  # 로트 read as "SE"
+        (1, "part_number", "KA-8160-Z", "before lot"),  # the first field: the line before the next one's
+    ],
+)
+def test_a_field_whose_key_was_misread_is_found_by_its_place_and_is_a_doubt(line, field, value, where):
+    shipped = load_template("default-ko")
+    lines = list(KOREAN)
+    lines[line] = "SE: " + lines[line].split(": ")[1]
+    text = "\n".join(lines)
+    fields = extract_fields(shipped, text)
+    assert fields[field].problem == "not found"
+    words = [Word(w, 0.9, Box(0, 40 * i, 20 * len(w), 30), i) for i, line in enumerate(lines) for w in line.split()]
+    placed = by_place(shipped, text, words, fields)
+    assert placed[field].value == value and placed[field].confidence == 0.9
+    assert placed[field].doubt == f"its key was not read: found by its place {where}"
+    assert LabelResult(text, words, placed, "default-ko", "tesserocr", 11, 0.1).status == "uncertain"
+    assert {n: f for n, f in placed.items() if n != field} == {n: f for n, f in fields.items() if n != field}
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [*KOREAN[:2], "SE: L240407K7 외 2", *KOREAN[3:]],  # more than a key and the value on the line
+        [*KOREAN[:2], "SE:", "L240407K7", *KOREAN[3:]],  # two lines between the neighbours: which is it?
+        [*KOREAN[:2], "SE: L240407K7", "제조번: 5089032717", *KOREAN[4:]],  # the next field is missing too
+        [*KOREAN[:2], "SE: L24", *KOREAN[3:]],  # too short for a lot
+    ],
+)
+def test_a_field_is_not_found_by_its_place_unless_the_place_is_plain(lines):
+    shipped = load_template("default-ko")
+    text = "\n".join(lines)
+    fields = extract_fields(shipped, text)
+    assert by_place(shipped, text, [], fields)["lot"] == fields["lot"]

@@ -21,7 +21,7 @@ from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
 from vision.ocr.rapid import read_label_rapidocr
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
-from vision.ocr.templates import extract_fields, field_confidences, same_print, source_words
+from vision.ocr.templates import by_place, extract_fields, field_confidences, same_print, source_words
 from vision.ocr.tesseract import TsvWord, get_engine
 from vision.preprocess import ImageDecodeError
 
@@ -83,6 +83,7 @@ def read_label(
         if plain.score[0] > best.score[0]:
             best, source = _merge(plain, best), "whole"
     if template.fields and best.words:
+        best.fields = by_place(template, best.text, best.words, best.fields)
         best.fields = _second_look(tess, best, languages[0])
     reason = None if best.words else "no text found"
     return LabelResult(

@@ -18,7 +18,7 @@ from annotation.errors import LineInspectError
 from vision.ocr.config import LabelTemplate
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import Box, LabelResult, Word
-from vision.ocr.templates import extract_fields, field_confidences
+from vision.ocr.templates import by_place, extract_fields, field_confidences
 from vision.preprocess import ImageDecodeError
 
 MAX_SIDE = 1800
@@ -63,9 +63,8 @@ def _box(corners: list) -> Box:
 
 
 def _result(text: str, words: list[Word], template: LabelTemplate, start: float, reason: str | None) -> LabelResult:
-    fields = extract_fields(template, text)
+    fields = by_place(template, text, words, field_confidences(extract_fields(template, text), words))
     seconds = time.perf_counter() - start
-    fields = field_confidences(fields, words)
     return LabelResult(
         text, words, fields, template.name, "rapidocr", None, seconds, reason, "whole", template.min_confidence
     )

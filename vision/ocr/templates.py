@@ -161,6 +161,48 @@ def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
     return {name: extract_field(name, spec, text) for name, spec in template.fields.items()}
 
 
+KEY_MISREAD = r"^\s*(?:\S{0,5}[:.;]\s*)?"  # a key of a few characters, read as anything, and its colon
+
+
+def by_place(
+    template: LabelTemplate, text: str, words: list[Word], fields: dict[str, FieldValue]
+) -> dict[str, FieldValue]:
+    """Required fields not found because their key was misread ("로트:" as "SE:"), found by their place instead: the
+    template lists its fields in print order, so such a field is the one line between the lines of the fields before
+    and after it (or, for the first field, the line before the next one's), when that line is a short key, its
+    colon and the field's value, nothing more. The value is validated like any other and carries a doubt: the label
+    is uncertain, but the value is given."""
+    lines = text.split("\n")
+    names = list(template.fields)
+    at = {n: _line_of(template.fields[n], lines) for n in names if fields[n].value is not None}
+    out = dict(fields)
+    for k, name in enumerate(names):
+        f, spec = fields[name], template.fields[name]
+        start = spec.pattern.find("(?P<value>")
+        after = names[k + 1] if k + 1 < len(names) else None
+        if f.value is not None or not f.required or f.problem != "not found" or start < 0 or at.get(after) is None:
+            continue
+        line = at[after] - 1
+        before = names[k - 1] if k else None
+        if line < 0 or (before is not None and at.get(before) != line - 1):
+            continue
+        keyless = spec.model_copy(update={"pattern": KEY_MISREAD + spec.pattern[start:] + r"\s*$"})
+        try:
+            found = extract_field(name, keyless, lines[line])
+        except re.error:  # the value's part of the pattern does not stand alone
+            continue
+        if found.value is not None:
+            where = f"between {before} and {after}" if before else f"before {after}"
+            found = replace(found, doubt=found.doubt or f"its key was not read: found by its place {where}")
+            out[name] = field_confidences({name: found}, words)[name]
+    return out
+
+
+def _line_of(spec: FieldSpec, lines: list[str]) -> int | None:
+    """The first line on which the field's pattern starts a match."""
+    return next((i for i, line in enumerate(lines) if spec.regex().search(line)), None)
+
+
 def field_confidences(fields: dict[str, FieldValue], words: list[Word]) -> dict[str, FieldValue]:
     """Each field that has a value with the least confidence of the words it was read from, and a doubt when the
     print runs on from its last word as if one word had been read as two."""
