@@ -273,7 +273,7 @@ def render_photo(
     if family in _RECOLOURED_LCDS:
         led = False
     if led is not None:
-        style = SegmentStyle(**{**style.__dict__, "led": led})
+        style = replace(style, led=led)
     strip, _, style = render_strip(text, rng, style, family=family)
     sh, sw = strip.shape[:2]
     border = max(4, sh // 12)
