@@ -101,6 +101,9 @@ def ocr_gauge(
         str | None,
         typer.Option(help="Digital: where the display is (pixels): X,Y,WIDTH,HEIGHT or corners X1,Y1,...,X4,Y4."),
     ] = None,
+    row: Annotated[
+        int | None, typer.Option(help="Digital: on a display with readings in rows, the one to read (1 = top).")
+    ] = None,
     unit: Annotated[str | None, typer.Option(help="Unit to report.")] = None,
     json_out: JsonOut = None,
 ) -> None:
@@ -119,7 +122,7 @@ def ocr_gauge(
         shorthand = {"min_angle": min_angle, "max_angle": max_angle, "min_value": min_value, "max_value": max_value}
         spec = _analog_spec(config, shorthand, point, unit, needle)
     else:
-        options = {"decimals": decimals, "polarity": polarity, "unit": unit, "region": _region(region)}
+        options = {"decimals": decimals, "polarity": polarity, "unit": unit, "region": _region(region), "row": row}
         spec = _digital_spec(config, options)
     results, failed = [], 0
     for path in images:

@@ -18,7 +18,7 @@ from vision.ocr.bench import DIAL_FAMILIES
 from vision.ocr.config import DialCalibration
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import FAMILIES as DISPLAY_FAMILIES
-from vision.ocr.render_display import render_photo
+from vision.ocr.render_display import random_reading, render_photo
 from vision.ocr.render_label import render_label
 
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
@@ -280,3 +280,17 @@ def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path, shared_d
     args = ["bench", "ocr", "--only", "digit-crops", "--data", str(shared_data), "--json", str(bench)]
     assert runner.invoke(app, [*args, "--digit-model", str(out)]).exit_code == 0
     assert json.loads(bench.read_text())["digit-crops"]["digits"]["rate"] < 0.5  # the shipped model reads 3 in 4
+
+
+def test_ocr_gauge_reads_the_row_asked_for_on_a_display_with_two_and_refuses_row_0(tmp_path):
+    text = random_reading(np.random.default_rng(10_000 + 50004))
+    photo, _ = render_photo(text, seed=50004, family="two-row")
+    image = tmp_path / "thermo-hygrometer.jpg"
+    cv2.imwrite(str(image), photo)
+    result = runner.invoke(app, ["ocr", "gauge", str(image), "--kind", "digital", "--row", "1"])
+    assert result.exit_code == 0 and f": {float(text):g}  [ok;" in result.stdout, result.output
+    bad = subprocess.run(
+        [LINEINSPECT, "ocr", "gauge", str(image), "--kind", "digital", "--row", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "row" in bad.stderr

@@ -100,6 +100,9 @@ class DisplayProfile(_Strict):
     # where a fixed camera sees the display's glass, in the photo's pixels: a box [x, y, width, height] or four
     # corners [[x, y], ...] (any order; a slanted or skewed view); None: the reader looks for the display
     region: list[tuple[float, float]] | None = None
+    # a display with readings stacked in rows (a thermo-hygrometer's temperature over its humidity): the one to read,
+    # 1 = the top row; None: a display of one row, or the tallest row read as a guess (uncertain)
+    row: int | None = Field(None, ge=1, le=6)
     # the digit model: an ONNX file from `lineinspect ocr train-digits` (e.g. fine-tuned on this display's own
     # crops), relative to the gauge config's folder; None: the shipped model
     model: Path | None = None

@@ -22,6 +22,11 @@ PAD = 0.15  # strip height kept beyond the window's ends: a rim reads as nothing
 MIN_ASPECT = 1.0
 
 
+ROW_GAP = 0.35  # two bands of ink closer than this share of the lower one's height are one row of digits
+MIN_ROW = 0.15  # of the window's height: a band of ink less tall is a speck, not a row of digits
+ROW_SHARE = 0.35  # a band of ink less tall than this share of the tallest is a symbol or a caption, not a reading
+
+
 @dataclass(frozen=True)
 class DisplayCandidate:
     corners: np.ndarray  # 4x2 float32, image pixels, clockwise from top-left
@@ -192,3 +197,31 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     strip = big[top:bottom, left:right]
     shift = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64)
     return strip, np.linalg.inv(to_strip) @ shift
+
+
+def text_rows(strip: np.ndarray, dark: bool) -> list[tuple[int, int]]:
+    """The bands of a straightened window that hold segments, top to bottom, as (top, bottom) rows of the strip: one
+    on most displays, two or more where readings are stacked (a thermo-hygrometer's humidity under its
+    temperature). Strokes are kept as the reader keeps them (a black-hat or top-hat a third of the window high),
+    less what touches the strip's edge (the glass's rim or bezel); a band less than ROW_SHARE as tall as the
+    tallest, or than MIN_ROW of the window, is left out."""
+    gray = strip if strip.ndim == 2 else cv2.cvtColor(strip, cv2.COLOR_BGR2GRAY)
+    h = gray.shape[0]
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (h // 3 | 1, h // 3 | 1))
+    op = cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT
+    ink = cv2.morphologyEx(gray, op, kernel, borderType=cv2.BORDER_REPLICATE)
+    level, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats((ink > max(level, 12)).astype(np.uint8), connectivity=8)
+    x, y, w, hh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    inside = (x > 0) & (y > 0) & (x + w < gray.shape[1]) & (y + hh < h)  # what touches the edge is rim or bezel
+    inside[0] = False  # the background
+    profile = inside[labels].mean(axis=1)
+    padded = np.concatenate([[False], profile > max(0.008, 0.03 * profile.max(initial=0.0)), [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    bands: list[tuple[int, int]] = []
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        if bands and a - bands[-1][1] < ROW_GAP * min(b - a, bands[-1][1] - bands[-1][0]):
+            a = bands.pop()[0]  # the gap between a digit's segments ("0", "7" have no middle bar), not between rows
+        bands.append((a, b))
+    tallest = max((b - a for a, b in bands), default=0)
+    return [(a, b) for a, b in bands if b - a >= max(ROW_SHARE * tallest, MIN_ROW * h)]

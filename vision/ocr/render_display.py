@@ -9,7 +9,9 @@ faintly visible; LEDs show bright segments on black. Everything follows the gene
 Photo families (`FAMILIES`) vary what real panels vary: `plain` as above (a quarter LED);
 `negative-lcd`, a backlit LCD with light segments on dark blue, green or black glass;
 `coloured-lcd`, coloured segments (blue, red, green) on light grey glass, as on an insulation
-tester; `unit`, a unit (V, mA, kPa, M, %, Hz) printed on the glass after the digits.
+tester; `unit`, a unit (V, mA, kPa, M, %, Hz) printed on the glass after the digits;
+`two-row`, a second, smaller reading under the first (a thermo-hygrometer's humidity under its
+temperature): the photo's text is the top row's, which a gauge config picks with `row: 1`.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ def random_reading(rng: np.random.Generator) -> str:
     return ("-" + text) if rng.random() < 0.12 else text
 
 
-FAMILIES = ("plain", "negative-lcd", "coloured-lcd", "unit")
+FAMILIES = ("plain", "negative-lcd", "coloured-lcd", "unit", "two-row")
 _RECOLOURED_LCDS = ("negative-lcd", "coloured-lcd")  # LCD families with their own glass and segment colours
 UNITS = ("V", "mA", "kPa", "M", "%", "Hz")
 _NEGATIVE_GLASS = ((70, 25, 10), (20, 45, 15), (15, 15, 15))  # BGR: dark blue, dark green, black
@@ -196,10 +198,12 @@ def render_strip(
     style: SegmentStyle | None = None,
     extra_cells: int | None = None,
     family: str = "plain",
+    below: str | None = None,
 ) -> tuple[np.ndarray, list[tuple[str, float, float]], SegmentStyle]:
     """A display's glass, BGR uint8, digits filling most of its height; also what each shown
     character spans horizontally (see `draw_strip_ink`). `family` (FAMILIES) picks the glass's
-    look and whether a unit follows the digits."""
+    look and whether a unit follows the digits; `below`, a second, smaller reading under the
+    first, right-aligned with it (a thermo-hygrometer's humidity under its temperature)."""
     style = style or random_style(rng)
     n_chars = len(cells_of(text))
     extra = int(rng.integers(0, 3)) if extra_cells is None else extra_cells
@@ -212,6 +216,8 @@ def render_strip(
     height = int(round(h + 2 * margin_y))
     width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w))
     ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y))
+    if below is not None:
+        ink = _with_row_below(ink, below, style, width - margin_x - lean, margin_y, rng)
     ink = cv2.GaussianBlur(ink, (0, 0), float(rng.uniform(0.3, 1.2)))
     if family in _RECOLOURED_LCDS:
         glass, segment = _lcd_colours(rng, family)
@@ -229,6 +235,22 @@ def render_strip(
     if family == "unit":
         image = _with_unit(image, glass, image.reshape(-1, 3)[int(np.argmax(ink))], rng, h, margin_x)
     return np.clip(image, 0, 255).astype(np.uint8), shown, style
+
+
+def _with_row_below(
+    ink: np.ndarray, text: str, style: SegmentStyle, right: float, margin: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The strip's ink with a second reading in digits 0.45-0.75 as high drawn 0.3-0.6 of a digit's height under it,
+    its last cell ending at `right` (the first row's); the glass widens to the left for a wider second reading."""
+    small = replace(style, digit_height=style.digit_height * float(rng.uniform(0.45, 0.75)))
+    n = len(cells_of(text))
+    span = (n - 1) * small.aspect * small.digit_height * small.pitch + small.aspect * small.digit_height
+    widen = max(0, math.ceil(margin + span - right))
+    ink = np.pad(ink, ((0, 0), (widen, 0)))
+    gap = max(0.0, style.digit_height * float(rng.uniform(0.3, 0.6)) - margin)  # beyond the first row's margin
+    size = (round(gap + small.digit_height + margin), ink.shape[1])
+    row, _ = draw_strip_ink(text, small, n, size, (widen + right - span, gap))
+    return np.concatenate([ink, row])
 
 
 def _lcd_colours(rng: np.random.Generator, family: str) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +296,8 @@ def render_photo(
         led = False
     if led is not None:
         style = replace(style, led=led)
-    strip, _, style = render_strip(text, rng, style, family=family)
+    below = random_reading(rng) if family == "two-row" else None
+    strip, _, style = render_strip(text, rng, style, family=family, below=below)
     sh, sw = strip.shape[:2]
     border = max(4, sh // 12)
     framed = cv2.copyMakeBorder(strip, border, border, border, border, cv2.BORDER_CONSTANT, value=(35, 35, 35))
@@ -310,6 +333,7 @@ def render_photo(
 
 
 TRAINING_FAMILIES = {"plain": 0.55, "negative-lcd": 0.15, "coloured-lcd": 0.15, "unit": 0.15}  # share of strips
+# (not `two-row`: each of its rows is read as a strip of its own)
 
 
 def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bool]:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from vision.ocr.config import DisplayProfile
-from vision.ocr.displays import PAD, STRIP_HEIGHT, find_displays, order_corners, straighten
+from vision.ocr.displays import PAD, STRIP_HEIGHT, find_displays, order_corners, straighten, text_rows
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import Box, Digit, DisplayResult
 from vision.ocr.sevenseg_model import DEFAULT_MODEL, INPUT_HEIGHT, CharReading, load_model, strip_input
@@ -82,19 +82,41 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         windows = [(None, image, np.eye(3))]
     best: _Reading | None = None
     for corners, strip, homography in windows:
-        inputs = [strip_input(strip, dark) for dark in polarities]
-        for dark, chars in zip(polarities, reader.read(inputs), strict=True):
-            reading = _Reading(chars, strip, homography, strip.shape[0], strip.shape[1], corners, dark)
+        rows = {dark: _row_of(strip, dark, profile.row) for dark in polarities}
+        found = [(dark, *rows[dark]) for dark in polarities if rows[dark] is not None]
+        inputs = [strip_input(strip[top:bottom], dark) for dark, top, bottom in found]
+        for (dark, top, bottom), chars in zip(found, reader.read(inputs) if inputs else [], strict=True):
+            shift = np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
+            row = strip[top:bottom]
+            reading = _Reading(chars, row, homography @ shift, row.shape[0], row.shape[1], corners, dark)
             if best is None or reading.score > best.score:
                 best = reading
         if best is not None and best.sureness >= SURE:
             break  # windows come best first: once one reads clearly, the others are distractions
-    return _result(best, profile, start, _doubt(best, image, reader))
+    if best is None and profile.row is not None:
+        return _empty(f"no display with a row {profile.row} of digits found", start, profile)
+    return _result(best, profile, start, _doubt(best, image, reader, profile.row))
 
 
-def _doubt(best: _Reading | None, image: np.ndarray, reader) -> str | None:
-    """Why a reading with digits is not sure, or None: unclear digits, no window, or a window
-    that does not hold the whole readout."""
+def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] | None:
+    """(top, bottom) of the strip's part to read: the whole strip unless the profile names a row (1 = top) of a
+    display with several; None when the strip has fewer. A row keeps a quarter of its height above and below, up
+    to halfway to its neighbours."""
+    if row is None:
+        return 0, strip.shape[0]
+    rows = text_rows(strip, dark)
+    if row > len(rows):
+        return None
+    k = row - 1
+    (top, bottom), pad = rows[k], (rows[k][1] - rows[k][0]) // 4
+    above = (rows[k - 1][1] + top) // 2 if k > 0 else 0
+    below = (bottom + rows[k + 1][0]) // 2 if k + 1 < len(rows) else strip.shape[0]
+    return max(above, top - pad), min(below, bottom + pad)
+
+
+def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None = None) -> str | None:
+    """Why a reading with digits is not sure, or None: unclear digits, no window, or a window that does not hold the
+    whole readout (of the profile's row, when it names one)."""
     if best is None or best.score == 0:
         return None
     if best.sureness < MIN_MEAN_CONFIDENCE:
@@ -105,9 +127,12 @@ def _doubt(best: _Reading | None, image: np.ndarray, reader) -> str | None:
     if best.corners is None:
         return "no display found: the digits were read from the whole frame"
     strip, _ = straighten(image, _wider(best.corners))
+    part = _row_of(strip, best.dark, row)
+    if part is None:
+        return f"the display window widened shows no row {row} of digits"
     counted = [
         sum(c.char.isdigit() and c.confidence >= MIN_CONFIDENCE for c in chars)
-        for chars in (best.chars, reader.read([strip_input(strip, best.dark)])[0])
+        for chars in (best.chars, reader.read([strip_input(strip[part[0] : part[1]], best.dark)])[0])
     ]
     if counted[0] != counted[1]:
         return (
