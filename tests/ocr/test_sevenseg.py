@@ -92,6 +92,17 @@ def test_the_row_a_gauge_config_names_is_read_on_a_display_with_two(seed):
     assert (missing.status, missing.reason) == ("unread", "no display with a row 3 of digits found")
 
 
+@pytest.mark.parametrize("seed", [50015, 50020, 50053, 50058, 50064])
+def test_a_display_with_two_rows_read_as_one_line_is_never_ok(seed):
+    """Without `row`, these five were read as one line as "8" or "9", sure of it and given as ok: the reading in the
+    wrong polarity (the glass between an LCD's segments read as strokes) was the surer."""
+    text = random_reading(np.random.default_rng(10_000 + seed))
+    photo, _ = render_photo(text, seed=seed, family="two-row")
+    result = read_display(encode_jpeg(photo, 90))
+    assert result.text != text and result.status == "uncertain"
+    assert result.reason.startswith("the display shows 2 rows of digits, read as one line")
+
+
 def test_text_rows_find_the_readings_stacked_on_a_glass_and_one_on_most_displays():
     rng = np.random.default_rng(0)
     two, _, _ = render_strip("23.5", rng, random_style(rng, 80.0), below="45")

@@ -95,7 +95,7 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
             break  # windows come best first: once one reads clearly, the others are distractions
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
-    return _result(best, profile, start, _doubt(best, image, reader, profile.row))
+    return _result(best, profile, start, _doubt(best, image, reader, profile.row, polarities))
 
 
 def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] | None:
@@ -114,11 +114,14 @@ def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] |
     return max(above, top - pad), min(below, bottom + pad)
 
 
-def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None = None) -> str | None:
-    """Why a reading with digits is not sure, or None: unclear digits, no window, or a window that does not hold the
-    whole readout (of the profile's row, when it names one)."""
+def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None, polarities: list[bool]) -> str | None:
+    """Why a reading with digits is not sure, or None: rows of digits read as one line, unclear digits, no window,
+    or a window that does not hold the whole readout (of the profile's row, when it names one)."""
     if best is None or best.score == 0:
         return None
+    rows = max(len(text_rows(best.strip, dark)) for dark in polarities) if row is None else 1
+    if rows > 1:  # in any polarity tried: the wrong one's reading of two rows as one line can be the surer
+        return f"the display shows {rows} rows of digits, read as one line (the gauge's `row` picks one)"
     if best.sureness < MIN_MEAN_CONFIDENCE:
         return f"digits unclear (mean confidence {best.sureness:.2f})"
     least = min(c.confidence for c in best.chars if c.char.isdigit())
