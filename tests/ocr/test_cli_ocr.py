@@ -283,12 +283,17 @@ def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path, shared_d
 
 
 def test_ocr_gauge_reads_the_row_asked_for_on_a_display_with_two_and_refuses_row_0(tmp_path):
+    """--row, the shipped thermo-hygrometer config (its top row) and --row 2 over it (the reading under it)."""
     text = random_reading(np.random.default_rng(10_000 + 50004))
     photo, _ = render_photo(text, seed=50004, family="two-row")
     image = tmp_path / "thermo-hygrometer.jpg"
     cv2.imwrite(str(image), photo)
     result = runner.invoke(app, ["ocr", "gauge", str(image), "--kind", "digital", "--row", "1"])
     assert result.exit_code == 0 and f": {float(text):g}  [ok;" in result.stdout, result.output
+    shipped = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "thermo-hygrometer"])
+    assert shipped.exit_code == 0 and f": {float(text):g} °C  [ok;" in shipped.stdout, shipped.output
+    second = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "thermo-hygrometer", "--row", "2"])
+    assert second.exit_code == 0 and f": {float(text):g} °C" not in second.stdout, second.output
     bad = subprocess.run(
         [LINEINSPECT, "ocr", "gauge", str(image), "--kind", "digital", "--row", "0"],
         capture_output=True, text=True, timeout=120,
