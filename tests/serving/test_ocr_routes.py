@@ -11,7 +11,7 @@ from tests.serving.conftest import metric
 from vision.ocr import DialCalibration, load_gauge
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_dial import render_dial
-from vision.ocr.render_display import render_photo
+from vision.ocr.render_display import random_reading, render_photo
 from vision.ocr.render_label import render_label
 
 LABEL = render_label(1)
@@ -53,6 +53,24 @@ def test_a_digital_display_is_read_with_per_digit_confidences(app_service):
     assert [d["char"] for d in result["digits"]] == list("73.40") and result["unit"] == "L"
     assert all(0.5 < d["confidence"] <= 1 for d in result["digits"]) and result["reason"] is None
     assert result["status"] == "ok"
+
+
+def test_a_thermo_hygrometer_s_top_row_is_read_through_its_config_and_both_rows_as_one_line_are_a_counted_guess(
+    app_service,
+):
+    client = app_service["client"]
+    text = random_reading(np.random.default_rng(10_000 + 50004))
+    photo, _ = render_photo(text, seed=50004, family="two-row")
+    answer = client.post("/v1/ocr/gauge", **image_form(encode_jpeg(photo), gauge="thermo-hygrometer")).json()
+    assert (answer["status"], answer["value"], answer["unit"]) == ("ok", float(text), "°C"), answer
+    before = client.get("/metrics").text
+    other, _ = render_photo("1.0", seed=50015, family="two-row")  # read as one line: "8", surely
+    guess = client.post("/v1/ocr/gauge", **image_form(encode_jpeg(other), gauge="panel-meter")).json()
+    assert guess["status"] == "uncertain" and guess["reason"].startswith("the display shows 2 rows of digits"), guess
+    counted = {"kind": "digital", "result": "uncertain"}
+    assert metric(client.get("/metrics").text, "lineinspect_ocr_results_total", **counted) == (
+        metric(before, "lineinspect_ocr_results_total", **counted) + 1
+    )
 
 
 def test_an_analog_dial_is_read_through_the_gauge_s_calibration(app_service):
