@@ -101,7 +101,7 @@ class DisplayProfile(_Strict):
     # corners [[x, y], ...] (any order; a slanted or skewed view); None: the reader looks for the display
     region: list[tuple[float, float]] | None = None
     # a display with readings stacked in rows (a thermo-hygrometer's temperature over its humidity): the one to read,
-    # 1 = the top row; None: a display of one row, or the tallest row read as a guess (uncertain)
+    # 1 = the top row; None: the window is read as one line (uncertain when it shows several rows)
     row: int | None = Field(None, ge=1, le=6)
     # the digit model: an ONNX file from `lineinspect ocr train-digits` (e.g. fine-tuned on this display's own
     # crops), relative to the gauge config's folder; None: the shipped model

@@ -22,7 +22,7 @@ PAD = 0.15  # strip height kept beyond the window's ends: a rim reads as nothing
 MIN_ASPECT = 1.0
 
 
-ROW_GAP = 0.35  # two bands of ink closer than this share of the lower one's height are one row of digits
+ROW_GAP = 0.35  # two bands of ink closer than this share of the smaller one's height are one row of digits
 MIN_ROW = 0.15  # of the window's height: a band of ink less tall is a speck, not a row of digits
 ROW_SHARE = 0.35  # a band of ink less tall than this share of the tallest is a symbol or a caption, not a reading
 
