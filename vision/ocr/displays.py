@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vision.ocr.sevenseg_model import segment_ink
+
 WORK_WIDTH = 480  # the search runs on a copy this wide: a display is never a small detail
 STRIP_HEIGHT = 128
 PAD = 0.15  # strip height kept beyond the window's ends: a rim reads as nothing, a cut digit as a wrong one
@@ -202,14 +204,12 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
 def text_rows(strip: np.ndarray, dark: bool) -> list[tuple[int, int]]:
     """The bands of a straightened window that hold segments, top to bottom, as (top, bottom) rows of the strip: one
     on most displays, two or more where readings are stacked (a thermo-hygrometer's humidity under its
-    temperature). Strokes are kept as the reader keeps them (a black-hat or top-hat a third of the window high),
+    temperature). Strokes are kept as the reader keeps them (`segment_ink`),
     less what touches the strip's edge (the glass's rim or bezel); a band less than ROW_SHARE as tall as the
     tallest, or than MIN_ROW of the window, is left out."""
     gray = strip if strip.ndim == 2 else cv2.cvtColor(strip, cv2.COLOR_BGR2GRAY)
     h = gray.shape[0]
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (h // 3 | 1, h // 3 | 1))
-    op = cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT
-    ink = cv2.morphologyEx(gray, op, kernel, borderType=cv2.BORDER_REPLICATE)
+    ink = segment_ink(gray, dark)
     level, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     _, labels, stats, _ = cv2.connectedComponentsWithStats((ink > max(level, 12)).astype(np.uint8), connectivity=8)
     x, y, w, hh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]

@@ -41,13 +41,20 @@ def strip_input(strip: np.ndarray, dark_segments: bool) -> np.ndarray:
     h, w = gray.shape
     width = max(8, min(round(w * WORK_HEIGHT / h), MAX_WIDTH * WORK_HEIGHT // INPUT_HEIGHT))
     gray = cv2.resize(gray, (width, WORK_HEIGHT), interpolation=cv2.INTER_AREA if h > WORK_HEIGHT else cv2.INTER_LINEAR)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (WORK_HEIGHT // 3 | 1, WORK_HEIGHT // 3 | 1))
-    op = cv2.MORPH_BLACKHAT if dark_segments else cv2.MORPH_TOPHAT
-    ink = cv2.morphologyEx(gray, op, kernel, borderType=cv2.BORDER_REPLICATE).astype(np.float32)
+    ink = segment_ink(gray, dark_segments).astype(np.float32)
     ink = np.clip(ink / max(float(np.percentile(ink, 99.5)), 12.0), 0, 1)
     out_w = max(DOWNSAMPLE * 2, round(width * INPUT_HEIGHT / WORK_HEIGHT))
     x = cv2.resize(ink, (out_w, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
     return np.pad(x, ((0, 0), (0, -out_w % DOWNSAMPLE)))[None]  # the model takes whole frames
+
+
+def segment_ink(gray: np.ndarray, dark_segments: bool) -> np.ndarray:
+    """A strip's strokes, bright on black: a black-hat (dark segments) or top-hat (bright ones) a third of the strip
+    high, which keeps strokes and drops the glass's shading."""
+    size = gray.shape[0] // 3 | 1
+    op = cv2.MORPH_BLACKHAT if dark_segments else cv2.MORPH_TOPHAT
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    return cv2.morphologyEx(gray, op, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
 @dataclass(frozen=True)
