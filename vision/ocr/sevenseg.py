@@ -82,8 +82,7 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         windows = [(None, image, np.eye(3))]
     best: _Reading | None = None
     for corners, strip, homography in windows:
-        rows = {dark: _row_of(strip, dark, profile.row) for dark in polarities}
-        found = [(dark, *rows[dark]) for dark in polarities if rows[dark] is not None]
+        found = [(dark, *part) for dark in polarities if (part := _row_of(strip, dark, profile.row)) is not None]
         inputs = [strip_input(strip[top:bottom], dark) for dark, top, bottom in found]
         for (dark, top, bottom), chars in zip(found, reader.read(inputs) if inputs else [], strict=True):
             shift = np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
@@ -119,9 +118,10 @@ def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None, po
     or a window that does not hold the whole readout (of the profile's row, when it names one)."""
     if best is None or best.score == 0:
         return None
-    rows = max(len(text_rows(best.strip, dark)) for dark in polarities) if row is None else 1
-    if rows > 1:  # in any polarity tried: the wrong one's reading of two rows as one line can be the surer
-        return f"the display shows {rows} rows of digits, read as one line (the gauge's `row` picks one)"
+    if row is None:  # rows in any polarity tried: the wrong one's reading of two rows as one line can be the surer
+        rows = max(len(text_rows(best.strip, dark)) for dark in polarities)
+        if rows > 1:
+            return f"the display shows {rows} rows of digits, read as one line (the gauge's `row` picks one)"
     if best.sureness < MIN_MEAN_CONFIDENCE:
         return f"digits unclear (mean confidence {best.sureness:.2f})"
     least = min(c.confidence for c in best.chars if c.char.isdigit())
