@@ -109,7 +109,7 @@ def test_text_rows_find_the_readings_stacked_on_a_glass_and_one_on_most_displays
     assert len(text_rows(two, dark=True)) == 2
     for seed in range(40):  # "7", "0" or "1" leave a gap between their segments, not between rows
         rng = np.random.default_rng(seed)
-        one, _, style = render_strip(random_reading(rng), rng, replace(random_style(rng, 80.0), led=False))
+        one, _, _ = render_strip(random_reading(rng), rng, replace(random_style(rng, 80.0), led=False))
         assert len(text_rows(one, dark=True)) == 1, seed
 
 
