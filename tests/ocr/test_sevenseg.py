@@ -348,16 +348,35 @@ def test_the_real_digit_crops_split_once_into_disjoint_train_and_holdout_parts(s
 
 
 def test_training_with_real_crops_writes_a_model_that_names_its_real_data(shared_data, tmp_path):
-    from vision.training.sevenseg import make_real_examples, train_digits
+    from vision.training.sevenseg import REAL_SHARE, make_real_examples, train_digits
 
     root = shared_data / "sevenseg-digits"
     examples = make_real_examples(root, 1600, seed=1)
     assert all(x.shape[0] == 40 and x.shape[1] % 4 == 0 and 0 <= x.min() and x.max() <= 1 + 1e-6 for x, _ in examples)
-    assert "" in {t for _, t in examples} and any(len(t) >= 2 for _, t in examples)  # empty positions and lines
+    texts = [t for _, t in examples]
+    few = {t for _, t in make_real_examples(root, 40, seed=1) if len(t) < 2}
+    assert len(few) >= 8  # fewer examples than crops: single crops drawn from every class, not the first ones
+    assert "" in texts and any(len(t) >= 2 for t in texts)  # empty positions and lines
+    pointed = [t for t in texts if "." in t]  # a point after a digit, never last, never two
+    assert pointed and all(t.count(".") == 1 and t[0] != "." and not t.endswith(".") for t in pointed)
     result = train_digits(tmp_path / "real.onnx", samples=96, epochs=1, seed=0, min_samples=32, real=root)
     model = SevenSegModel(result.out)
     assert model.meta["training"]["data"] == "rendered strips + real crops (odd-indexed files of sevenseg-digits)"
-    assert model.meta["training"]["real_examples"] == 32
+    assert model.meta["training"]["real_examples"] == round(96 * REAL_SHARE / (1 - REAL_SHARE))
+
+
+def test_a_point_drawn_after_a_real_crop_is_ink_on_the_glass_of_a_gap_beside_it(shared_data):
+    from vision.ocr.digit_crops import real_crops
+    from vision.training.sevenseg import _with_point
+
+    path, _ = real_crops(shared_data / "sevenseg-digits", "train")[0]
+    crop = cv2.imread(str(path))
+    pointed = _with_point(crop, np.random.default_rng(0))
+    h, w = crop.shape[:2]
+    gap = cv2.cvtColor(pointed[:, w:], cv2.COLOR_BGR2GRAY).astype(int)
+    assert np.array_equal(pointed[:, :w], crop) and 0.14 * h <= gap.shape[1] <= 0.22 * h + 1
+    glass, dot = np.median(gap[: h // 2]), gap[round(0.7 * h) :].min()
+    assert glass - dot > 30 and gap[: h // 2].std() < 1  # dark ink low in the gap, plain glass above it
 
 
 def test_an_exported_model_loads_back_for_training_on_and_gives_the_same_logits():

@@ -3,8 +3,9 @@
 Training only (imports torch); reading needs only the ONNX file it writes. Every rendered example
 is drawn from the seed. With `real` (the sevenseg-digits folder) the training set also holds real
 photographed digits: the train part of its fixed split (`digit_crops.real_crops`), each crop as its
-own strip and lines of 2-6 crops side by side, lightly augmented. The committed model is
-`--samples 60000 --epochs 10 --seed 0`, trained on a GPU (its metadata says so). A CPU run repeats
+own strip and lines of 2-6 crops side by side (half of them with a decimal point drawn after a
+digit), lightly augmented. The committed model is `--samples 60000 --epochs 10 --seed 0`, rendered
+strips only, trained on a CPU (its metadata says so). A CPU run repeats
 bit for bit on the same CPU and torch build; CUDA's CTC loss is not deterministic, so a GPU run only
 comes close.
 """
@@ -34,6 +35,7 @@ from vision.progress import progress_bar
 OPSET = 18
 PARITY_TOLERANCE = 1e-3
 REAL_SHARE = 0.25  # of all training examples, with `real`: real crops alone and in lines
+POINT_SHARE = 0.5  # of real lines of several crops: a decimal point drawn after one digit
 
 
 class LineReader(nn.Module):
@@ -95,20 +97,41 @@ def _augment_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def _with_point(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A crop with a decimal point after it: a gap of its glass with a dot of its darkest ink on the baseline
+    (the crops hold none, and a model trained with them missed the points of real displays)."""
+    h = image.shape[0]
+    glass = np.median(np.concatenate([image[:, -3:], image[:, :3]]).reshape(-1, 3), axis=0)
+    ink = np.percentile(image.reshape(-1, 3), 3, axis=0)
+    gap = np.empty((h, round(h * rng.uniform(0.14, 0.22)), 3), np.uint8)
+    gap[:] = glass.astype(np.uint8)
+    centre = (gap.shape[1] // 2, round(h * rng.uniform(0.8, 0.88)))
+    cv2.circle(gap, centre, max(2, round(h * rng.uniform(0.045, 0.065))), ink.tolist(), -1, cv2.LINE_AA)
+    return np.hstack([image, gap])
+
+
 def _real_example(crops: list[tuple[np.ndarray, str]], rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """Crops side by side (one or more), padded like a display window, slightly blurred, as model input."""
-    line = np.hstack([_augment_crop(image, rng) for image, _ in crops])
+    """Crops side by side (one or more; a line of several has a decimal point after one of its digits half
+    of the time), padded like a display window, slightly blurred, as model input."""
+    pieces, text = [_augment_crop(image, rng) for image, _ in crops], [label for _, label in crops]
+    digits = [i for i, label in enumerate(text[:-1]) if label]
+    if digits and rng.random() < POINT_SHARE:
+        at = int(rng.choice(digits))
+        pieces[at], text[at] = _with_point(pieces[at], rng), text[at] + "."
+    line = np.hstack(pieces)
     if rng.random() < 0.5:
         line = cv2.GaussianBlur(line, (0, 0), float(rng.uniform(0.3, 1.5)))
-    return strip_input(padded_strip(line), dark_segments=True)[0], "".join(label for _, label in crops)
+    return strip_input(padded_strip(line), dark_segments=True)[0], "".join(text)
 
 
 def make_real_examples(root: Path, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
-    """`n` examples from the train part of the real crops: each crop once on its own, the rest
-    lines of 2-6 random crops (an empty position adds no character)."""
+    """`n` examples from the train part of the real crops: each crop once on its own (n of them
+    drawn at random when n is fewer), the rest lines of 2-6 random crops (an empty position adds
+    no character)."""
     crops = [(cv2.imread(str(path)), label) for path, label in real_crops(root, "train")]
     rng = np.random.default_rng(seed)
-    examples = [_real_example([crop], rng) for crop in crops[:n]]
+    alone = crops if n >= len(crops) else [crops[i] for i in sorted(rng.choice(len(crops), n, replace=False))]
+    examples = [_real_example([crop], rng) for crop in alone]
     while len(examples) < n:
         picked = rng.integers(0, len(crops), int(rng.integers(2, 7)))
         examples.append(_real_example([crops[i] for i in picked], rng))
