@@ -37,6 +37,7 @@ MIN_MEAN_CONFIDENCE = 0.7  # a reading less sure than this is only a guess
 SURE = 0.9  # every digit of an ok reading is this sure; a window whose digits are ends the search
 WIDER = 1.0  # the whole-readout check reads the window this many strip heights wider on each side
 NARROWER = 0.7  # the shape check reads the window squeezed to this share of its width (0.85 and 0.5: README)
+MAX_STEP = 1.6  # digits read further apart than this many digit cells have one between them read as nothing
 MAX_SIDE = 1600  # displays are large in the frame; bigger photos are decoded reduced
 
 
@@ -127,6 +128,9 @@ def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None, po
     least = min(c.confidence for c in best.chars if c.char.isdigit())
     if least < SURE:
         return f"a digit is unclear (confidence {least:.2f})"
+    gap = _widest_step([c for c in best.chars if c.confidence >= MIN_CONFIDENCE])
+    if gap is not None and gap > MAX_STEP:
+        return f"a digit between two read was read as nothing (they are {gap:.1f} digit cells apart)"
     if best.corners is None:
         return "no display found: the digits were read from the whole frame"
     strip, _ = straighten(image, _wider(best.corners))
@@ -232,6 +236,13 @@ def _unread_cells(chars: list[CharReading], reading: _Reading) -> int:
     last = next(c for c in reversed(chars) if c.char.isdigit())
     glass_end = (reading.strip_width - PAD * STRIP_HEIGHT) * INPUT_HEIGHT / reading.strip_height
     return max(0, int((glass_end - (last.x0 + last.x1) / 2) / pitch - 0.2))
+
+
+def _widest_step(chars: list[CharReading]) -> float | None:
+    """The widest step between neighbouring digits read, in digit cells (None under three digits)."""
+    pitch = _pitch(chars)
+    centres = [(c.x0 + c.x1) / 2 for c in chars if c.char.isdigit()]
+    return None if pitch is None else float(np.diff(centres).max()) / pitch
 
 
 def _pitch(chars: list[CharReading]) -> float | None:
