@@ -241,15 +241,18 @@ def _unread_cells(chars: list[CharReading], reading: _Reading) -> int:
 def _widest_step(chars: list[CharReading]) -> float | None:
     """The widest step between neighbouring digits read, in digit cells (None under three digits)."""
     pitch = _pitch(chars)
-    centres = [(c.x0 + c.x1) / 2 for c in chars if c.char.isdigit()]
-    return None if pitch is None else float(np.diff(centres).max()) / pitch
+    return None if pitch is None else float(_steps(chars).max()) / pitch
 
 
 def _pitch(chars: list[CharReading]) -> float | None:
-    """The digit cell's width: the median step between digits read (a point takes no cell)."""
-    centres = [(c.x0 + c.x1) / 2 for c in chars if c.char.isdigit()]
-    steps = np.diff(centres)
+    """The digit cell's width: the median step between digits read."""
+    steps = _steps(chars)
     return float(np.median(steps)) if len(steps) >= 2 and np.median(steps) > 0 else None
+
+
+def _steps(chars: list[CharReading]) -> np.ndarray:
+    """Distances between neighbouring digits' centres (a point takes no cell)."""
+    return np.diff([(c.x0 + c.x1) / 2 for c in chars if c.char.isdigit()])
 
 
 def _box(char: CharReading, reading: _Reading) -> Box:
