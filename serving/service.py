@@ -29,7 +29,7 @@ from serving.settings import ServeSettings
 from vision.ocr import LabelTemplate
 
 log = logging.getLogger("lineinspect.service")
-FLUSH_SECONDS = 2.0  # how long a read waits for records still being written
+FLUSH_SECONDS = 2.0  # how long a read waits for records still being written, beyond a batch's gathering delay
 
 
 @dataclass(frozen=True)

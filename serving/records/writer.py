@@ -85,11 +85,12 @@ class RecordWriter:
             self._spool([record], "record queue full")
             self._mark_handled(1)
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until every record submitted so far is stored or spooled (read-your-writes for the API)."""
+    def flush(self, margin: float) -> bool:
+        """Wait until every record submitted so far is stored or spooled (read-your-writes for the API): at most the
+        time a batch gathers (`max_delay_ms`) and `margin` seconds more for the insert."""
         target = self._submitted
         with self._done:
-            return self._done.wait_for(lambda: self._handled >= target, timeout)
+            return self._done.wait_for(lambda: self._handled >= target, self.settings.max_delay_ms / 1000 + margin)
 
     def close(self) -> None:
         self._queue.put(_STOP)

@@ -110,6 +110,17 @@ def test_records_are_stored_in_batches_in_the_order_submitted(writers):
     assert segments(writers.data / "journal") == []  # every record stored: the journal is dropped
 
 
+def test_a_read_waits_for_a_batch_still_gathering(writers):
+    """A flush waits for the batch's gathering delay on top of its margin: a client reading its own record right after
+    it was answered finds it, however long the service lets records gather."""
+    writer = writers.writer(batch_size=10, max_delay_ms=1500)
+    writer.start()
+    sent = records(0, 1)
+    writer.submit(sent[0])
+    assert writer.flush(0.5)  # 0.5 s alone ends before the 1.5 s gathering does
+    assert writers.db.get_inspection(sent[0].id) == sent[0]
+
+
 def test_a_record_already_stored_is_skipped_and_not_counted_again(writers):
     """A journal replayed after another instance stored its records, or a request retried with its idempotency key."""
     writer = writers.writer(batch_size=10)
