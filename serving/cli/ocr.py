@@ -225,8 +225,12 @@ def train_digits(
         Path | None,
         typer.Option(
             help="The sevenseg-digits folder: also train on its real crops (odd-indexed files of each class "
-            "folder; the even ones stay held out for `bench ocr`), alone and in lines, a quarter of the examples."
+            "folder; the even ones stay held out for `bench ocr`), alone and in lines."
         ),
+    ] = None,
+    real_share: Annotated[
+        float | None,
+        typer.Option(min=0.01, max=0.99, help="With --real: the share of all examples that are real (default 0.25)."),
     ] = None,
     init: Annotated[
         Path | None,
@@ -241,4 +245,5 @@ def train_digits(
 
     if threads:
         torch.set_num_threads(threads)
-    run(out, samples=samples, epochs=epochs, seed=seed, console=console, real=real, init=init, lr=lr)
+    share = {} if real_share is None else {"real_share": real_share}
+    run(out, samples=samples, epochs=epochs, seed=seed, console=console, real=real, init=init, lr=lr, **share)

@@ -122,10 +122,10 @@ def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> 
     may train the model (`train-digits --real`), even positions are held out and measured here.
     """
     from vision.ocr.digit_crops import SPLIT_RULE, padded_strip, real_crops
-    from vision.ocr.sevenseg import MIN_CONFIDENCE, SURE, reads_the_same_narrowed
-    from vision.ocr.sevenseg_model import DEFAULT_MODEL, load_model, strip_input
+    from vision.ocr.sevenseg import MIN_CONFIDENCE, SURE, shape_doubt
+    from vision.ocr.sevenseg_model import DEFAULT_MODEL, load_model, second_opinion, strip_input
 
-    reader = load_model(model or DEFAULT_MODEL)
+    reader, second = load_model(model or DEFAULT_MODEL), second_opinion(model or DEFAULT_MODEL)
     crops = real_crops(root / "sevenseg-digits", "holdout")
     tick("digit crops", len(crops))
     per: dict[str, list[bool]] = {}
@@ -134,7 +134,7 @@ def bench_digit_crops(root: Path, tick: Progress, model: Path | None = None) -> 
         start = time.perf_counter()
         strip = padded_strip(cv2.imread(str(path)))
         chars = [c for c in reader.read([strip_input(strip, True)])[0] if c.confidence >= MIN_CONFIDENCE]
-        sure = all(c.confidence >= SURE for c in chars) and reads_the_same_narrowed(reader, strip, True, chars)
+        sure = all(c.confidence >= SURE for c in chars) and shape_doubt(reader, second, strip, True, chars) is None
         seconds.append(time.perf_counter() - start)
         right = "".join(c.char for c in chars) == truth
         per.setdefault(truth or "empty", []).append(right)

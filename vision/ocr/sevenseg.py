@@ -2,18 +2,18 @@
 
 Stock Tesseract has no model of segment shapes and reads at most one rendered readout in
 five right; the line reader here (`sevenseg_model`) is trained on the project's own
-rendered displays. Polarity (dark LCD segments or bright LED ones) comes from the gauge
-profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
+rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
+from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it.
 
-A reading is `ok` only when a display window was found, every digit is sure, the window
-holds the whole readout (read again one digit height wider on both sides, the window must show no more
-and no fewer digits: a window found on part of the glass reads "3" of "3328" with full
-confidence), and the window squeezed to 0.7 of its width reads the same: segment shapes the model
-knows survive that, a shape it never learned and reads with false confidence often does not (README
-gives the figures). Anything less is `uncertain`, with the reading as the best guess. The rules were
-set on rendered displays, the odd-numbered gas-pump photos and the real LCD crops' training half;
-`bench ocr` measures the share of ok readings and their accuracy on every set.
+A reading is `ok` only when a display window was found, every digit is sure, no digit between two was read as
+nothing, the window holds the whole readout (read again one digit height wider on both sides, the window must show
+the same digits: a window found on part of the glass reads "3" of "3328" with full confidence), the window squeezed
+to 0.7 of its width reads the same (segment shapes the model knows survive that, a shape it never learned and reads
+with false confidence often does not), and, for the shipped reader, a second model trained on rendered displays
+alone reads the same digits (README gives the figures). Anything less is `uncertain`, with the reading as the best
+guess. The rules were set on rendered displays, the odd-numbered gas-pump photos and the real LCD crops' training
+half; `bench ocr` measures the share of ok readings and their accuracy on every set.
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ from vision.ocr.config import DisplayProfile
 from vision.ocr.displays import PAD, STRIP_HEIGHT, find_displays, order_corners, straighten, text_rows
 from vision.ocr.image import decode_bgr
 from vision.ocr.results import Box, Digit, DisplayResult
-from vision.ocr.sevenseg_model import DEFAULT_MODEL, INPUT_HEIGHT, CharReading, load_model, strip_input
+from vision.ocr.sevenseg_model import (
+    DEFAULT_MODEL,
+    INPUT_HEIGHT,
+    CharReading,
+    load_model,
+    second_opinion,
+    strip_input,
+)
 from vision.preprocess import ImageDecodeError, probe
 
 MIN_CONFIDENCE = 0.5  # below this a character is more likely glare than a digit
@@ -72,7 +79,7 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         image = decode_bgr(data, max_side=MAX_SIDE)
     except ImageDecodeError as exc:
         return _empty(f"unreadable image: {exc}", start, profile)
-    reader = load_model(profile.model or model)
+    reader, second = load_model(profile.model or model), second_opinion(profile.model or model)
     polarities = {"dark": [True], "bright": [False], "auto": [True, False]}[profile.polarity]
     if profile.region is not None:  # a fixed camera: the gauge config says where the glass is
         corners = np.float32(profile.region) * (max(image.shape[:2]) / max(probe(data)[1:]))
@@ -95,7 +102,7 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
             break  # windows come best first: once one reads clearly, the others are distractions
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
-    return _result(best, profile, start, _doubt(best, image, reader, profile.row, polarities))
+    return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities))
 
 
 def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] | None:
@@ -114,9 +121,11 @@ def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] |
     return max(above, top - pad), min(below, bottom + pad)
 
 
-def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None, polarities: list[bool]) -> str | None:
+def _doubt(best: _Reading | None, image: np.ndarray, readers, row: int | None, polarities: list[bool]) -> str | None:
     """Why a reading with digits is not sure, or None: rows of digits read as one line, unclear digits, no window,
-    or a window that does not hold the whole readout (of the profile's row, when it names one)."""
+    or a window that does not hold the whole readout (of the profile's row, when it names one). `readers`: the model
+    and its second opinion (or None)."""
+    reader, second = readers
     if best is None or best.score == 0:
         return None
     if row is None:  # rows in any polarity tried: the wrong one's reading of two rows as one line can be the surer
@@ -137,28 +146,33 @@ def _doubt(best: _Reading | None, image: np.ndarray, reader, row: int | None, po
     part = _row_of(strip, best.dark, row)
     if part is None:
         return f"the display window widened shows no row {row} of digits"
-    counted = [
-        sum(c.char.isdigit() and c.confidence >= MIN_CONFIDENCE for c in chars)
-        for chars in (best.chars, reader.read([strip_input(strip[part[0] : part[1]], best.dark)])[0])
+    read = [
+        _digits(chars) for chars in (best.chars, reader.read([strip_input(strip[part[0] : part[1]], best.dark)])[0])
     ]
-    if counted[0] != counted[1]:
-        return (
-            f"the display window may not hold the whole readout: {counted[0]} digits in it, {counted[1]} when widened"
-        )
-    if not reads_the_same_narrowed(reader, best.strip, best.dark, best.chars):
-        return "the digits read differently with the window narrowed: segment shapes the model is unsure of"
-    return None
+    if read[0] != read[1]:
+        return f"the display window may not hold the whole readout: it reads {read[0]}, {read[1] or 'nothing'} widened"
+    return shape_doubt(reader, second, best.strip, best.dark, best.chars)
 
 
-def reads_the_same_narrowed(reader, strip: np.ndarray, dark: bool, chars: list[CharReading]) -> bool:
-    """Whether the strip squeezed to NARROWER of its width reads the same characters."""
+def shape_doubt(reader, second, strip: np.ndarray, dark: bool, chars: list[CharReading]) -> str | None:
+    """Why the digits' shapes are in doubt, or None: the strip squeezed to NARROWER of its width reads other
+    characters, or the second opinion (`sevenseg_model.second_opinion`, or None) reads other digits."""
     h, w = strip.shape[:2]
     narrowed = strip_input(cv2.resize(strip, (max(1, round(w * NARROWER)), h)), dark)
-    return _text(reader.read([narrowed])[0]) == _text(chars)
+    if _text(reader.read([narrowed])[0]) != _text(chars):
+        return "the digits read differently with the window narrowed: segment shapes the model is unsure of"
+    other = None if second is None else _digits(second.read([strip_input(strip, dark)])[0])
+    if other is not None and other != _digits(chars):
+        return f"a second digit model, trained on rendered displays alone, reads {other or 'nothing'}"
+    return None
 
 
 def _text(chars: list[CharReading]) -> str:
     return "".join(c.char for c in chars if c.confidence >= MIN_CONFIDENCE)
+
+
+def _digits(chars: list[CharReading]) -> str:
+    return "".join(c.char for c in chars if c.char.isdigit() and c.confidence >= MIN_CONFIDENCE)
 
 
 def _wider(corners: np.ndarray) -> np.ndarray:

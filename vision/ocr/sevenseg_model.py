@@ -27,6 +27,7 @@ DOWNSAMPLE = 4  # input columns per output frame
 WORK_HEIGHT = 96  # strips are normalised at this height before shrinking to INPUT_HEIGHT
 MAX_WIDTH = 640
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "sevenseg.onnx"
+SECOND_OPINION = DEFAULT_MODEL.with_name("sevenseg-rendered.onnx")  # trained on rendered displays alone
 
 
 def strip_input(strip: np.ndarray, dark_segments: bool) -> np.ndarray:
@@ -127,3 +128,9 @@ class SevenSegModel:
 @lru_cache(maxsize=4)
 def load_model(path: Path = DEFAULT_MODEL) -> SevenSegModel:
     return SevenSegModel(path)
+
+
+def second_opinion(path: Path) -> SevenSegModel | None:
+    """The model whose digits a reading by `path`'s must match to be ok: the rendered-only model checks the shipped
+    reader; a display's own model (fine-tuned on that display and measured there) reads alone."""
+    return load_model(SECOND_OPINION) if Path(path).resolve() == DEFAULT_MODEL else None

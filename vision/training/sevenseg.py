@@ -34,7 +34,7 @@ from vision.progress import progress_bar
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-3
-REAL_SHARE = 0.25  # of all training examples, with `real`: real crops alone and in lines
+REAL_SHARE = 0.25  # of all training examples, with `real` (unless asked otherwise): real crops alone and in lines
 POINT_SHARE = 0.5  # of real lines of several crops: a decimal point drawn after one digit
 
 
@@ -199,16 +199,19 @@ def train_digits(
     min_samples: int = 1000,
     init: Path | None = None,
     lr: float = 3e-3,
+    real_share: float = REAL_SHARE,
 ) -> TrainResult:
     """Render `samples` strips, train the line reader (on a GPU when there is one), export it
     with its metadata. Only a CPU run rebuilds the committed model bit for bit.
 
-    `real` (the sevenseg-digits folder) adds real examples from its train part, REAL_SHARE of the
+    `real` (the sevenseg-digits folder) adds real examples from its train part, `real_share` of the
     whole set; without it the run is the rendered-only one, unchanged. `init` (an exported model)
     trains on from its weights, batch norms frozen, instead of from scratch."""
     console = console or Console(stderr=True)
     if samples < min_samples or epochs < 1:
         raise LineInspectError(f"train-digits needs at least {min_samples} samples and 1 epoch")
+    if not 0 < real_share < 1:
+        raise LineInspectError(f"the real share must be between 0 and 1 (exclusive), not {real_share}")
     start = time.perf_counter()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -221,7 +224,7 @@ def train_digits(
             bar.update(task, completed=len(examples))
     real_count = 0
     if real is not None:
-        real_count = round(samples * REAL_SHARE / (1 - REAL_SHARE))
+        real_count = round(samples * real_share / (1 - real_share))
         examples += make_real_examples(real, real_count, int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
         console.print(f"{real_count} real examples from the train part of {real}")
     val = make_examples(max(min(500, min_samples), samples // 40), int(rng_seed[1]))
@@ -277,7 +280,7 @@ def train_digits(
             "data": "rendered strips only"
             if real is None
             else f"rendered strips + real crops (odd-indexed files of {Path(real).resolve().name})",
-            **({"real_examples": real_count} if real is not None else {}),
+            **({"real_examples": real_count, "real_share": real_share} if real is not None else {}),
             **({"init": f"{Path(init).name} ({_model_meta(init).get('training')})", "lr": lr} if init else {}),
         },
         "val_rendered": {"exact": exact, "char_error_rate": cer, "strips": len(val)},
