@@ -68,8 +68,10 @@ def find_displays(image: np.ndarray, limit: int = 3) -> list[DisplayCandidate]:
         dark = (gray < level).astype(np.uint8)
         closed = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, square)
         blobs = cv2.morphologyEx(closed, cv2.MORPH_OPEN, square)  # solid dark windows
-        for contour in cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]:
-            candidate = _judge(contour, dark, blobs, gray, k)
+        outer = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+        filled = cv2.drawContours(np.zeros_like(blobs), outer, -1, 1, cv2.FILLED)
+        for contour in outer:
+            candidate = _judge(contour, dark, filled, gray, k)
             if candidate is not None:
                 found.append(DisplayCandidate(candidate[0] / scale, candidate[1]))
         contours, hierarchy = cv2.findContours(closed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -80,7 +82,9 @@ def find_displays(image: np.ndarray, limit: int = 3) -> list[DisplayCandidate]:
     return _distinct(sorted(found, key=lambda c: -c.score), limit)
 
 
-def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.ndarray, k: int):
+def _judge(contour: np.ndarray, dark: np.ndarray, filled: np.ndarray, gray: np.ndarray, k: int):
+    """A dark blob as a display window (corners, score), or None. `filled`: the blobs with their holes filled, so that
+    big bright digits on dark glass (holes in its blob) do not cut the window down to a band above or below them."""
     area = cv2.contourArea(contour)
     if not 0.01 * dark.size <= area <= 0.85 * dark.size:
         return None
@@ -94,7 +98,7 @@ def _judge(contour: np.ndarray, dark: np.ndarray, blobs: np.ndarray, gray: np.nd
     m[0, 2] += rw / 2 - cx
     m[1, 2] += rh / 2 - cy
     size = (max(1, int(rw)), max(1, int(rh)))
-    solid = cv2.warpAffine(blobs, m, size, flags=cv2.INTER_NEAREST) > 0
+    solid = cv2.warpAffine(filled, m, size, flags=cv2.INTER_NEAREST) > 0
     c0, c1 = 0, solid.shape[1]
     r0 = r1 = 0
     for _ in range(2):
