@@ -75,6 +75,22 @@ def test_a_negative_lcd_whose_big_bright_digits_cut_its_glass_is_found_whole(see
     assert (result.text, result.status) == (text, "ok")
 
 
+@pytest.mark.parametrize("seed", [50174, 50179, 50193])
+def test_a_window_found_on_part_of_the_glass_grows_to_the_whole_readout(seed, monkeypatch):
+    """Coloured digits on light glass: the window found was the glass's empty left part and the first digit or two
+    ("7" of "7.31"), uncertain since the widened window reads more. Widened while that reads more sure digits, it
+    holds the whole readout; not grown, these stay a part."""
+    import vision.ocr.sevenseg as sevenseg
+
+    text = random_reading(np.random.default_rng(10_000 + seed))
+    photo, _ = render_photo(text, seed=seed, family="coloured-lcd")
+    grown = read_display(encode_jpeg(photo, 90))
+    assert (grown.text, grown.status) == (text, "ok")
+    monkeypatch.setattr(sevenseg, "GROWTH", 0)
+    part = read_display(encode_jpeg(photo, 90))
+    assert part.status == "uncertain" and part.reason.startswith("the display window may not hold the whole readout")
+
+
 @pytest.mark.parametrize("seed", [50002, 50003, 50006])
 def test_a_unit_after_the_digits_is_left_out_of_the_reading(seed):
     """The model learned units on the glass (V, %, ...) from its training strips: "62 V" reads 62, not 627 (the

@@ -43,6 +43,7 @@ MIN_CONFIDENCE = 0.5  # below this a character is more likely glare than a digit
 MIN_MEAN_CONFIDENCE = 0.7  # a reading less sure than this is only a guess
 SURE = 0.9  # every digit of an ok reading is this sure; a window whose digits are ends the search
 WIDER = 1.0  # the whole-readout check reads the window this many strip heights wider on each side
+GROWTH = 3  # a window found on part of the glass is widened at most this many times to find the rest
 NARROWER = 0.7  # the shape check reads the window squeezed to this share of its width (0.85 and 0.5: README)
 MAX_STEP = 1.6  # digits read further apart than this many digit cells have one between them read as nothing
 MAX_SIDE = 1600  # displays are large in the frame; bigger photos are decoded reduced
@@ -90,19 +91,46 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         windows = [(None, image, np.eye(3))]
     best: _Reading | None = None
     for corners, strip, homography in windows:
-        found = [(dark, *part) for dark in polarities if (part := _row_of(strip, dark, profile.row)) is not None]
-        inputs = [strip_input(strip[top:bottom], dark) for dark, top, bottom in found]
-        for (dark, top, bottom), chars in zip(found, reader.read(inputs) if inputs else [], strict=True):
-            shift = np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
-            row = strip[top:bottom]
-            reading = _Reading(chars, row, homography @ shift, row.shape[0], row.shape[1], corners, dark)
+        for reading in _readings(reader, corners, strip, homography, polarities, profile.row):
             if best is None or reading.score > best.score:
                 best = reading
         if best is not None and best.sureness >= SURE:
             break  # windows come best first: once one reads clearly, the others are distractions
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
+    if best is not None and best.corners is not None and profile.region is None and profile.row is None:
+        best = _grown(best, image, reader)
     return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities))
+
+
+def _readings(reader, corners, strip, homography, polarities: list[bool], row: int | None) -> list[_Reading]:
+    """A window's readings, one per polarity in which it shows the profile's row (or any digits)."""
+    found = [(dark, *part) for dark in polarities if (part := _row_of(strip, dark, row)) is not None]
+    inputs = [strip_input(strip[top:bottom], dark) for dark, top, bottom in found]
+    readings = []
+    for (dark, top, bottom), chars in zip(found, reader.read(inputs) if inputs else [], strict=True):
+        shift = np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
+        part = strip[top:bottom]
+        readings.append(_Reading(chars, part, homography @ shift, part.shape[0], part.shape[1], corners, dark))
+    return readings
+
+
+def _grown(best: _Reading, image: np.ndarray, reader) -> _Reading:
+    """A window found on part of the glass, grown: widened (WIDER on each side) while that reads more digits, every
+    one sure, at most GROWTH times. The whole-readout check then widens the grown window once more. (Not for a row of
+    several: on two-row displays read with `row: 1` it lost more readings than it found.)"""
+    for _ in range(GROWTH):
+        corners = _wider(best.corners)
+        wider = [
+            reading
+            for reading in _readings(reader, corners, *straighten(image, corners), [best.dark], None)
+            if len(_digits(reading.chars)) > len(_digits(best.chars))
+            and all(c.confidence >= SURE for c in reading.chars if c.char.isdigit() and c.confidence >= MIN_CONFIDENCE)
+        ]
+        if not wider:
+            break
+        best = wider[0]
+    return best
 
 
 def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] | None:
