@@ -4,7 +4,8 @@ Stock Tesseract has no model of segment shapes and reads at most one rendered re
 five right; the line reader here (`sevenseg_model`) is trained on the project's own
 rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
 from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
-may say where the display is (`region`); otherwise the reader finds it.
+may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
+grows while widening it reads more sure digits.
 
 A reading is `ok` only when a display window was found, every digit is sure, no digit between two was read as
 nothing, the window holds the whole readout (read again one digit height wider on both sides, the window must show
