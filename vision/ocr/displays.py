@@ -215,11 +215,11 @@ def text_rows(strip: np.ndarray, dark: bool) -> list[tuple[int, int]]:
     h = gray.shape[0]
     ink = segment_ink(gray, dark)
     level, _ = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats((ink > max(level, 12)).astype(np.uint8), connectivity=8)
-    x, y, w, hh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    inside = (x > 0) & (y > 0) & (x + w < gray.shape[1]) & (y + hh < h)  # what touches the edge is rim or bezel
-    inside[0] = False  # the background
-    profile = inside[labels].mean(axis=1)
+    strokes = _inside(ink > max(level, 12))
+    if not strokes.any():  # a bright sliver of panel at the edge set the level: the strokes are fainter than it
+        level, _ = cv2.threshold(ink[ink <= level].reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        strokes = _inside(ink > max(level, 12))
+    profile = strokes.mean(axis=1)
     padded = np.concatenate([[False], profile > max(0.008, 0.03 * profile.max(initial=0.0)), [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     bands: list[tuple[int, int]] = []
@@ -229,3 +229,12 @@ def text_rows(strip: np.ndarray, dark: bool) -> list[tuple[int, int]]:
         bands.append((a, b))
     tallest = max((b - a for a, b in bands), default=0)
     return [(a, b) for a, b in bands if b - a >= max(ROW_SHARE * tallest, MIN_ROW * h)]
+
+
+def _inside(mask: np.ndarray) -> np.ndarray:
+    """The mask's pieces that do not touch its edge (what touches the edge is rim or bezel)."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    x, y, w, h = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    inside = (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0])
+    inside[0] = False  # the background
+    return inside[labels]
