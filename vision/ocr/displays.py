@@ -133,7 +133,9 @@ def _judge(contour: np.ndarray, dark: np.ndarray, filled: np.ndarray, gray: np.n
 
 
 def _judge_framed(hole: np.ndarray, gray: np.ndarray):
-    """Light glass inside a dark bezel: the hole in a dark ring, if it is a rectangle with digits."""
+    """Light glass inside a dark bezel: the hole in a dark ring, if it is a rectangle with digits. The hole's convex
+    hull is the glass: digits closed into the bezel notch the hole itself."""
+    hole = cv2.convexHull(hole)
     area = cv2.contourArea(hole)
     if not 0.01 * gray.size <= area <= 0.85 * gray.size:
         return None
