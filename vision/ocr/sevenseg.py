@@ -99,9 +99,10 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
             break  # windows come best first: once one reads clearly, the others are distractions
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
+    widened = None
     if best is not None and best.corners is not None and profile.region is None and profile.row is None:
-        best = _grown(best, image, reader)
-    return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities))
+        best, widened = _grown(best, image, reader)
+    return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities, widened))
 
 
 def _readings(reader, corners, strip, homography, polarities: list[bool], row: int | None) -> list[_Reading]:
@@ -116,22 +117,19 @@ def _readings(reader, corners, strip, homography, polarities: list[bool], row: i
     return readings
 
 
-def _grown(best: _Reading, image: np.ndarray, reader) -> _Reading:
+def _grown(best: _Reading, image: np.ndarray, reader) -> tuple[_Reading, list[CharReading]]:
     """A window found on part of the glass, grown: widened (WIDER on each side) while that reads more digits, every
-    one sure, at most GROWTH times. The whole-readout check then widens the grown window once more. (Not for a row of
-    several: on two-row displays read with `row: 1` it lost more readings than it found.)"""
-    for _ in range(GROWTH):
+    one sure, at most GROWTH times. Returns the grown window and what it reads widened once more, which the
+    whole-readout check compares it with. (Not for a row of several: on two-row displays read with `row: 1` it lost
+    more readings than it found.)"""
+    grown = 0
+    while True:
         corners = _wider(best.corners)
-        wider = [
-            reading
-            for reading in _readings(reader, corners, *straighten(image, corners), [best.dark], None)
-            if len(_digits(reading.chars)) > len(_digits(best.chars))
-            and all(c.confidence >= SURE for c in reading.chars if c.char.isdigit() and c.confidence >= MIN_CONFIDENCE)
-        ]
-        if not wider:
-            break
-        best = wider[0]
-    return best
+        (wider,) = _readings(reader, corners, *straighten(image, corners), [best.dark], None)
+        sure = [c.confidence for c in wider.chars if c.char.isdigit() and c.confidence >= MIN_CONFIDENCE]
+        if grown == GROWTH or len(sure) <= len(_digits(best.chars)) or min(sure) < SURE:
+            return best, wider.chars
+        best, grown = wider, grown + 1
 
 
 def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] | None:
@@ -150,10 +148,17 @@ def _row_of(strip: np.ndarray, dark: bool, row: int | None) -> tuple[int, int] |
     return max(above, top - pad), min(below, bottom + pad)
 
 
-def _doubt(best: _Reading | None, image: np.ndarray, readers, row: int | None, polarities: list[bool]) -> str | None:
+def _doubt(
+    best: _Reading | None,
+    image: np.ndarray,
+    readers,
+    row: int | None,
+    polarities: list[bool],
+    widened: list[CharReading] | None = None,
+) -> str | None:
     """Why a reading with digits is not sure, or None: rows of digits read as one line, unclear digits, no window,
     or a window that does not hold the whole readout (of the profile's row, when it names one). `readers`: the model
-    and its second opinion (or None)."""
+    and its second opinion (or None); `widened`: the window's reading widened, when growing it already read that."""
     reader, second = readers
     if best is None or best.score == 0:
         return None
@@ -171,13 +176,13 @@ def _doubt(best: _Reading | None, image: np.ndarray, readers, row: int | None, p
         return f"a digit between two read was read as nothing (they are {gap:.1f} digit cells apart)"
     if best.corners is None:
         return "no display found: the digits were read from the whole frame"
-    strip, _ = straighten(image, _wider(best.corners))
-    part = _row_of(strip, best.dark, row)
-    if part is None:
-        return f"the display window widened shows no row {row} of digits"
-    read = [
-        _digits(chars) for chars in (best.chars, reader.read([strip_input(strip[part[0] : part[1]], best.dark)])[0])
-    ]
+    if widened is None:
+        strip, _ = straighten(image, _wider(best.corners))
+        part = _row_of(strip, best.dark, row)
+        if part is None:
+            return f"the display window widened shows no row {row} of digits"
+        widened = reader.read([strip_input(strip[part[0] : part[1]], best.dark)])[0]
+    read = [_digits(best.chars), _digits(widened)]
     if read[0] != read[1]:
         return f"the display window may not hold the whole readout: it reads {read[0]}, {read[1] or 'nothing'} widened"
     return shape_doubt(reader, second, best.strip, best.dark, best.chars)
