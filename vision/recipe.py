@@ -84,6 +84,9 @@ class AnomalySettings(_Strict):
     memory_bank: int = Field(2048, ge=16, le=200_000)  # patches kept by greedy coreset subsampling
     max_candidates: int = Field(100_000, ge=16)  # patches the coreset is chosen from (random subset beyond this)
     projection: int = Field(128, ge=8)  # random-projection size for the coreset search only
+    # with input.shape data, each side of the input's pixel budget times this (320x320 -> 512x512): a frozen
+    # backbone cannot learn to see small defects, more pixels per defect let it (see vision/training/anomaly.py)
+    input_scale: float = Field(1.6, ge=0.25, le=4.0)
 
 
 class Recipe(_Strict):

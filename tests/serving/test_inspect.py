@@ -206,7 +206,7 @@ def test_an_anomaly_model_is_served_and_inspected_offline_like_a_classifier(serv
     model = tmp_path / "model.onnx"
     cli("export", tmp_path / "run", "--out", model, "--force")  # 3 holdout defects: quality is not the point
     meta = read_metadata(model)
-    assert meta.method == "anomaly"
+    assert meta.method == "anomaly" and (meta.input.height, meta.input.width) == (192, 192)  # 128 x 1.6, to 32s
 
     server = server_factory(model=model)
     key = server.keys("create", "camera-a").stdout.strip()

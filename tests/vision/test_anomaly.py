@@ -21,8 +21,8 @@ from vision.training.export import export_run
 from vision.training.train import train
 
 SIZE = 128
-ANOMALY = {"method": "anomaly", "input.height": SIZE, "input.width": SIZE, "train.workers": 0,
-           "anomaly.memory_bank": 1024}  # fmt: skip
+ANOMALY = {"method": "anomaly", "input.height": SIZE, "input.width": SIZE, "anomaly.input_scale": 1,
+           "train.workers": 0, "anomaly.memory_bank": 1024}  # fmt: skip
 MARGIN = 16  # px around a defect box that still count as on it: one cell of the 8x8 map
 
 

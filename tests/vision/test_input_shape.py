@@ -9,7 +9,7 @@ import numpy as np
 
 from annotation.manifest import ManifestItem
 from vision.recipe import load_recipe
-from vision.training.input_shape import fit_input_shape
+from vision.training.input_shape import fit_input_shape, scale_for_anomaly
 
 
 def _items(folder: Path, height: int, width: int, n: int = 5) -> list[ManifestItem]:
@@ -44,3 +44,15 @@ def test_square_enough_or_mixed_images_a_fixed_shape_and_quarter_turns_keep_the_
     turned = load_recipe(None, {"augment": [{"OneOf": {"transforms": [{"RandomRotate90": {}}], "p": 0.5}}]})
     kept, said = fit_input_shape(turned, _items(tmp_path / "tall", 1250, 500))
     assert kept is turned and "quarter turns, which needs a square" in said
+
+
+def test_an_anomaly_model_reads_the_budget_scaled_and_a_fixed_input_as_it_is(tmp_path):
+    anomaly = load_recipe(None, {"method": "anomaly"})  # 320x320, anomaly.input_scale 1.6
+    scaled, said = scale_for_anomaly(anomaly)
+    assert (scaled.input.height, scaled.input.width) == (512, 512) and "512x512" in said
+    assert anomaly.input.height == 320  # the recipe given is not changed
+    strips, _ = fit_input_shape(scaled, _items(tmp_path, 1250, 500))  # the scaled budget, shaped to the images
+    assert (strips.input.height, strips.input.width) == (800, 320)
+    for unscaled in (load_recipe(), load_recipe(None, {"method": "anomaly", "input.shape": "fixed"}),
+                     load_recipe(None, {"method": "anomaly", "anomaly.input_scale": 1})):  # fmt: skip
+        assert scale_for_anomaly(unscaled) == (unscaled, None)

@@ -28,7 +28,7 @@ from vision.training.anomaly import fit_patchcore
 from vision.training.augment import build_augmentations
 from vision.training.data import ImageDataset, seed_worker
 from vision.training.finetune import backbone_units, fit_frozen_head, fit_patch_head, freeze_backbone, train_mode
-from vision.training.input_shape import fit_input_shape
+from vision.training.input_shape import fit_input_shape, scale_for_anomaly
 from vision.training.models import EFFICIENTNET_LITE, PatchClassifier, build_model, head_of, head_of_checkpoint
 
 
@@ -76,9 +76,11 @@ def train(
         raise LineInspectError(
             f"{run.root} already holds a training run: pass --resume to continue it, or another --out"
         )
+    recipe, scaled = scale_for_anomaly(recipe)
     recipe, shaped = fit_input_shape(recipe, splits["train"])
-    if shaped:
-        console.print(shaped)
+    for line in (scaled, shaped):
+        if line:
+            console.print(line)
     run.write_plan(recipe, manifest, splits)
 
     seed_everything(recipe.train.seed)
