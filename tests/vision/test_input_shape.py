@@ -51,6 +51,7 @@ def test_an_anomaly_model_reads_the_budget_scaled_and_a_fixed_input_as_it_is(tmp
     scaled, said = scale_for_anomaly(anomaly)
     assert (scaled.input.height, scaled.input.width) == (512, 512) and "512x512" in said
     assert anomaly.input.height == 320  # the recipe given is not changed
+    assert scale_for_anomaly(scaled) == (scaled, None)  # the run's recipe, trained again, keeps its size
     strips, _ = fit_input_shape(scaled, _items(tmp_path, 1250, 500))  # the scaled budget, shaped to the images
     assert (strips.input.height, strips.input.width) == (800, 320)
     for unscaled in (load_recipe(), load_recipe(None, {"method": "anomaly", "input.shape": "fixed"}),

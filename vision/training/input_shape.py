@@ -66,13 +66,15 @@ def fit_input_shape(recipe: Recipe, items: Sequence[ManifestItem]) -> tuple[Reci
 
 
 def scale_for_anomaly(recipe: Recipe) -> tuple[Recipe, str | None]:
-    """`method: anomaly` with `input.shape: data`: the pixel budget's sides times `anomaly.input_scale`, and a line
-    saying so; any other recipe unchanged (and None)."""
+    """`method: anomaly` with `input.shape: data`: the pixel budget's sides times `anomaly.input_scale` (the scale
+    then 1, so that the run's recipe trains the same size again), and a line saying so; any other recipe unchanged
+    (and None)."""
     size, scale = recipe.input, recipe.anomaly.input_scale
     if recipe.method != "anomaly" or size.shape == "fixed" or scale == 1:
         return recipe, None
     scaled = size.model_copy(update={"height": _side(size.height * scale), "width": _side(size.width * scale)})
-    return recipe.model_copy(update={"input": scaled}), (
+    applied = recipe.anomaly.model_copy(update={"input_scale": 1.0})
+    return recipe.model_copy(update={"input": scaled, "anomaly": applied}), (
         f"anomaly model: pixel budget {scaled.height}x{scaled.width} ({size.height}x{size.width} times "
         f"anomaly.input_scale {scale:g})"
     )
