@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.ocr import load_template, read_label
+from vision.ocr import labels, load_template, read_label
 from vision.ocr.config import LABELS_DIR
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_label import render_family, render_label
@@ -145,6 +145,19 @@ def test_a_field_kept_from_another_pass_keeps_the_confidence_it_was_read_with():
     wrong = [f for f in given if f.value != label.fields[f.name]]
     assert result.status != "ok" or not wrong
     assert all(f.confidence < result.min_confidence for f in wrong)
+
+
+def test_a_value_read_with_a_doubt_is_read_again_by_the_next_pass_and_an_undoubted_reading_kept():
+    """A Hershey label (development seed 9102): every page-segmentation mode reads the lot "L230606P" (its last 1
+    apart: a doubt) and misses the GTIN; the photo as it is reads both right. A doubted value once counted as read,
+    so the photo was never read."""
+    label = render_family("hershey", 9102)
+    result = read_label(encode_png(label.image), load_template("default"), engine="tesserocr")
+    assert {n: f.value for n, f in result.fields.items()} == label.fields and result.image == "whole"
+    doubted = FieldValue("lot", "L230606P", True, raw="L230606P", doubt="runs on")
+    sure, other = replace(doubted, value="L230606P1", doubt=None), replace(doubted, value="L230606P7")
+    assert labels._better(doubted, sure) is sure and labels._better(doubted, other) is doubted  # doubt for doubt
+    assert labels._better(sure, doubted) is sure and labels._better(doubted, replace(sure, value=None)) is doubted
 
 
 def test_a_value_whose_print_runs_on_closely_is_a_doubt_not_an_ok_reading():

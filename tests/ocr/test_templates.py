@@ -52,15 +52,24 @@ def test_letters_misread_for_digits_are_repaired_only_when_the_check_digit_then_
     assert extract_fields(t, "S/N 4O12888888881882")["serial"].value is None
 
 
-def test_a_slash_is_read_as_7_only_where_a_check_digit_proves_it():
+def test_a_slash_is_read_as_7_proven_by_a_check_digit_or_given_with_a_doubt():
     """NanumGothic's 7 reads as "/" ("GTIN: 88038/54202959"); a "/" that is a stray mark instead makes a number one
-    digit too long, which a GS1 key's fixed length (8, 12, 13, 14, 17 or 18 digits) refuses."""
+    digit too long, which a GS1 key's fixed length (8, 12, 13, 14, 17 or 18 digits) refuses. Without a check digit
+    the 7 is the best guess, and a doubt: the label is uncertain."""
     shipped = load_template("default")
     assert extract_fields(shipped, "GTIN: 88038/54202959")["gtin"].value == "88038754202959"
     assert extract_fields(shipped, "GTIN: 88038/54202958")["gtin"].value is None  # the check digit fails
     assert extract_fields(shipped, "GTIN: 880508607/76/023")["gtin"].value is None  # 16 digits: no GS1 key
     assert not gs1_ok("880508607767023") and gs1_ok("88050860767023")
-    assert extract_fields(shipped, "S/N: 28527/3023")["serial"].value is None  # no check digit: not repaired
+    assert extract_fields(shipped, "GTIN: 88038/54202959")["gtin"].doubt is None
+    serial = extract_fields(shipped, "S/N: 2/68/02884")["serial"]
+    assert serial.value == "2768702884" and "no check digit proves it" in serial.doubt
+    assert extract_fields(shipped, "S/N: 2768702884")["serial"].doubt is None
+    for name, key in (("default", "S/N:"), ("default-ko", "제조번호:")):  # the Korean template's serial too
+        fields = extract_fields(load_template(name), f"{key} 2/68/02884")
+        sure = {n: replace(f, confidence=0.99) for n, f in fields.items()}
+        unsure = LabelResult("", [], sure, name, "tesserocr", 11, 0.1).unsure
+        assert fields["serial"].value == "2768702884" and "serial: '2/68/02884': each '/' taken for a 7" in unsure[0]
 
 
 def test_a_lot_read_with_a_confusable_letter_is_given_but_never_ok():
@@ -83,10 +92,10 @@ def test_first_valid_match_wins_over_an_earlier_invalid_one():
 
 def test_a_value_cut_short_inside_a_word_is_a_misread_not_a_shorter_value():
     shipped = load_template("default")
-    # Tesseract read a 7 as "/": the serial's pattern alone would take "28527" and the lot's "L230"
-    fields = extract_fields(shipped, "LOT: L230/714G0\nS/N: 28527/3023")
-    assert fields["serial"].value is None and fields["serial"].raw == "28527/3023"
-    assert fields["serial"].problem == "'28527' runs on into '/3023'"
+    # Tesseract read a 7 as "/" and a 1 as "A": the lot's pattern alone would take "L230" and the serial's "28527"
+    fields = extract_fields(shipped, "LOT: L230/714G0\nS/N: 28527A3023")
+    assert fields["serial"].value is None and fields["serial"].raw == "28527A3023"
+    assert fields["serial"].problem == "'28527' runs on into 'A3023'"
     assert fields["lot"].value is None and "runs on into '/714G0'" in fields["lot"].problem
     assert extract_fields(shipped, "LOT: L230824]6")["lot"].problem == "'L230824' runs on into ']6'"  # J read as ]
     # a value that ends at a space, a line's end or closing punctuation is whole (another field may follow it)

@@ -44,7 +44,8 @@ class _Pass:
     @property
     def score(self) -> tuple[int, float]:
         valid = sum(f.value is not None for f in self.fields.values())
-        return valid, sum(w.confidence * len(w.text) for w in self.words)
+        sure = sum(f.value is not None and f.doubt is None for f in self.fields.values())
+        return valid + sure, sum(w.confidence * len(w.text) for w in self.words)
 
 
 def read_label(
@@ -125,8 +126,8 @@ def _confidence(p: _Pass) -> float:
 
 
 def _misread(f: FieldValue) -> bool:
-    """Worth another pass: a required field not read, or any field read but invalid."""
-    return (f.required and f.value is None) or f.problem not in (None, "not found")
+    """Worth another pass: a required field not read or read with a doubt, or any field read but invalid."""
+    return (f.required and (f.value is None or f.doubt is not None)) or f.problem not in (None, "not found")
 
 
 def _read(tess, page: PreparedLabel, languages: list[str], psm: int, template: LabelTemplate) -> _Pass:
@@ -276,15 +277,18 @@ def _crop(page: PreparedLabel, boxes: list[Box]) -> np.ndarray | None:
 
 
 def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
-    """The primary pass, with valid fields it lacks taken from the other (each was validated, and keeps the confidence
-    of the words it was read from there)."""
+    """The primary pass, with valid fields it lacks, or reads only with a doubt, taken from the other where it reads
+    them without one (each was validated, and keeps the confidence of the words it was read from there)."""
     if other is None:
         return primary
-    fields = {
-        name: f if f.value is not None or other.fields[name].value is None else other.fields[name]
-        for name, f in primary.fields.items()
-    }
+    fields = {name: _better(f, other.fields[name]) for name, f in primary.fields.items()}
     return _Pass(primary.psm, primary.words, primary.text, fields, primary.page)
+
+
+def _better(primary: FieldValue, other: FieldValue) -> FieldValue:
+    if other.value is None or (primary.value is not None and (primary.doubt is None or other.doubt is not None)):
+        return primary
+    return other
 
 
 def _photo_box(w: TsvWord, back: np.ndarray) -> Box:

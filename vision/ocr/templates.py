@@ -4,8 +4,8 @@ A field is only ever a value that was printed and passed its checks. Among sever
 the first valid one wins; when none is valid the field stays empty and says why, with the
 text that was found, so a misread serial is reported rather than guessed or "corrected"
 into a different part's number. The repairs made are in fields declared digits-only: letters
-read as the digits they resemble (O->0, I->1, ...), and, where the field has a check digit to
-prove it, a "/" read as 7.
+read as the digits they resemble (O->0, I->1, ...), and a "/" read as 7 (some fonts' 7 reads so): proven where
+the field has a check digit, else given with a doubt (the label is then uncertain, the value its best guess).
 """
 
 from __future__ import annotations
@@ -79,9 +79,7 @@ def _validate(spec: FieldSpec, raw: str) -> tuple[str | None, str | None]:
     """(value, None) when valid, else (None, why not)."""
     value = re.sub(r"\s+", "", raw) if spec.compact or spec.digits_only or spec.type != "text" else raw.strip()
     if spec.digits_only:
-        value = value.translate(_DIGIT_LOOKALIKES)
-        if spec.check:
-            value = value.replace("/", "7")  # some fonts' 7 reads as "/" (NanumGothic); only a check digit proves it
+        value = value.translate(_DIGIT_LOOKALIKES).replace("/", "7")  # NanumGothic's 7 reads as "/"
         if not value.isdigit():
             return None, f"{raw!r} is not all digits"
     if spec.check and not CHECKS[spec.check](value):
@@ -118,6 +116,12 @@ def _confusable(spec: FieldSpec, value: str) -> str | None:
     return f"{value!r} holds {held}, which the print does not tell from a digit (`confusable`)" if held else None
 
 
+def _unproven_seven(spec: FieldSpec, raw: str) -> str | None:
+    if spec.digits_only and not spec.check and "/" in raw:
+        return f"{raw.strip()!r}: each '/' taken for a 7 (some fonts' 7 reads so), and no check digit proves it"
+    return None
+
+
 def _cut_short(text: str, end: int) -> str | None:
     """What the print goes on with when a match stops inside a word ("28527" of "28527/3023", a 7 read as "/";
     "L230824" of "L230824]6"): a value cut there is part of a misread, not a value. Closing punctuation is not."""
@@ -143,7 +147,7 @@ def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
             continue
         value, problem = _validate(spec, raw)
         if value is not None:
-            doubt = _confusable(spec, value)
+            doubt = _confusable(spec, value) or _unproven_seven(spec, raw)
             return FieldValue(name, value, spec.required, raw=raw, doubt=doubt)
         first_problem = first_problem or (raw, problem or "invalid")
     if first_problem:
