@@ -286,6 +286,7 @@ def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
 
 
 def _better(primary: FieldValue, other: FieldValue) -> FieldValue:
+    """The primary pass's field, unless the other reads it and the primary misses it or has a doubt the other lacks."""
     if other.value is None or (primary.value is not None and (primary.doubt is None or other.doubt is not None)):
         return primary
     return other

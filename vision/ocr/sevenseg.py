@@ -177,11 +177,11 @@ def _doubt(
     if best.corners is None:
         return "no display found: the digits were read from the whole frame"
     if widened is None:
-        strip, _ = straighten(image, _wider(best.corners))
-        part = _row_of(strip, best.dark, row)
-        if part is None:
+        corners = _wider(best.corners)
+        found = _readings(reader, corners, *straighten(image, corners), [best.dark], row)
+        if not found:
             return f"the display window widened shows no row {row} of digits"
-        widened = reader.read([strip_input(strip[part[0] : part[1]], best.dark)])[0]
+        widened = found[0].chars
     read = [_digits(best.chars), _digits(widened)]
     if read[0] != read[1]:
         return f"the display window may not hold the whole readout: it reads {read[0]}, {read[1] or 'nothing'} widened"
