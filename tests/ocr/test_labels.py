@@ -160,6 +160,18 @@ def test_a_value_read_with_a_doubt_is_read_again_by_the_next_pass_and_an_undoubt
     assert labels._better(sure, doubted) is sure and labels._better(doubted, replace(sure, value=None)) is doubted
 
 
+def test_a_field_two_passes_read_differently_is_a_doubt_not_an_ok_reading():
+    """A Korean label (fresh draw, seed 9307): the sparse-text pass reads serial 3112806306; the block pass's box for
+    it leaves out the 3, and every later pass reads 112806306. The serial was given as ok; it is now uncertain."""
+    label = render_family("borders", 9307, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), engine="tesserocr")
+    serial = result.fields["serial"]
+    assert serial.value == "112806306" != label.fields["serial"] and result.status == "uncertain"
+    assert serial.doubt == "read '112806306', and '3112806306' in another pass"
+    right = {n: f for n, f in result.fields.items() if n != "serial"}
+    assert all(f.value == label.fields[n] and f.doubt is None for n, f in right.items())  # one value, no doubt
+
+
 def test_a_value_whose_print_runs_on_closely_is_a_doubt_not_an_ok_reading():
     """A tilted lot "L230113W8" read as two words, "L2301" and "13W8", a few pixels apart: the pattern takes the first
     and the check cannot tell. Two fields on one line, far apart, are not a doubt."""
@@ -175,8 +187,20 @@ def test_a_value_whose_print_runs_on_closely_is_a_doubt_not_an_ok_reading():
     assert doubted["serial"].doubt is None and doubted["lot"].confidence == 0.9
     result = LabelResult("", split, doubted, "default", "tesserocr", 11, 0.1)
     assert result.status == "uncertain" and result.unsure == [f"lot: {doubted['lot'].doubt}"]
+    wider = [word("LOT:", 0), word("L2301", 100), word("13W8", 226), word("S/N:", 0, 1), word("284527", 100, 1)]
+    assert "(a gap of 26 px)" in field_confidences(fields, wider)["lot"].doubt  # 0.65 of the letters' 40 px
     apart = [word("LOT:", 0), word("L2301", 100), word("DATE:", 400), word("2026-11-25", 520)]
     assert field_confidences(fields, apart)["lot"].doubt is None
+
+
+def test_a_lot_split_where_two_ones_stand_apart_is_uncertain():
+    """NanumGothic's 1s stand wide apart: the Korean lot "L230311X1" (seed 7003, large print) reads as "L23031" and
+    "1X1", half a letter's height between them, and the lot was given as ok."""
+    label = render_family("large-text", 7003, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), engine="tesserocr")
+    lot = result.fields["lot"]
+    assert lot.value != label.fields["lot"] and result.status == "uncertain"
+    assert lot.doubt.startswith("'L23031' runs on into '1X1'")
 
 
 @pytest.mark.parametrize("family", ["photo", "perspective"])

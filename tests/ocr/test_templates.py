@@ -98,6 +98,8 @@ def test_a_value_cut_short_inside_a_word_is_a_misread_not_a_shorter_value():
     assert fields["serial"].problem == "'28527' runs on into 'A3023'"
     assert fields["lot"].value is None and "runs on into '/714G0'" in fields["lot"].problem
     assert extract_fields(shipped, "LOT: L230824]6")["lot"].problem == "'L230824' runs on into ']6'"  # J read as ]
+    # a hyphen joins: "FZ-6857-J" read "FZ-6857-]" is not part number FZ-6857 (fresh draw 9300-9319: 5 labels so, ok)
+    assert extract_fields(shipped, "P/N: FZ-6857-]")["part_number"].problem == "'FZ-6857' runs on into '-]'"
     # a value that ends at a space, a line's end or closing punctuation is whole (another field may follow it)
     fields = extract_fields(shipped, "S/N: 284527 LOT: L230714G0.\nP/N: 7731-A2)")
     got = (fields["serial"].value, fields["lot"].value, fields["part_number"].value)

@@ -4,7 +4,8 @@ Tesseract is called as few times as the label allows: once for a clear label, ag
 another page-segmentation mode only when a required field is still missing or invalid, and
 the orientation detector only when the text lines run vertically; a template with a second
 script (Korean) adds one call that re-reads its Latin words with the Latin model. Fields are
-validated in every pass, so keeping a valid field from any pass never admits a guess.
+validated in every pass, so keeping a valid field from any pass never admits a guess, and a field
+that two passes read as two different valid values is in doubt.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class _Pass:
     text: str
     fields: dict[str, FieldValue]
     page: PreparedLabel
+    readings: dict[str, set[str]]  # each field's values read without a doubt, here and in the passes merged in
 
     @property
     def score(self) -> tuple[int, float]:
@@ -83,6 +85,9 @@ def read_label(
         plain = _read(tess, whole(gray, turns), languages, best.psm, template)
         if plain.score[0] > best.score[0]:
             best, source = _merge(plain, best), "whole"
+        else:
+            best.readings = _readings(best, plain)  # what it read still counts
+    best.fields = _disputed(best)
     if template.fields and best.words:
         best.fields = by_place(template, best.text, best.words, best.fields)
         best.fields = _second_look(tess, best, languages[0])
@@ -143,7 +148,9 @@ def _read(tess, page: PreparedLabel, languages: list[str], psm: int, template: L
         text_lines.append(" ".join(w.text for w in line))
         words += [Word(w.text, round(w.confidence / 100, 4), _photo_box(w, back), index) for w in line]
     text = "\n".join(text_lines)
-    return _Pass(psm, words, text, field_confidences(extract_fields(template, text), words), page)
+    fields = field_confidences(extract_fields(template, text), words)
+    readings = {name: {f.value} for name, f in fields.items() if f.value is not None and f.doubt is None}
+    return _Pass(psm, words, text, fields, page, readings)
 
 
 def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvWord]:
@@ -282,7 +289,11 @@ def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
     if other is None:
         return primary
     fields = {name: _better(f, other.fields[name]) for name, f in primary.fields.items()}
-    return _Pass(primary.psm, primary.words, primary.text, fields, primary.page)
+    return _Pass(primary.psm, primary.words, primary.text, fields, primary.page, _readings(primary, other))
+
+
+def _readings(a: _Pass, b: _Pass) -> dict[str, set[str]]:
+    return {name: a.readings.get(name, set()) | b.readings.get(name, set()) for name in a.fields}
 
 
 def _better(primary: FieldValue, other: FieldValue) -> FieldValue:
@@ -290,6 +301,17 @@ def _better(primary: FieldValue, other: FieldValue) -> FieldValue:
     if other.value is None or (primary.value is not None and (primary.doubt is None or other.doubt is not None)):
         return primary
     return other
+
+
+def _disputed(p: _Pass) -> dict[str, FieldValue]:
+    """A field that another pass read otherwise, both without a doubt, is in doubt: the engine picked one of them
+    (a serial's first digit outside one pass's word box: "3112806306", then "112806306")."""
+    fields = dict(p.fields)
+    for name, f in p.fields.items():
+        others = sorted(p.readings.get(name, set()) - {f.value})
+        if f.value is not None and f.doubt is None and others:
+            fields[name] = replace(f, doubt=f"read {f.value!r}, and {others[0]!r} in another pass")
+    return fields
 
 
 def _photo_box(w: TsvWord, back: np.ndarray) -> Box:

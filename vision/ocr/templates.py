@@ -124,11 +124,12 @@ def _unproven_seven(spec: FieldSpec, raw: str) -> str | None:
 
 def _cut_short(text: str, end: int) -> str | None:
     """What the print goes on with when a match stops inside a word ("28527" of "28527/3023", a 7 read as "/";
-    "L230824" of "L230824]6"): a value cut there is part of a misread, not a value. Closing punctuation is not."""
+    "L230824" of "L230824]6"; "FZ-6857" of "FZ-6857-]", a J read as "]"): a value cut there is part of a misread,
+    not a value. Closing punctuation is not."""
     if text[end - 1 : end].isspace() or not text[end : end + 1].strip():
         return None  # the match ends at a word's end
     rest = text[end:].split(maxsplit=1)[0]
-    return rest if rest[0] in "/\\" or any(ch.isalnum() for ch in rest) else None
+    return rest if rest[0] in "/\\-" or any(ch.isalnum() for ch in rest) else None
 
 
 def extract_field(name: str, spec: FieldSpec, text: str) -> FieldValue:
@@ -165,6 +166,9 @@ def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
     return {name: extract_field(name, spec, text) for name, spec in template.fields.items()}
 
 
+# a word this close after a value, in letter heights, may be the rest of it (a space is about 0.6: a word one space
+# after a value is a doubt too)
+RUN_ON = 0.75
 KEY_MISREAD = r"^\s*(?:\S{0,5}[:.;]\s*)?"  # a key of a few characters, read as anything, and its colon
 
 
@@ -232,8 +236,9 @@ def _pieces(f: FieldValue) -> set[str]:
 
 
 def _runs_on(sources: list[Word], words: list[Word], pieces: set[str]) -> str | None:
-    """The word after the value's last (in reading order, on its line) when closer than half a letter's height and
-    not part of the value: "L2301" of a tilted "L230113W8" read as "L2301 13W8" may be the first half of a word."""
+    """The word after the value's last (in reading order, on its line) when closer than RUN_ON letter heights and
+    not part of the value: "L2301" of a tilted "L230113W8" read as "L2301 13W8" may be the first half of a word, and
+    so may "L23031" of "L230311X1" in a font whose 1s stand wide apart (half a letter between them)."""
     line = sources[0].line
     ends = [i for i, w in enumerate(words) if w.line == line and w in sources]  # never empty: sources[0] is one
     if ends[-1] + 1 == len(words):
@@ -243,7 +248,7 @@ def _runs_on(sources: list[Word], words: list[Word], pieces: set[str]) -> str | 
     gap = max(b.x - a.x - a.width, a.x - b.x - b.width, b.y - a.y - a.height, a.y - b.y - b.height, 0)
     letter = max(min(a.width, a.height), min(b.width, b.height))  # across the line, however the photo is turned
     rest = _alnum(following.text)
-    if following.line == line and gap < letter / 2 and rest and not any(rest in p for p in pieces):
+    if following.line == line and gap < RUN_ON * letter and rest and not any(rest in p for p in pieces):
         return f"{last.text!r} runs on into {following.text!r} (a gap of {gap} px): one word read as two?"
     return None
 
