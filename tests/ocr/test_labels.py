@@ -203,6 +203,18 @@ def test_a_lot_split_where_two_ones_stand_apart_is_uncertain():
     assert lot.doubt.startswith("'L23031' runs on into '1X1'")
 
 
+def test_a_value_rapidocr_reads_otherwise_is_a_doubt_not_an_ok_reading():
+    """Tesseract reads the Z of lot L221209Z6 (a fresh draw, seed 9404) as 2, sure of the word, and again so at 0.8 of
+    the scale; RapidOCR's recogniser reads the same crop right. The lot was given as ok; it is now uncertain."""
+    label = render_family("margins", 9404, korean=False)
+    result = read_label(encode_png(label.image), load_template("default"), engine="tesserocr")
+    lot = result.fields["lot"]
+    assert lot.value == "L22120926" != label.fields["lot"] and result.status == "uncertain"
+    assert lot.doubt == "read 'L22120926'; RapidOCR reads 'L221209Z6'"
+    others = [f for n, f in result.fields.items() if n != "lot"]
+    assert all(f.value == label.fields.get(f.name) and f.doubt is None for f in others if f.required)
+
+
 @pytest.mark.parametrize("family", ["photo", "perspective"])
 def test_a_value_that_reads_otherwise_at_another_scale_is_a_doubt(family):
     """Tesseract reads the Z of lot L240805Z1 as 2, sure enough of the word (0.73, 0.79) to pass; read again alone at

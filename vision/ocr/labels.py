@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from vision.ocr import rapid
 from vision.ocr.config import LabelTemplate
 from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
-from vision.ocr.rapid import read_label_rapidocr
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
 from vision.ocr.templates import by_place, extract_fields, field_confidences, same_print, source_words
 from vision.ocr.tesseract import TsvWord, get_engine
@@ -58,7 +58,7 @@ def read_label(
     `engine`: pytesseract or tesserocr (Tesseract on the prepared page), or rapidocr (PP-OCR on the photo)."""
     template = template or EMPTY_TEMPLATE
     if engine == "rapidocr":
-        return read_label_rapidocr(data, template)
+        return rapid.read_label_rapidocr(data, template)
     start = time.perf_counter()
     tess = get_engine(engine)
     try:
@@ -250,25 +250,34 @@ def _left(w: TsvWord) -> int:
 
 
 def _second_look(tess, best: _Pass, language: str) -> dict[str, FieldValue]:
-    """The required fields' print read again, alone and at SECOND_LOOK of the page's scale: a value that then reads
-    otherwise ("L24080521", then "L2408052Z1", of a printed L240805Z1) was the engine's pick between look-alikes,
-    and is a doubt. Fields already in doubt, and fields whose words are not on the kept pass's page (taken from
-    another pass), are left as they are."""
-    todo: dict[str, np.ndarray] = {}
+    """The required fields' print read again, alone: by Tesseract at SECOND_LOOK of the page's scale, and by RapidOCR's
+    recogniser (when installed). A value that then reads otherwise ("L24080521", then "L2408052Z1", of a printed
+    L240805Z1; "L22120926" of L221209Z6, which RapidOCR reads right) was the engine's pick between look-alikes, and is
+    a doubt. Fields already in doubt, and fields whose words are not on the kept pass's page (taken from another
+    pass), are left as they are."""
+    crops: dict[str, np.ndarray] = {}
     for name, f in best.fields.items():
         if not f.required or f.value is None or f.doubt:
             continue
         sources = source_words(f, best.words)
         crop = _crop(best.page, [w.box for w in sources if w.line == sources[0].line]) if sources else None
         if crop is not None:
-            todo[name] = cv2.resize(crop, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA)
-    if not todo:
+            crops[name] = crop
+    if not crops:
         return best.fields
+    scaled = [cv2.resize(c, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for c in crops.values()]
+    rows = _read_stacked(tess, scaled, language)
+    looks = {name: [" ".join(w.text for w in row)] for name, row in zip(crops, rows, strict=True)}
+    if rapid.available():
+        for name, text in zip(crops, rapid.recognise(list(crops.values())), strict=True):
+            looks[name].append(text)
     fields = dict(best.fields)
-    for name, row in zip(todo, _read_stacked(tess, list(todo.values()), language), strict=True):
-        again = " ".join(w.text for w in row)
-        if not same_print(again, fields[name].raw or ""):
-            fields[name] = replace(fields[name], doubt=f"read {fields[name].raw!r}, then {again!r} at another scale")
+    for name, (again, *other) in looks.items():
+        raw = fields[name].raw or ""
+        if not same_print(again, raw):
+            fields[name] = replace(fields[name], doubt=f"read {raw!r}, then {again!r} at another scale")
+        elif other and not same_print(other[0], raw):
+            fields[name] = replace(fields[name], doubt=f"read {raw!r}; RapidOCR reads {other[0]!r}")
     return fields
 
 

@@ -3,7 +3,8 @@
 PP-OCR finds and straightens text lines itself (a line on its side is turned, one upside down is
 flipped by the classifier), so it is given the photo as it is, not Tesseract's prepared page. The
 models inside the `rapidocr-onnxruntime` wheel read Chinese and Latin: Hangul comes back as other
-characters, so a Korean template's keys are not found.
+characters, so a Korean template's keys are not found. Its recogniser alone is also Tesseract's second opinion on
+a label's values (`recognise`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ def _engine():
             "pip install --no-deps rapidocr-onnxruntime pyclipper shapely six (constraints.txt pins them)"
         ) from None
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)  # one thread, as Tesseract gets
+
+
+def available() -> bool:
+    """Whether rapidocr-onnxruntime is installed (`make setup` installs it)."""
+    try:
+        _engine()
+    except LineInspectError:
+        return False
+    return True
+
+
+def recognise(crops: list[np.ndarray]) -> list[str]:
+    """Each crop of one line of print (grey or colour) read by PP-OCR's recogniser alone, no detection."""
+    out = []
+    with _LOCK:
+        for crop in crops:
+            found, _ = _engine()(crop if crop.ndim == 3 else np.dstack([crop] * 3), use_det=False, use_cls=False)
+            out.append(found[0][0] if found else "")
+    return out
 
 
 def read_label_rapidocr(data: bytes, template: LabelTemplate) -> LabelResult:
