@@ -5,7 +5,9 @@ another page-segmentation mode only when a required field is still missing or in
 the orientation detector only when the text lines run vertically; a template with a second
 script (Korean) adds one call that re-reads its Latin words with the Latin model. Fields are
 validated in every pass, so keeping a valid field from any pass never admits a guess, and a field
-that two passes read as two different valid values is in doubt.
+that two passes read as two different valid values is in doubt. Last, each required value's print is
+read again alone, by Tesseract at another scale and by RapidOCR's recogniser: a value either reads
+otherwise is in doubt too.
 """
 
 from __future__ import annotations
