@@ -269,17 +269,14 @@ def _second_look(tess, best: _Pass, language: str) -> dict[str, FieldValue]:
         return best.fields
     scaled = [cv2.resize(c, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for c in crops.values()]
     rows = _read_stacked(tess, scaled, language)
-    looks = {name: [" ".join(w.text for w in row)] for name, row in zip(crops, rows, strict=True)}
-    if rapid.available():
-        for name, text in zip(crops, rapid.recognise(list(crops.values())), strict=True):
-            looks[name].append(text)
+    rapid_reads = rapid.recognise(list(crops.values())) if rapid.available() else [None] * len(crops)
     fields = dict(best.fields)
-    for name, (again, *other) in looks.items():
-        raw = fields[name].raw or ""
+    for name, row, other in zip(crops, rows, rapid_reads, strict=True):
+        raw, again = fields[name].raw or "", " ".join(w.text for w in row)
         if not same_print(again, raw):
             fields[name] = replace(fields[name], doubt=f"read {raw!r}, then {again!r} at another scale")
-        elif other and not same_print(other[0], raw):
-            fields[name] = replace(fields[name], doubt=f"read {raw!r}; RapidOCR reads {other[0]!r}")
+        elif other is not None and not same_print(other, raw):
+            fields[name] = replace(fields[name], doubt=f"read {raw!r}; RapidOCR reads {other!r}")
     return fields
 
 

@@ -38,8 +38,9 @@ def _engine():
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)  # one thread, as Tesseract gets
 
 
+@lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether rapidocr-onnxruntime is installed (`make setup` installs it)."""
+    """Whether rapidocr-onnxruntime is installed (`make setup` installs it); asked once, not on every label."""
     try:
         _engine()
     except LineInspectError:
