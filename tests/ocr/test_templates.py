@@ -72,6 +72,20 @@ def test_a_slash_is_read_as_7_proven_by_a_check_digit_or_given_with_a_doubt():
         assert fields["serial"].value == "2768702884" and "serial: '2/68/02884': each '/' taken for a 7" in unsure[0]
 
 
+def test_a_slash_beside_a_7_may_be_its_stroke_read_twice_which_only_a_check_digit_tells():
+    """NanumGothic's 7 also reads as "7/" or "/7" (GTIN 88028709533764 of rendered label seed 9503 read
+    "88028/095337/64"): each "/" beside a 7 may be nothing. The check digit picks the reading, the first one passing
+    with every "/" a 7 when that passes; a "/" dropped is a doubt, so the label is uncertain with its best guess."""
+    shipped = load_template("default")
+    gtin = extract_fields(shipped, "GTIN: 88028/095337/64")["gtin"]
+    assert gtin.value == "88028709533764" and "stroke read twice; the check digit passes only so" in gtin.doubt
+    assert extract_fields(shipped, "GTIN: 8805697787/2582")["gtin"].value == "88056977872582"
+    assert extract_fields(shipped, "GTIN: 88028/095337/65")["gtin"].value is None  # no reading passes
+    assert extract_fields(shipped, "GTIN: 88038/54202959")["gtin"].doubt is None  # no 7 beside: a 7, proven
+    serial = extract_fields(shipped, "S/N: 2/768702884")["serial"]  # no check digit: every "/" a 7, in doubt
+    assert serial.value == "27768702884" and "no check digit proves it" in serial.doubt
+
+
 def test_a_lot_read_with_a_confusable_letter_is_given_but_never_ok():
     """Tesseract reads a 0 after a letter as O ("L230310R0" -> "L230310RO", sure of the word): the shipped templates
     name O confusable in lots, so such a reading is the reader's best guess, not an ok one."""

@@ -7,11 +7,12 @@ script (Korean) adds one call that re-reads its Latin words with the Latin model
 validated in every pass, so keeping a valid field from any pass never admits a guess, and a field
 that two passes read as two different valid values is in doubt. Last, each required value's print is
 read again alone, by Tesseract at another scale and by RapidOCR's recogniser: a value either reads
-otherwise is in doubt too.
+otherwise is in doubt too, and where RapidOCR reads a valid value Tesseract did not, its value is given, in doubt.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 from dataclasses import dataclass, replace
@@ -20,11 +21,18 @@ import cv2
 import numpy as np
 
 from vision.ocr import rapid
-from vision.ocr.config import LabelTemplate
+from vision.ocr.config import FieldSpec, LabelTemplate
 from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
-from vision.ocr.templates import by_place, extract_fields, field_confidences, same_print, source_words
+from vision.ocr.templates import (
+    by_place,
+    extract_alone,
+    extract_fields,
+    field_confidences,
+    same_print,
+    source_words,
+)
 from vision.ocr.tesseract import TsvWord, get_engine
 from vision.preprocess import ImageDecodeError
 
@@ -44,6 +52,7 @@ class _Pass:
     fields: dict[str, FieldValue]
     page: PreparedLabel
     readings: dict[str, set[str]]  # each field's values read without a doubt, here and in the passes merged in
+    page_boxes: list[Box]  # each word's box on the page read (`words` hold the photo's: on a turned page, larger)
 
     @property
     def score(self) -> tuple[int, float]:
@@ -92,7 +101,7 @@ def read_label(
     best.fields = _disputed(best)
     if template.fields and best.words:
         best.fields = by_place(template, best.text, best.words, best.fields)
-        best.fields = _second_look(tess, best, languages[0])
+        best.fields = _second_look(tess, best, template, languages[0])
     reason = None if best.words else "no text found"
     return LabelResult(
         best.text,
@@ -144,15 +153,17 @@ def _read(tess, page: PreparedLabel, languages: list[str], psm: int, template: L
     for w in raw:
         lines.setdefault(w.line_key, []).append(w)
     words: list[Word] = []
+    page_boxes: list[Box] = []
     text_lines: list[str] = []
     for index, key in enumerate(sorted(lines, key=lambda k: (min(w.top for w in lines[k]), k))):
         line = sorted(lines[key], key=lambda w: w.left)
         text_lines.append(" ".join(w.text for w in line))
         words += [Word(w.text, round(w.confidence / 100, 4), _photo_box(w, back), index) for w in line]
+        page_boxes += [Box(w.left, w.top, w.width, w.height) for w in line]
     text = "\n".join(text_lines)
     fields = field_confidences(extract_fields(template, text), words)
     readings = {name: {f.value} for name, f in fields.items() if f.value is not None and f.doubt is None}
-    return _Pass(psm, words, text, fields, page, readings)
+    return _Pass(psm, words, text, fields, page, readings, page_boxes)
 
 
 def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvWord]:
@@ -251,44 +262,81 @@ def _left(w: TsvWord) -> int:
     return w.left
 
 
-def _second_look(tess, best: _Pass, language: str) -> dict[str, FieldValue]:
+def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> dict[str, FieldValue]:
     """The required fields' print read again, alone: by Tesseract at SECOND_LOOK of the page's scale, and by RapidOCR's
     recogniser (when installed). A value that then reads otherwise ("L24080521", then "L2408052Z1", of a printed
-    L240805Z1; "L22120926" of L221209Z6, which RapidOCR reads right) was the engine's pick between look-alikes, and is
-    a doubt. Fields already in doubt, and fields whose words are not on the kept pass's page (taken from another
-    pass), are left as they are."""
-    crops: dict[str, np.ndarray] = {}
-    for name, f in best.fields.items():
-        if not f.required or f.value is None or f.doubt:
-            continue
-        sources = source_words(f, best.words)
-        crop = _crop(best.page, [w.box for w in sources if w.line == sources[0].line]) if sources else None
-        if crop is not None:
-            crops[name] = crop
+    L240805Z1) was the engine's pick between look-alikes, and is a doubt. Where RapidOCR reads a valid value other
+    than Tesseract's (valid, in doubt or invalid: "L22120926" or "FZ-6857-]" of L221209Z6 and FZ-6857-J), its value is
+    given, in doubt: of such disagreements on development labels it was right in 10 of 12, Tesseract in none. Fields
+    whose words are not on the kept pass's page (taken from another pass) are left as they are."""
+    crops = _value_crops(best, template)
     if not crops:
         return best.fields
-    scaled = [cv2.resize(c, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for c in crops.values()]
+    images = [image for image, _ in crops.values()]
+    scaled = [cv2.resize(c, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for c in images]
     rows = _read_stacked(tess, scaled, language)
-    rapid_reads = rapid.recognise(list(crops.values())) if rapid.available() else [None] * len(crops)
+    rapid_reads = rapid.recognise(images) if rapid.available() else [None] * len(crops)
     fields = dict(best.fields)
-    for name, row, other in zip(crops, rows, rapid_reads, strict=True):
-        raw, again = fields[name].raw or "", " ".join(w.text for w in row)
-        if not same_print(again, raw):
-            fields[name] = replace(fields[name], doubt=f"read {raw!r}, then {again!r} at another scale")
-        elif other is not None and not same_print(other, raw):
-            fields[name] = replace(fields[name], doubt=f"read {raw!r}; RapidOCR reads {other!r}")
+    for (name, (_, printed)), row, other in zip(crops.items(), rows, rapid_reads, strict=True):
+        f = fields[name]
+        raw, again = f.raw or printed, " ".join(w.text for w in row)
+        if other is not None and (f.value is None or not same_print(other, raw)):
+            given = extract_alone(name, template.fields[name], other)
+            if given is not None and given.value is not None:
+                doubt = f"Tesseract read {raw!r}; RapidOCR reads {other!r}, given"
+                fields[name] = replace(given, raw=other, confidence=f.confidence, doubt=doubt)
+            elif f.value is not None and not f.doubt:
+                fields[name] = replace(f, doubt=f"read {raw!r}; RapidOCR reads {other!r}")
+        elif f.value is not None and not f.doubt and not same_print(again, raw):
+            fields[name] = replace(f, doubt=f"read {raw!r}, then {again!r} at another scale")
     return fields
 
 
-def _crop(page: PreparedLabel, boxes: list[Box]) -> np.ndarray | None:
-    """The page around the boxes (photo pixels), a third of a letter's height out."""
-    corners = np.float32([[b.x, b.y] for b in boxes] + [[b.x + b.width, b.y + b.height] for b in boxes])
-    mapped = cv2.perspectiveTransform(corners[None], page.to_prepared)[0]
-    (x0, y0), (x1, y1) = mapped.min(0), mapped.max(0)
+def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.ndarray, str]]:
+    """The page around each required field's print, and the print as read: the words it was read from (valid or
+    not) on the line of the first, or, for a field not found, the words after its key ("LOT: Le20228R7")."""
+    crops = {}
+    for name, f in best.fields.items():
+        if not f.required:
+            continue
+        sources = source_words(f, best.words) if f.raw else _after_key(template.fields[name], best.words)
+        line = [w for w in sources if w.line == sources[0].line]
+        printed = " ".join(w.text for w in line)
+        if f.raw and not same_print(printed, f.raw):
+            continue  # taken from another pass: this page's words hold a piece of it at most ("40114W2")
+        boxes = [box for w, box in zip(best.words, best.page_boxes, strict=True) if w in line]
+        crop = _crop(best.page.image, boxes) if boxes else None
+        if crop is not None:
+            crops[name] = crop, printed
+    return crops
+
+
+def _after_key(spec: FieldSpec, words: list[Word]) -> list[Word]:
+    """The words after the first match of the field's key (its pattern before the value) on a line; none when the
+    key's part of the pattern does not stand alone."""
+    try:
+        key = re.compile(spec.pattern[: spec.pattern.find("(?P<value>")])
+    except re.error:
+        return []
+    for line in sorted({w.line for w in words}):
+        on_line = [w for w in words if w.line == line]
+        ends = np.cumsum([len(w.text) + 1 for w in on_line]) - 1  # each word's end in the line's text
+        found = key.search(" ".join(w.text for w in on_line))
+        if found and found.end() > 0:
+            rest = [w for w, end in zip(on_line, ends, strict=True) if end > found.end()]
+            if rest:
+                return rest
+    return []
+
+
+def _crop(image: np.ndarray, boxes: list[Box]) -> np.ndarray | None:
+    """The image around the boxes (its own pixels), a third of a letter's height out."""
+    x0, y0 = min(b.x for b in boxes), min(b.y for b in boxes)
+    x1, y1 = max(b.x + b.width for b in boxes), max(b.y + b.height for b in boxes)
     pad = (y1 - y0) / 3
-    h, w = page.image.shape
+    h, w = image.shape
     x0, y0, x1, y1 = int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad))
-    return page.image[y0:y1, x0:x1] if x1 - x0 > 2 and y1 - y0 > 2 else None
+    return image[y0:y1, x0:x1] if x1 - x0 > 2 and y1 - y0 > 2 else None
 
 
 def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
@@ -297,7 +345,8 @@ def _merge(primary: _Pass, other: _Pass | None) -> _Pass:
     if other is None:
         return primary
     fields = {name: _better(f, other.fields[name]) for name, f in primary.fields.items()}
-    return _Pass(primary.psm, primary.words, primary.text, fields, primary.page, _readings(primary, other))
+    readings = _readings(primary, other)
+    return _Pass(primary.psm, primary.words, primary.text, fields, primary.page, readings, primary.page_boxes)
 
 
 def _readings(a: _Pass, b: _Pass) -> dict[str, set[str]]:

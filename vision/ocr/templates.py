@@ -6,6 +6,7 @@ text that was found, so a misread serial is reported rather than guessed or "cor
 into a different part's number. The repairs made are in fields declared digits-only: letters
 read as the digits they resemble (O->0, I->1, ...), and a "/" read as 7 (some fonts' 7 reads so): proven where
 the field has a check digit, else given with a doubt (the label is then uncertain, the value its best guess).
+Beside a 7, a "/" may also be that 7's stroke read twice ("7/"): the check digit picks the reading, with a doubt.
 """
 
 from __future__ import annotations
@@ -79,9 +80,15 @@ def _validate(spec: FieldSpec, raw: str) -> tuple[str | None, str | None]:
     """(value, None) when valid, else (None, why not)."""
     value = re.sub(r"\s+", "", raw) if spec.compact or spec.digits_only or spec.type != "text" else raw.strip()
     if spec.digits_only:
-        value = value.translate(_DIGIT_LOOKALIKES).replace("/", "7")  # NanumGothic's 7 reads as "/"
-        if not value.isdigit():
+        value = value.translate(_DIGIT_LOOKALIKES)
+        if not value.replace("/", "").isdigit():
             return None, f"{raw!r} is not all digits"
+        if spec.check:
+            passing = _passing_sevens(spec, value)
+            if not passing:
+                return None, f"{value.replace('/', '7')!r} fails its {spec.check} check digit"
+            return passing[0], None
+        value = value.replace("/", "7")  # NanumGothic's 7 reads as "/"
     if spec.check and not CHECKS[spec.check](value):
         return None, f"{value!r} fails its {spec.check} check digit"
     if spec.type == "date":
@@ -116,9 +123,31 @@ def _confusable(spec: FieldSpec, value: str) -> str | None:
     return f"{value!r} holds {held}, which the print does not tell from a digit (`confusable`)" if held else None
 
 
+def _sevens(digits: str) -> list[str]:
+    """What digits with "/" in them may be: each "/" a 7 (NanumGothic's 7 reads as "/"), or, beside a 7, that 7's
+    stroke read twice ("7/"): dropped."""
+    out = [""]
+    for i, ch in enumerate(digits):
+        twice = ch == "/" and "7" in digits[max(0, i - 1) : i + 2]
+        out = [o + d for o in out for d in (("7", "") if twice else ("7",) if ch == "/" else (ch,))]
+    return out
+
+
+def _passing_sevens(spec: FieldSpec, digits: str) -> list[str]:
+    """Of what the digits may be (`_sevens`), those that pass the field's check digit: every "/" a 7 first."""
+    return [v for v in _sevens(digits) if CHECKS[spec.check](v)] if spec.check else []
+
+
 def _unproven_seven(spec: FieldSpec, raw: str) -> str | None:
-    if spec.digits_only and not spec.check and "/" in raw:
+    if not spec.digits_only or "/" not in raw:
+        return None
+    if not spec.check:
         return f"{raw.strip()!r}: each '/' taken for a 7 (some fonts' 7 reads so), and no check digit proves it"
+    digits = re.sub(r"\s+", "", raw).translate(_DIGIT_LOOKALIKES)
+    passing = _passing_sevens(spec, digits)
+    if len(passing) > 1 or passing[0] != digits.replace("/", "7"):
+        ways = f"{len(passing)} ways" if len(passing) > 1 else "only so"
+        return f"{raw.strip()!r}: a '/' beside a 7 may be its stroke read twice; the check digit passes {ways}"
     return None
 
 
@@ -185,25 +214,33 @@ def by_place(
     at = {n: _line_of(template.fields[n], lines) for n in names if fields[n].value is not None}
     out = dict(fields)
     for k, name in enumerate(names):
-        f, spec = fields[name], template.fields[name]
-        start = spec.pattern.find("(?P<value>")
+        f = fields[name]
         after = names[k + 1] if k + 1 < len(names) else None
-        if f.value is not None or not f.required or f.problem != "not found" or start < 0 or at.get(after) is None:
+        if f.value is not None or not f.required or f.problem != "not found" or at.get(after) is None:
             continue
         line = at[after] - 1
         before = names[k - 1] if k else None
         if line < 0 or (before is not None and at.get(before) != line - 1):
             continue
-        keyless = spec.model_copy(update={"pattern": KEY_MISREAD + spec.pattern[start:] + r"\s*$"})
-        try:
-            found = extract_field(name, keyless, lines[line])
-        except re.error:  # the value's part of the pattern does not stand alone
-            continue
-        if found.value is not None:
+        found = extract_alone(name, template.fields[name], lines[line])
+        if found is not None and found.value is not None:
             where = f"between {before} and {after}" if before else f"before {after}"
             found = replace(found, doubt=found.doubt or f"its key was not read: found by its place {where}")
             out[name] = field_confidences({name: found}, words)[name]
     return out
+
+
+def extract_alone(name: str, spec: FieldSpec, text: str) -> FieldValue | None:
+    """The field from text that holds its value alone, after at most a short key read as anything and its colon;
+    None when the pattern's value part does not stand alone (no `value` group, or one that needs the rest)."""
+    start = spec.pattern.find("(?P<value>")
+    if start < 0:
+        return None
+    keyless = spec.model_copy(update={"pattern": KEY_MISREAD + spec.pattern[start:] + r"\s*$"})
+    try:
+        return extract_field(name, keyless, text)
+    except re.error:
+        return None
 
 
 def _line_of(spec: FieldSpec, lines: list[str]) -> int | None:
