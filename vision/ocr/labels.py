@@ -30,6 +30,7 @@ from vision.ocr.templates import (
     extract_alone,
     extract_fields,
     field_confidences,
+    place_of,
     same_print,
     source_words,
 )
@@ -284,7 +285,7 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
             given = extract_alone(name, template.fields[name], other)
             if given is not None and given.value is not None:
                 doubt = f"Tesseract read {raw!r}; RapidOCR reads {other!r}, given"
-                fields[name] = replace(given, raw=other, confidence=f.confidence, doubt=doubt)
+                fields[name] = replace(given, confidence=f.confidence, doubt=doubt)
             elif f.value is not None and not f.doubt:
                 fields[name] = replace(f, doubt=f"read {raw!r}; RapidOCR reads {other!r}")
         elif f.value is not None and not f.doubt and not same_print(again, raw):
@@ -294,12 +295,19 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
 
 def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.ndarray, str]]:
     """The page around each required field's print, and the print as read: the words it was read from (valid or
-    not) on the line of the first, or, for a field not found, the words after its key ("LOT: Le20228R7")."""
+    not) on the line of the first; for a field not found, the words after its key ("LOT: Le20228R7"), or else its
+    line by its place ("모트: L220/728W5", key and all)."""
     crops = {}
+    lines = best.text.split("\n")
     for name, f in best.fields.items():
         if not f.required:
             continue
-        sources = source_words(f, best.words) if f.raw else _after_key(template.fields[name], best.words)
+        if f.raw:
+            sources = source_words(f, best.words)
+        else:
+            place = place_of(template, lines, best.fields, name)
+            on_place = [w for w in best.words if w.line == place]
+            sources = _after_key(template.fields[name], best.words) or on_place
         line = [w for w in sources if w.line == sources[0].line]
         printed = " ".join(w.text for w in line)
         if f.raw and not same_print(printed, f.raw):

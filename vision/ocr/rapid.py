@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from functools import lru_cache
 
 import numpy as np
@@ -49,12 +50,13 @@ def available() -> bool:
 
 
 def recognise(crops: list[np.ndarray]) -> list[str]:
-    """Each crop of one line of print (grey or colour) read by PP-OCR's recogniser alone, no detection."""
+    """Each crop of one line of print (grey or colour) read by PP-OCR's recogniser alone, no detection; full-width
+    forms as their ASCII ("：" as ":"), as the Chinese model reads punctuation beside CJK-like glyphs."""
     out = []
     with _LOCK:
         for crop in crops:
             found, _ = _engine()(crop if crop.ndim == 3 else np.dstack([crop] * 3), use_det=False, use_cls=False)
-            out.append(found[0][0] if found else "")
+            out.append(unicodedata.normalize("NFKC", found[0][0]) if found else "")
     return out
 
 

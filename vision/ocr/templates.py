@@ -204,30 +204,43 @@ KEY_MISREAD = r"^\s*(?:\S{0,5}[:.;]\s*)?"  # a key of a few characters, read as 
 def by_place(
     template: LabelTemplate, text: str, words: list[Word], fields: dict[str, FieldValue]
 ) -> dict[str, FieldValue]:
-    """Required fields not found because their key was misread ("로트:" as "SE:"), found by their place instead: the
-    template lists its fields in print order, so such a field is the one line between the lines of the fields before
-    and after it (or, for the first field, the line before the next one's), when that line is a short key, its
-    colon and the field's value, nothing more. The value is validated like any other and carries a doubt: the label
-    is uncertain, but the value is given."""
+    """Required fields not found because their key was misread ("로트:" as "SE:"), found by their place instead
+    (`place_of`), when that line is a short key, its colon and the field's value, nothing more. The value is validated
+    like any other and carries a doubt: the label is uncertain, but the value is given."""
     lines = text.split("\n")
-    names = list(template.fields)
-    at = {n: _line_of(template.fields[n], lines) for n in names if fields[n].value is not None}
     out = dict(fields)
-    for k, name in enumerate(names):
-        f = fields[name]
-        after = names[k + 1] if k + 1 < len(names) else None
-        if f.value is not None or not f.required or f.problem != "not found" or at.get(after) is None:
-            continue
-        line = at[after] - 1
-        before = names[k - 1] if k else None
-        if line < 0 or (before is not None and at.get(before) != line - 1):
-            continue
-        found = extract_alone(name, template.fields[name], lines[line])
+    for name in template.fields:
+        line = place_of(template, lines, fields, name)
+        found = None if line is None else extract_alone(name, template.fields[name], lines[line])
         if found is not None and found.value is not None:
-            where = f"between {before} and {after}" if before else f"before {after}"
-            found = replace(found, doubt=found.doubt or f"its key was not read: found by its place {where}")
+            found = replace(
+                found, doubt=found.doubt or f"its key was not read: found by its place {_between(template, name)}"
+            )
             out[name] = field_confidences({name: found}, words)[name]
     return out
+
+
+def place_of(template: LabelTemplate, lines: list[str], fields: dict[str, FieldValue], name: str) -> int | None:
+    """The line a required field that was not found is on, by its place: the template lists its fields in print
+    order, so it is the one line between the lines of the fields before and after it (for the first field, the line
+    before the next one's); None when those are not found, or not one line apart."""
+    f, names = fields[name], list(template.fields)
+    if f.value is not None or not f.required or f.problem != "not found":
+        return None
+    k = names.index(name)
+    before, after = (names[k - 1] if k else None), (names[k + 1] if k + 1 < len(names) else None)
+    at = {n: _line_of(template.fields[n], lines) for n in (before, after) if n and fields[n].value is not None}
+    if at.get(after) is None:
+        return None
+    line = at[after] - 1
+    return None if line < 0 or (before is not None and at.get(before) != line - 1) else line
+
+
+def _between(template: LabelTemplate, name: str) -> str:
+    names = list(template.fields)
+    k = names.index(name)
+    after = names[k + 1]
+    return f"between {names[k - 1]} and {after}" if k else f"before {after}"
 
 
 def extract_alone(name: str, spec: FieldSpec, text: str) -> FieldValue | None:
