@@ -223,6 +223,7 @@ def test_a_value_rapidocr_reads_otherwise_is_given_in_doubt_never_as_ok():
         ("hershey", 9306, "lot", "Le20228R7"),  # an L read as "Le": not found, its words taken after its key
         ("blur", 9301, "lot", "1220720A6"),  # an L read as 1: valid, and Tesseract reads it so again at 0.8
         ("large-text", 9305, "lot", "모트: L220/728W5"),  # key and value misread: its line by its place
+        ("borders", 9309, "gtin", "880399717/98265"),  # not required, and its check digit fails
     ],
 )
 def test_where_rapidocr_reads_a_valid_value_tesseract_did_not_its_value_is_given_in_doubt(

@@ -72,6 +72,17 @@ def test_a_slash_is_read_as_7_proven_by_a_check_digit_or_given_with_a_doubt():
         assert fields["serial"].value == "2768702884" and "serial: '2/68/02884': each '/' taken for a 7" in unsure[0]
 
 
+def test_a_key_may_follow_a_border_read_as_a_glyph_but_not_another_word():
+    """Where the print touches the label's edge, the edge reads as a glyph glued to the key ("IGTIN: ...|", rendered
+    labels of the `margins` family): the shipped templates' keys start a word or follow one such glyph."""
+    for name in ("default", "default-ko"):
+        assert extract_fields(load_template(name), "IGTIN: 88094439323944|")["gtin"].value == "88094439323944"
+        assert extract_fields(load_template(name), "XGTIN: 88094439323944")["gtin"].value is None
+    fields = extract_fields(load_template("default"), "|P/N: AB-1234-C\nILOT: L230101A1\n[S/N: 4992739871")
+    assert [fields[n].value for n in ("part_number", "lot", "serial")] == ["AB-1234-C", "L230101A1", "4992739871"]
+    assert extract_fields(load_template("default"), "SLOT: L230101A1")["lot"].value is None
+
+
 def test_a_slash_beside_a_7_may_be_its_stroke_read_twice_which_only_a_check_digit_tells():
     """NanumGothic's 7 also reads as "7/" or "/7" (GTIN 88028709533764 of rendered label seed 9503 read
     "88028/095337/64"): each "/" beside a 7 may be nothing. The check digit picks the reading, the first one passing

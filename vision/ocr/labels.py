@@ -5,8 +5,8 @@ another page-segmentation mode only when a required field is still missing or in
 the orientation detector only when the text lines run vertically; a template with a second
 script (Korean) adds one call that re-reads its Latin words with the Latin model. Fields are
 validated in every pass, so keeping a valid field from any pass never admits a guess, and a field
-that two passes read as two different valid values is in doubt. Last, each required value's print is
-read again alone, by Tesseract at another scale and by RapidOCR's recogniser: a value either reads
+that two passes read as two different valid values is in doubt. Last, each value's print is read again
+alone, by Tesseract at another scale (required values) and by RapidOCR's recogniser: a value either reads
 otherwise is in doubt too, and where RapidOCR reads a valid value Tesseract did not, its value is given, in doubt.
 """
 
@@ -264,23 +264,28 @@ def _left(w: TsvWord) -> int:
 
 
 def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> dict[str, FieldValue]:
-    """The required fields' print read again, alone: by Tesseract at SECOND_LOOK of the page's scale, and by RapidOCR's
-    recogniser (when installed). A value that then reads otherwise ("L24080521", then "L2408052Z1", of a printed
-    L240805Z1) was the engine's pick between look-alikes, and is a doubt. Where RapidOCR reads a valid value other
-    than Tesseract's (valid, in doubt or invalid: "L22120926" or "FZ-6857-]" of L221209Z6 and FZ-6857-J), its value is
-    given, in doubt: of such disagreements on development labels it was right in 10 of 12, Tesseract in none. Fields
-    whose words are not on the kept pass's page (taken from another pass) are left as they are."""
+    """The fields' print read again, alone: by Tesseract at SECOND_LOOK of the page's scale, and by RapidOCR's
+    recogniser (when installed; Tesseract's look is of the required fields alone). A value that then reads otherwise
+    ("L24080521", then "L2408052Z1", of a printed L240805Z1) was the engine's pick between look-alikes, and is a
+    doubt. Where RapidOCR reads a valid value other than Tesseract's (valid, in doubt or invalid: "L22120926" or
+    "FZ-6857-]" of L221209Z6 and FZ-6857-J), its value is given, in doubt: of such disagreements on development labels
+    it was right in 10 of 12, Tesseract in none. Fields whose words are not on the kept pass's page (taken from
+    another pass) are left as they are."""
     crops = _value_crops(best, template)
     if not crops:
         return best.fields
     images = [image for image, _ in crops.values()]
-    scaled = [cv2.resize(c, None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for c in images]
-    rows = _read_stacked(tess, scaled, language)
+    required = [name for name in crops if best.fields[name].required]  # only theirs: each row sways the others
+    scaled = [
+        cv2.resize(crops[n][0], None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for n in required
+    ]
+    again_read = dict(zip(required, _read_stacked(tess, scaled, language), strict=True)) if required else {}
     rapid_reads = rapid.recognise(images) if rapid.available() else [None] * len(crops)
     fields = dict(best.fields)
-    for (name, (_, printed)), row, other in zip(crops.items(), rows, rapid_reads, strict=True):
+    for (name, (_, printed)), other in zip(crops.items(), rapid_reads, strict=True):
         f = fields[name]
-        raw, again = f.raw or printed, " ".join(w.text for w in row)
+        raw = f.raw or printed
+        again = " ".join(w.text for w in again_read[name]) if name in again_read else raw
         if other is not None and (f.value is None or not same_print(other, raw)):
             given = extract_alone(name, template.fields[name], other)
             if given is not None and given.value is not None:
@@ -294,20 +299,20 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
 
 
 def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.ndarray, str]]:
-    """The page around each required field's print, and the print as read: the words it was read from (valid or
-    not) on the line of the first; for a field not found, the words after its key ("LOT: Le20228R7"), or else its
-    line by its place ("모트: L220/728W5", key and all)."""
+    """The page around each field's print, and the print as read: the words it was read from (valid or not) on the
+    line of the first; for a required field not found, the words after its key ("LOT: Le20228R7"), or else its line
+    by its place ("모트: L220/728W5", key and all)."""
     crops = {}
     lines = best.text.split("\n")
     for name, f in best.fields.items():
-        if not f.required:
-            continue
         if f.raw:
             sources = source_words(f, best.words)
-        else:
+        elif f.required:
             place = place_of(template, lines, best.fields, name)
             on_place = [w for w in best.words if w.line == place]
             sources = _after_key(template.fields[name], best.words) or on_place
+        else:
+            continue
         line = [w for w in sources if w.line == sources[0].line]
         printed = " ".join(w.text for w in line)
         if f.raw and not same_print(printed, f.raw):
