@@ -240,6 +240,16 @@ def test_where_rapidocr_reads_a_valid_value_tesseract_did_not_its_value_is_given
     assert f.doubt.endswith(f"{label.fields[field]}', given")
 
 
+def test_a_value_its_check_digit_proves_is_not_replaced_by_rapidocrs():
+    """RapidOCR reads GTIN 88013331613816 (seed 7001, small print) a digit short, "8801333161381", which passes as a
+    GTIN-13 too: Tesseract's reading, proven by its check digit, is kept, and the disagreement is a doubt."""
+    label = render_family("small-text", 7001, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), "tesserocr")
+    gtin = result.fields["gtin"]
+    assert gtin.value == label.fields["gtin"] == "88013331613816"
+    assert gtin.doubt == "read '88013331613816'; RapidOCR reads '8801333161381'"
+
+
 def test_a_tilted_labels_values_are_read_again_from_their_own_line():
     """The second look's crop was the box of the box of a word on a deskewed page: on a label tilted 2-7 degrees it
     took in the lines above and below, read otherwise, and put every right value of seed 9309 in doubt. Each crop is

@@ -269,8 +269,9 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
     ("L24080521", then "L2408052Z1", of a printed L240805Z1) was the engine's pick between look-alikes, and is a
     doubt. Where RapidOCR reads a valid value other than Tesseract's (valid, in doubt or invalid: "L22120926" or
     "FZ-6857-]" of L221209Z6 and FZ-6857-J), its value is given, in doubt: of such disagreements on development labels
-    it was right in 10 of 12, Tesseract in none. Fields whose words are not on the kept pass's page (taken from
-    another pass) are left as they are."""
+    it was right in 10 of 12, Tesseract in none; but not over a value its check digit proves ("8801333161381", a
+    digit short, passes as a GTIN-13 too). Fields whose words are not on the kept pass's page (taken from another
+    pass) are left as they are."""
     crops = _value_crops(best, template)
     if not crops:
         return best.fields
@@ -287,7 +288,8 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
         raw = f.raw or printed
         again = " ".join(w.text for w in again_read[name]) if name in again_read else raw
         if other is not None and (f.value is None or not same_print(other, raw)):
-            given = extract_alone(name, template.fields[name], other)
+            proven = f.value is not None and template.fields[name].check  # by its check digit: kept
+            given = None if proven else extract_alone(name, template.fields[name], other)
             if given is not None and given.value is not None:
                 doubt = f"Tesseract read {raw!r}; RapidOCR reads {other!r}, given"
                 fields[name] = replace(given, confidence=f.confidence, doubt=doubt)
