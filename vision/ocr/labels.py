@@ -328,9 +328,12 @@ def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.nda
 
 def _after_key(spec: FieldSpec, words: list[Word]) -> list[Word]:
     """The words after the first match of the field's key (its pattern before the value) on a line; none when the
-    key's part of the pattern does not stand alone."""
+    pattern has no key before a `value` group, or its key's part does not stand alone."""
+    start = spec.pattern.find("(?P<value>")
+    if start <= 0:
+        return []
     try:
-        key = re.compile(spec.pattern[: spec.pattern.find("(?P<value>")])
+        key = re.compile(spec.pattern[:start])
     except re.error:
         return []
     for line in sorted({w.line for w in words}):
