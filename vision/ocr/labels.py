@@ -310,9 +310,10 @@ def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.nda
         if f.raw:
             sources = source_words(f, best.words)
         elif f.required:
-            place = place_of(template, lines, best.fields, name)
-            on_place = [w for w in best.words if w.line == place]
-            sources = _after_key(template.fields[name], best.words) or on_place
+            sources = _after_key(template.fields[name], best.words)
+            if not sources:
+                place = place_of(template, lines, best.fields, name)
+                sources = [w for w in best.words if w.line == place]
         else:
             continue
         line = [w for w in sources if w.line == sources[0].line]

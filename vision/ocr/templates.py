@@ -84,7 +84,7 @@ def _validate(spec: FieldSpec, raw: str) -> tuple[str | None, str | None]:
         if not value.replace("/", "").isdigit():
             return None, f"{raw!r} is not all digits"
         if spec.check:
-            passing = _passing_sevens(spec, value)
+            passing = _passing_sevens(spec.check, value)
             if not passing:
                 return None, f"{value.replace('/', '7')!r} fails its {spec.check} check digit"
             return passing[0], None
@@ -133,9 +133,9 @@ def _sevens(digits: str) -> list[str]:
     return out
 
 
-def _passing_sevens(spec: FieldSpec, digits: str) -> list[str]:
-    """Of what the digits may be (`_sevens`), those that pass the field's check digit: every "/" a 7 first."""
-    return [v for v in _sevens(digits) if CHECKS[spec.check](v)] if spec.check else []
+def _passing_sevens(check: str, digits: str) -> list[str]:
+    """Of what the digits may be (`_sevens`), those that pass the check digit: every "/" a 7 first."""
+    return [v for v in _sevens(digits) if CHECKS[check](v)]
 
 
 def _unproven_seven(spec: FieldSpec, raw: str) -> str | None:
@@ -144,7 +144,7 @@ def _unproven_seven(spec: FieldSpec, raw: str) -> str | None:
     if not spec.check:
         return f"{raw.strip()!r}: each '/' taken for a 7 (some fonts' 7 reads so), and no check digit proves it"
     digits = re.sub(r"\s+", "", raw).translate(_DIGIT_LOOKALIKES)
-    passing = _passing_sevens(spec, digits)
+    passing = _passing_sevens(spec.check, digits)
     if len(passing) > 1 or passing[0] != digits.replace("/", "7"):
         ways = f"{len(passing)} ways" if len(passing) > 1 else "only so"
         return f"{raw.strip()!r}: a '/' beside a 7 may be its stroke read twice; the check digit passes {ways}"
