@@ -240,6 +240,38 @@ def test_where_rapidocr_reads_a_valid_value_tesseract_did_not_its_value_is_given
     assert f.doubt.endswith(f"{label.fields[field]}', given")
 
 
+@pytest.mark.parametrize(
+    ("family", "seed", "field", "doubt"),
+    [
+        # "L22041" and "7N8", touching: the crop takes in the piece after the value's word
+        ("light-on-dark", 9303, "lot", "Tesseract read 'L22041'; RapidOCR reads 'L220417N8', given"),
+        # sparse text gave "품번" and "H: VG-4074-G" lines of their own: joined as one row, and with the lot's key
+        # misread too, both lines are placed before the serial's
+        ("turned", 7, "part_number", "its key was not read: found by its place before serial"),
+        ("turned", 7, "lot", "its key was not read: found by its place before serial"),
+        # "BE L220128V2": a label printed without colons; the part number's key is read, its value not
+        ("small-text", 1, "lot", "its key was not read: found by its place between part_number and serial"),
+        # "4892166 7/62": the same print as RapidOCR's, but a "/" read as a 7 makes another value
+        ("truetype", 9, "serial", "Tesseract read '4892166 7/62'; RapidOCR reads "),
+    ],
+)
+def test_values_of_korean_labels_whose_lines_tesseract_breaks_are_given_in_doubt(family, seed, field, doubt):
+    label = render_family(family, seed, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), "tesserocr")
+    f = result.fields[field]
+    assert f.value == label.fields[field] and f.doubt.startswith(doubt) and result.status == "uncertain"
+
+
+def test_a_word_box_reaching_into_the_lines_around_it_is_cut_to_its_own_line():
+    """Tesseract's box of serial 4892166762 (seed 9, light print on a dark label) is 200 px high on a page of 82 px
+    print: its crop read the lot above as well, and RapidOCR's "189216762" was given. The box is cut to its line's
+    band; the page was left light on dark, and its crops are turned dark on light, or the 0.8 look reads nothing."""
+    label = render_family("light-on-dark", 9, korean=True)
+    result = read_label(encode_png(label.image), load_template("default-ko"), "tesserocr")
+    for name in ("part_number", "serial", "date"):
+        assert result.fields[name].value == label.fields[name] and result.fields[name].doubt is None
+
+
 def test_a_value_its_check_digit_proves_is_not_replaced_by_rapidocrs():
     """RapidOCR reads GTIN 88013331613816 (seed 7001, small print) a digit short, "8801333161381", which passes as a
     GTIN-13 too: Tesseract's reading, proven by its check digit, is kept, and the disagreement is a doubt."""
@@ -377,11 +409,16 @@ def test_rapidocr_reads_a_rendered_label_field_by_field_from_the_photo_as_it_is(
     assert crop.min() < 90 and crop.max() > 150  # the line's box is on the print
 
 
-def test_rapidocr_has_no_hangul_so_a_korean_label_reports_its_keys_missing_rather_than_guessing():
+def test_rapidocr_has_no_hangul_so_a_korean_label_s_values_are_found_by_their_places_in_doubt():
+    """RapidOCR reads the Hangul keys as other glyphs ("吾包：", its full-width colon taken as ":"): the values are
+    placed by the one key it reads, GTIN, and each is a doubt."""
     label = render_family("perspective", 3, korean=True)
     result = read_label(encode_png(label.image), load_template("default-ko"), engine="rapidocr")
     assert "제조" not in result.text.replace(" ", "") and result.words
-    assert result.fields["lot"].value is None and not result.ok
+    placed = {n: f for n, f in result.fields.items() if n != "gtin"}
+    assert all(f.value == label.fields[n] for n, f in placed.items())
+    assert all(f.doubt == "its key was not read: found by its place before gtin" for f in placed.values())
+    assert result.status == "uncertain"
 
 
 def test_a_value_whose_key_tesseract_misreads_is_found_by_its_place_and_left_uncertain():

@@ -234,11 +234,32 @@ def test_a_field_whose_key_was_misread_is_found_by_its_place_and_is_a_doubt(line
 
 
 @pytest.mark.parametrize(
+    ("lines", "where"),
+    [
+        (["한빛 정밀 주식회사", "oe: KA-8160-Z", "Ge L240407K7", *KOREAN[3:]], "before serial"),  # no colon read
+        ([*KOREAN[:2], "SE: L240407K7", "제조번: 5089032717", *KOREAN[4:]], "between part_number and date"),
+    ],
+)
+def test_keys_misread_in_a_row_are_found_by_their_places(lines, where):
+    shipped = load_template("default-ko")
+    text = "\n".join(lines)
+    fields = extract_fields(shipped, text)
+    placed = by_place(shipped, text, [], fields)
+    misread = [name for name, f in fields.items() if f.problem == "not found" and f.required]
+    assert len(misread) == 2
+    expected = dict(zip(["part_number", "lot", "serial"], ["KA-8160-Z", "L240407K7", "5089032717"], strict=True))
+    for name in misread:
+        assert placed[name].value == expected[name]
+        assert placed[name].doubt == f"its key was not read: found by its place {where}"
+
+
+@pytest.mark.parametrize(
     "lines",
     [
         [*KOREAN[:2], "SE: L240407K7 외 2", *KOREAN[3:]],  # more than a key and the value on the line
         [*KOREAN[:2], "SE:", "L240407K7", *KOREAN[3:]],  # two lines between the neighbours: which is it?
-        [*KOREAN[:2], "SE: L240407K7", "제조번: 5089032717", *KOREAN[4:]],  # the next field is missing too
+        [*KOREAN[:2], "SE: L240407K7", "제조번: 5089032717", "외 2", *KOREAN[4:]],  # the next key is misread too,
+        # and a line more than fields lies between the keys read
         [*KOREAN[:2], "SE: L24", *KOREAN[3:]],  # too short for a lot
     ],
 )

@@ -41,6 +41,7 @@ MAX_SIDE = 1800  # 4K phone photos decode at half size: their print is still ~20
 PSM_ORDER = (11, 6, 4)  # sparse text first (labels are scattered fields), then block layouts
 UPRIGHT_CONFIDENCE = 0.6  # below this mean word confidence, and with fields misread, check the orientation
 SECOND_LOOK = 0.8  # required values read again at this share of the page's scale (0.6 and 1.4 did no better)
+TOUCH = 0.1  # words closer than this share of a letter's height are pieces of one (a space is 3 times wider)
 TALL = 1.5  # a "word" this many times the height of the page's Latin words is a barcode's bars or a border
 EMPTY_TEMPLATE = LabelTemplate(name="none")
 
@@ -176,7 +177,7 @@ def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvW
     may split one word in two ("[24032 7400" for L240327U0): Latin pieces that close together are
     re-read as one, so the Latin model decides where its words end.
     """
-    words = [w for w in tess.words(image, "+".join(languages), psm) if w.confidence >= 0]
+    words = _rows_as_lines([w for w in tess.words(image, "+".join(languages), psm) if w.confidence >= 0])
     if len(languages) < 2:
         return words
     heights = [w.height for w in words if not _other_script(w.text)]
@@ -192,6 +193,30 @@ def _words(tess, image: np.ndarray, languages: list[str], psm: int) -> list[TsvW
     rereads = dict(zip((run[0] for run in runs), _reread(tess, image, words, runs, languages[0]), strict=True))
     latin = {i for run in runs for i in run}
     return [r for i, w in enumerate(words) for r in (rereads.get(i, []) if i in latin else [w])]
+
+
+def _rows_as_lines(words: list[TsvWord]) -> list[TsvWord]:
+    """The words, each of Tesseract's lines that shares a row of print with another joined to it: sparse text
+    (psm 11) may give a key and its value lines of their own ("품번" and "VG-4074-G", side by side). Lines share a
+    row when the bands of their words (median top to median bottom) overlap by half the thinner one."""
+    lines: dict[tuple[int, int, int], list[TsvWord]] = {}
+    for w in words:
+        lines.setdefault(w.line_key, []).append(w)
+    band = {k: (np.median([w.top for w in ws]), np.median([w.top + w.height for w in ws])) for k, ws in lines.items()}
+    rows: list[list[tuple[int, int, int]]] = []
+    for key in sorted(lines, key=lambda k: band[k]):
+        row = next((r for r in rows if _same_row(band[r[0]], band[key])), None)
+        if row is None:
+            rows.append([key])
+        else:
+            row.append(key)
+    joined = {k: row[0] for row in rows for k in row}
+    return [replace(w, line_key=joined[w.line_key]) for w in words]
+
+
+def _same_row(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    overlap = min(a[1], b[1]) - max(a[0], b[0])
+    return overlap >= 0.5 * min(a[1] - a[0], b[1] - b[0])
 
 
 def _pieces_of_one_word(before: TsvWord, after: TsvWord) -> bool:
@@ -268,7 +293,8 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
     recogniser (when installed; Tesseract's look is of the required fields alone). A value that then reads otherwise
     ("L24080521", then "L2408052Z1", of a printed L240805Z1) was the engine's pick between look-alikes, and is a
     doubt. Where RapidOCR reads a valid value other than Tesseract's (valid, in doubt or invalid: "L22120926" or
-    "FZ-6857-]" of L221209Z6 and FZ-6857-J), its value is given, in doubt: of such disagreements on development labels
+    "FZ-6857-]" of L221209Z6 and FZ-6857-J; or the same print, read as another value: "4892166 7/62", its "/" a 7),
+    its value is given, in doubt: of such disagreements on development labels
     it was right in 10 of 12, Tesseract in none; but not over a value its check digit proves ("8801333161381", a
     digit short, passes as a GTIN-13 too). Fields whose words are not on the kept pass's page (taken from another
     pass) are left as they are."""
@@ -287,10 +313,11 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
         f = fields[name]
         raw = f.raw or printed
         again = " ".join(w.text for w in again_read[name]) if name in again_read else raw
-        if other is not None and (f.value is None or not same_print(other, raw)):
+        given = extract_alone(name, template.fields[name], other) if other is not None else None
+        valid = given.value if given is not None else None
+        if other is not None and (f.value is None or not same_print(other, raw) or valid not in (None, f.value)):
             proven = f.value is not None and template.fields[name].check  # by its check digit: kept
-            given = None if proven else extract_alone(name, template.fields[name], other)
-            if given is not None and given.value is not None:
+            if valid is not None and not proven:
                 doubt = f"Tesseract read {raw!r}; RapidOCR reads {other!r}, given"
                 fields[name] = replace(given, confidence=f.confidence, doubt=doubt)
             elif f.value is not None and not f.doubt:
@@ -313,18 +340,50 @@ def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.nda
             sources = _after_key(template.fields[name], best.words)
             if not sources:
                 place = place_of(template, lines, best.fields, name)
-                sources = [w for w in best.words if w.line == place]
+                sources = [w for w in best.words if place is not None and w.line == place.line]
         else:
             continue
         line = [w for w in sources if w.line == sources[0].line]
+        if not line:
+            continue
         printed = " ".join(w.text for w in line)
         if f.raw and not same_print(printed, f.raw):
             continue  # taken from another pass: this page's words hold a piece of it at most ("40114W2")
-        boxes = [box for w, box in zip(best.words, best.page_boxes, strict=True) if w in line]
-        crop = _crop(best.page.image, boxes) if boxes else None
+        crop = _crop(best.page.image, _in_band(best, line[0].line, _with_touching(best, line)))
         if crop is not None:
             crops[name] = crop, printed
     return crops
+
+
+def _with_touching(best: _Pass, words: list[Word]) -> list[Box]:
+    """The page boxes of the words, and of the words after them on their line that touch them (a gap under TOUCH
+    of a letter's height): Tesseract may split a value at a wide glyph ("L22041" and "7N8" of L220417N8)."""
+    on_line = sorted(
+        ((w, b) for w, b in zip(best.words, best.page_boxes, strict=True) if w.line == words[0].line),
+        key=lambda pair: pair[1].x,
+    )
+    boxes = [b for w, b in on_line if w in words]
+    right = max(b.x + b.width for b in boxes)
+    for w, b in on_line:
+        if w not in words and right <= b.x + b.width and b.x - right < TOUCH * b.height:
+            boxes.append(b)
+            right = b.x + b.width
+    return boxes
+
+
+def _in_band(best: _Pass, line: int, boxes: list[Box]) -> list[Box]:
+    """The boxes, those taller than TALL times the page's typical word cut to the band of the line's other words:
+    Tesseract's box of a word can reach from the line above to the line below ("4892166762", 200 px high on a
+    page of 82 px print), and a crop of it reads the neighbours' print."""
+    tall = TALL * float(np.median([b.height for b in best.page_boxes]))
+    band = [b for w, b in zip(best.words, best.page_boxes, strict=True) if w.line == line and b.height <= tall]
+    if not band or all(b.height <= tall for b in boxes):
+        return boxes
+    top, bottom = min(b.y for b in band), max(b.y + b.height for b in band)
+    return [
+        b if b.height <= tall else Box(b.x, max(b.y, top), b.width, min(b.y + b.height, bottom) - max(b.y, top))
+        for b in boxes
+    ]
 
 
 def _after_key(spec: FieldSpec, words: list[Word]) -> list[Word]:
@@ -349,13 +408,18 @@ def _after_key(spec: FieldSpec, words: list[Word]) -> list[Word]:
 
 
 def _crop(image: np.ndarray, boxes: list[Box]) -> np.ndarray | None:
-    """The image around the boxes (its own pixels), a third of a letter's height out."""
+    """The image around the boxes, a third of a letter's height out, as dark print on light: a page left light on
+    dark (a dark label on a light table) would stack its crops on the white page as dark blocks that read as
+    nothing."""
     x0, y0 = min(b.x for b in boxes), min(b.y for b in boxes)
     x1, y1 = max(b.x + b.width for b in boxes), max(b.y + b.height for b in boxes)
     pad = (y1 - y0) / 3
     h, w = image.shape
     x0, y0, x1, y1 = int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad))
-    return image[y0:y1, x0:x1] if x1 - x0 > 2 and y1 - y0 > 2 else None
+    if x1 - x0 <= 2 or y1 - y0 <= 2:
+        return None
+    crop = image[y0:y1, x0:x1]
+    return 255 - crop if np.median(crop) < 128 else crop
 
 
 def _merge(primary: _Pass, other: _Pass | None) -> _Pass:

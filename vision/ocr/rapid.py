@@ -70,7 +70,10 @@ def read_label_rapidocr(data: bytes, template: LabelTemplate) -> LabelResult:
     with _LOCK:
         found, _ = _engine()(photo)
     lines = sorted(found or [], key=lambda hit: _top_left(hit[0]))
-    words = [Word(text, round(float(conf), 4), _box(corners), i) for i, (corners, text, conf) in enumerate(lines)]
+    words = [
+        Word(unicodedata.normalize("NFKC", text), round(float(conf), 4), _box(corners), i)  # "：" as ":"
+        for i, (corners, text, conf) in enumerate(lines)
+    ]
     return _result("\n".join(w.text for w in words), words, template, start, None if words else "no text found")
 
 

@@ -12,7 +12,7 @@ Beside a 7, a "/" may also be that 7's stroke read twice ("7/"): the check digit
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from vision.ocr.config import FieldSpec, LabelTemplate
@@ -198,7 +198,8 @@ def extract_fields(template: LabelTemplate, text: str) -> dict[str, FieldValue]:
 # a word this close after a value, in letter heights, may be the rest of it (a space is about 0.6: a word one space
 # after a value is a doubt too)
 RUN_ON = 0.75
-KEY_MISREAD = r"^\s*(?:\S{0,5}[:.;]\s*)?"  # a key of a few characters, read as anything, and its colon
+# a key of a few characters, read as anything, and its colon, or a space where the label prints none
+KEY_MISREAD = r"^\s*(?:\S{0,5}[:.;]\s*|\S{1,5}\s+)?"
 
 
 def by_place(
@@ -210,37 +211,40 @@ def by_place(
     lines = text.split("\n")
     out = dict(fields)
     for name in template.fields:
-        line = place_of(template, lines, fields, name)
-        found = None if line is None else extract_alone(name, template.fields[name], lines[line])
-        if found is not None and found.value is not None:
-            found = replace(
-                found, doubt=found.doubt or f"its key was not read: found by its place {_between(template, name)}"
-            )
+        place = place_of(template, lines, fields, name)
+        found = None if place is None else extract_alone(name, template.fields[name], lines[place.line])
+        if place is not None and found is not None and found.value is not None:
+            found = replace(found, doubt=found.doubt or f"its key was not read: found by its place {place.between}")
             out[name] = field_confidences({name: found}, words)[name]
     return out
 
 
-def place_of(template: LabelTemplate, lines: list[str], fields: dict[str, FieldValue], name: str) -> int | None:
-    """The line a required field that was not found is on, by its place: the template lists its fields in print
-    order, so it is the one line between the lines of the fields before and after it (for the first field, the line
-    before the next one's); None when those are not found, or not one line apart."""
+@dataclass(frozen=True)
+class Place:
+    line: int
+    between: str  # the fields read with their keys that fix it, for the doubt: "between part_number and serial"
+
+
+def place_of(template: LabelTemplate, lines: list[str], fields: dict[str, FieldValue], name: str) -> Place | None:
+    """The line of a required field that was not found, by its place: the template lists its fields in print order,
+    so it lies as many lines before the next field read with its key as there are fields between them, and as many
+    after the one before (the first fields have none before; a field read with its key counts, valid or not: "품번
+    WU-85.40-N"; several keys may be misread in a row). None when no field after it is read with its key, or the
+    lines between the two do not match the fields between them."""
     f, names = fields[name], list(template.fields)
     if f.value is not None or not f.required or f.problem != "not found":
         return None
+    keyed = {n: _line_of(template.fields[n], lines) for n in names if fields[n].problem != "not found"}
+    at = {n: line for n, line in keyed.items() if line is not None}
     k = names.index(name)
-    before, after = (names[k - 1] if k else None), (names[k + 1] if k + 1 < len(names) else None)
-    at = {n: _line_of(template.fields[n], lines) for n in (before, after) if n and fields[n].value is not None}
-    if at.get(after) is None:
+    after = next((n for n in names[k + 1 :] if n in at), None)
+    before = next((n for n in reversed(names[:k]) if n in at), None)
+    if after is None:
         return None
-    line = at[after] - 1
-    return None if line < 0 or (before is not None and at.get(before) != line - 1) else line
-
-
-def _between(template: LabelTemplate, name: str) -> str:
-    names = list(template.fields)
-    k = names.index(name)
-    after = names[k + 1]
-    return f"between {names[k - 1]} and {after}" if k else f"before {after}"
+    line = at[after] - (names.index(after) - k)
+    if line < 0 or (before is not None and at[before] != line - (k - names.index(before))):
+        return None
+    return Place(line, f"between {before} and {after}" if before else f"before {after}")
 
 
 def extract_alone(name: str, spec: FieldSpec, text: str) -> FieldValue | None:
