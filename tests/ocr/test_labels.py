@@ -193,14 +193,19 @@ def test_a_value_whose_print_runs_on_closely_is_a_doubt_not_an_ok_reading():
     assert field_confidences(fields, apart)["lot"].doubt is None
 
 
-def test_a_lot_split_where_two_ones_stand_apart_is_uncertain():
+def test_a_lot_split_where_two_ones_stand_apart_is_uncertain_and_read_whole_by_rapidocr(monkeypatch):
     """NanumGothic's 1s stand wide apart: the Korean lot "L230311X1" (seed 7003, large print) reads as "L23031" and
-    "1X1", half a letter's height between them, and the lot was given as ok."""
+    "1X1", half a letter's height between them, and the lot was given as ok. The print running on is a doubt; the
+    second look's crop takes in the word it runs on into, and RapidOCR reads the lot whole (without RapidOCR, the
+    doubt stands over Tesseract's piece)."""
     label = render_family("large-text", 7003, korean=True)
     result = read_label(encode_png(label.image), load_template("default-ko"), engine="tesserocr")
     lot = result.fields["lot"]
-    assert lot.value != label.fields["lot"] and result.status == "uncertain"
-    assert lot.doubt.startswith("'L23031' runs on into '1X1'")
+    assert lot.value == label.fields["lot"] and result.status == "uncertain"
+    assert lot.doubt == "Tesseract read 'L23031'; RapidOCR reads 'L230311X1', given"
+    monkeypatch.setattr(rapid, "available", lambda: False)
+    result = read_label(encode_png(label.image), load_template("default-ko"), engine="tesserocr")
+    assert result.fields["lot"].doubt.startswith("'L23031' runs on into '1X1'") and result.status == "uncertain"
 
 
 def test_a_value_rapidocr_reads_otherwise_is_given_in_doubt_never_as_ok():

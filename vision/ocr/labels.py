@@ -26,6 +26,7 @@ from vision.ocr.image import decode_bgr, to_gray
 from vision.ocr.label_image import PreparedLabel, lines_run_vertically, prepare, whole
 from vision.ocr.results import Box, FieldValue, LabelResult, Word
 from vision.ocr.templates import (
+    RUN_ON,
     by_place,
     extract_alone,
     extract_fields,
@@ -41,7 +42,6 @@ MAX_SIDE = 1800  # 4K phone photos decode at half size: their print is still ~20
 PSM_ORDER = (11, 6, 4)  # sparse text first (labels are scattered fields), then block layouts
 UPRIGHT_CONFIDENCE = 0.6  # below this mean word confidence, and with fields misread, check the orientation
 SECOND_LOOK = 0.8  # required values read again at this share of the page's scale (0.6 and 1.4 did no better)
-TOUCH = 0.1  # words closer than this share of a letter's height are pieces of one (a space is 3 times wider)
 TALL = 1.5  # a "word" this many times the height of the page's Latin words is a barcode's bars or a border
 EMPTY_TEMPLATE = LabelTemplate(name="none")
 
@@ -349,26 +349,34 @@ def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.nda
         printed = " ".join(w.text for w in line)
         if f.raw and not same_print(printed, f.raw):
             continue  # taken from another pass: this page's words hold a piece of it at most ("40114W2")
-        crop = _crop(best.page.image, _in_band(best, line[0].line, _with_touching(best, line)))
+        crop = _crop(best.page.image, _in_band(best, line[0].line, _with_run_on(best, line)))
         if crop is not None:
             crops[name] = crop, printed
     return crops
 
 
-def _with_touching(best: _Pass, words: list[Word]) -> list[Box]:
-    """The page boxes of the words, and of the words after them on their line that touch them (a gap under TOUCH
-    of a letter's height): Tesseract may split a value at a wide glyph ("L22041" and "7N8" of L220417N8)."""
+def _with_run_on(best: _Pass, words: list[Word]) -> list[Box]:
+    """The page boxes of the words, and of the words after them on their line that run on from them (closer than
+    RUN_ON letter heights, as the field's run-on doubt has it): Tesseract may split a value at a wide glyph ("L22041"
+    and "7N8" of L220417N8, "L23031" and "1X1" of L230311X1). A word that is not part of the value only makes
+    RapidOCR's reading invalid, and such a value is in doubt already."""
     on_line = sorted(
         ((w, b) for w, b in zip(best.words, best.page_boxes, strict=True) if w.line == words[0].line),
         key=lambda pair: pair[1].x,
     )
     boxes = [b for w, b in on_line if w in words]
-    right = max(b.x + b.width for b in boxes)
+    last = max(boxes, key=lambda b: b.x + b.width)
     for w, b in on_line:
-        if w not in words and right <= b.x + b.width and b.x - right < TOUCH * b.height:
+        if w not in words and _runs_on_from(last, b):
             boxes.append(b)
-            right = b.x + b.width
+            last = b
     return boxes
+
+
+def _runs_on_from(last: Box, b: Box) -> bool:
+    """b starts after last ends (half a letter of overlap allowed), closer than RUN_ON letter heights, in its row."""
+    gap, letter = b.x - (last.x + last.width), max(b.height, last.height)
+    return -letter / 2 < gap < RUN_ON * letter and _same_row((last.y, last.y + last.height), (b.y, b.y + b.height))
 
 
 def _in_band(best: _Pass, line: int, boxes: list[Box]) -> list[Box]:
@@ -380,10 +388,8 @@ def _in_band(best: _Pass, line: int, boxes: list[Box]) -> list[Box]:
     if not band or all(b.height <= tall for b in boxes):
         return boxes
     top, bottom = min(b.y for b in band), max(b.y + b.height for b in band)
-    return [
-        b if b.height <= tall else Box(b.x, max(b.y, top), b.width, min(b.y + b.height, bottom) - max(b.y, top))
-        for b in boxes
-    ]
+    cut = [(b, max(b.y, top), min(b.y + b.height, bottom)) for b in boxes]
+    return [b if b.height <= tall or y1 <= y0 else Box(b.x, y0, b.width, y1 - y0) for b, y0, y1 in cut]
 
 
 def _after_key(spec: FieldSpec, words: list[Word]) -> list[Word]:
