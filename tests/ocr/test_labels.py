@@ -258,6 +258,8 @@ def test_where_rapidocr_reads_a_valid_value_tesseract_did_not_its_value_is_given
         ("small-text", 1, "lot", "its key was not read: found by its place between part_number and serial"),
         # "4892166 7/62": the same print as RapidOCR's, but a "/" read as a 7 makes another value
         ("truetype", 9, "serial", "Tesseract read '4892166 7/62'; RapidOCR reads "),
+        # "6144: 88079998790079" under blur: the GTIN, optional, placed after the date since its check digit passes
+        ("blur", 9, "gtin", "its key was not read: found by its place after date"),
     ],
 )
 def test_values_of_korean_labels_whose_lines_tesseract_breaks_are_given_in_doubt(family, seed, field, doubt):

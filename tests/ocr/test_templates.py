@@ -253,6 +253,18 @@ def test_keys_misread_in_a_row_are_found_by_their_places(lines, where):
         assert placed[name].doubt == f"its key was not read: found by its place {where}"
 
 
+@pytest.mark.parametrize(("gtin", "found"), [("88079998790079", True), ("88079998790078", False)])
+def test_an_optional_field_is_placed_only_where_its_check_digit_proves_it(gtin, found):
+    """GTIN, the last field and not required, its key read "6144:": placed after the date, the field before it, only
+    when its check digit passes (a label without a GTIN may end in another number)."""
+    shipped = load_template("default-ko")
+    text = "\n".join([*KOREAN, f"6144: {gtin}"])
+    fields = extract_fields(shipped, text)
+    placed = by_place(shipped, text, [], fields)["gtin"]
+    assert placed.value == (gtin if found else None)
+    assert placed.doubt == ("its key was not read: found by its place after date" if found else None)
+
+
 @pytest.mark.parametrize(
     "lines",
     [

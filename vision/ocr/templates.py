@@ -205,9 +205,9 @@ KEY_MISREAD = r"^\s*(?:\S{0,5}[:.;]\s*|\S{1,5}\s+)?"
 def by_place(
     template: LabelTemplate, text: str, words: list[Word], fields: dict[str, FieldValue]
 ) -> dict[str, FieldValue]:
-    """Required fields not found because their key was misread ("로트:" as "SE:"), found by their place instead
-    (`place_of`), when that line is a short key, its colon and the field's value, nothing more. The value is validated
-    like any other and carries a doubt: the label is uncertain, but the value is given."""
+    """Fields not found because their key was misread ("로트:" as "SE:"), found by their place instead (`place_of`),
+    when that line is a short key, its colon and the field's value, nothing more. The value is validated like any
+    other and carries a doubt: where the field is required the label is uncertain, but the value is given."""
     lines = text.split("\n")
     out = dict(fields)
     for name in template.fields:
@@ -226,25 +226,28 @@ class Place:
 
 
 def place_of(template: LabelTemplate, lines: list[str], fields: dict[str, FieldValue], name: str) -> Place | None:
-    """The line of a required field that was not found, by its place: the template lists its fields in print order,
-    so it lies as many lines before the next field read with its key as there are fields between them, and as many
-    after the one before (the first fields have none before; a field read with its key counts, valid or not: "품번
-    WU-85.40-N"; several keys may be misread in a row). None when no field after it is read with its key, or the
-    lines between the two do not match the fields between them."""
+    """The line of a field that was not found, by its place: the template lists its fields in print order, so it lies
+    as many lines before the next field read with its key as there are fields between them, and as many after the one
+    before (a field read with its key counts, valid or not: "품번 WU-85.40-N"; several keys may be misread in a row);
+    the last fields, with none read after them, by the one before alone. Required fields, and optional ones a check
+    digit proves (a GTIN whose key reads "6144:"). None when no field around it is read with its key, or the lines
+    between two such fields do not match the fields between them."""
     f, names = fields[name], list(template.fields)
-    if f.value is not None or not f.required or f.problem != "not found":
+    if f.value is not None or f.problem != "not found" or not (f.required or template.fields[name].check):
         return None
     keyed = {n: _line_of(template.fields[n], lines) for n in names if fields[n].problem != "not found"}
     at = {n: line for n, line in keyed.items() if line is not None}
     k = names.index(name)
     after = next((n for n in names[k + 1 :] if n in at), None)
     before = next((n for n in reversed(names[:k]) if n in at), None)
-    if after is None:
+    if after is not None:
+        line = at[after] - (names.index(after) - k)
+        if line < 0 or (before is not None and at[before] != line - (k - names.index(before))):
+            return None
+        return Place(line, f"between {before} and {after}" if before else f"before {after}")
+    if before is None or at[before] + k - names.index(before) >= len(lines):
         return None
-    line = at[after] - (names.index(after) - k)
-    if line < 0 or (before is not None and at[before] != line - (k - names.index(before))):
-        return None
-    return Place(line, f"between {before} and {after}" if before else f"before {after}")
+    return Place(at[before] + k - names.index(before), f"after {before}")
 
 
 def extract_alone(name: str, spec: FieldSpec, text: str) -> FieldValue | None:
