@@ -42,6 +42,7 @@ MAX_SIDE = 1800  # 4K phone photos decode at half size: their print is still ~20
 PSM_ORDER = (11, 6, 4)  # sparse text first (labels are scattered fields), then block layouts
 UPRIGHT_CONFIDENCE = 0.6  # below this mean word confidence, and with fields misread, check the orientation
 SECOND_LOOK = 0.8  # required values read again at this share of the page's scale (0.6 and 1.4 did no better)
+INK = 96  # grey levels from the paper's: print
 TALL = 1.5  # a "word" this many times the height of the page's Latin words is a barcode's bars or a border
 EMPTY_TEMPLATE = LabelTemplate(name="none")
 
@@ -301,7 +302,7 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
     crops = _value_crops(best, template)
     if not crops:
         return best.fields
-    images = [image for image, _ in crops.values()]
+    images = [wide for _, wide, _ in crops.values()]
     required = [name for name in crops if best.fields[name].required]  # only theirs: each row sways the others
     scaled = [
         cv2.resize(crops[n][0], None, fx=SECOND_LOOK, fy=SECOND_LOOK, interpolation=cv2.INTER_AREA) for n in required
@@ -309,28 +310,41 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
     again_read = dict(zip(required, _read_stacked(tess, scaled, language), strict=True)) if required else {}
     rapid_reads = rapid.recognise(images) if rapid.available() else [None] * len(crops)
     fields = dict(best.fields)
-    for (name, (_, printed)), other in zip(crops.items(), rapid_reads, strict=True):
+    for (name, (_, _, printed)), other in zip(crops.items(), rapid_reads, strict=True):
         f = fields[name]
         raw = f.raw or printed
         again = " ".join(w.text for w in again_read[name]) if name in again_read else raw
         given = extract_alone(name, template.fields[name], other) if other is not None else None
         valid = given.value if given is not None else None
-        if other is not None and (f.value is None or not same_print(other, raw) or valid not in (None, f.value)):
+        differs = other is not None and (
+            f.value is None or valid not in (None, f.value) or not _agrees(name, template, other, raw, f.value)
+        )
+        if differs:
             proven = f.value is not None and template.fields[name].check  # by its check digit: kept
             if valid is not None and not proven:
                 doubt = f"Tesseract read {raw!r}; RapidOCR reads {other!r}, given"
                 fields[name] = replace(given, confidence=f.confidence, doubt=doubt)
             elif f.value is not None and not f.doubt:
                 fields[name] = replace(f, doubt=f"read {raw!r}; RapidOCR reads {other!r}")
-        elif f.value is not None and not f.doubt and not same_print(again, raw):
+        elif f.value is not None and not f.doubt and not _agrees(name, template, again, raw, f.value):
             fields[name] = replace(f, doubt=f"read {raw!r}, then {again!r} at another scale")
     return fields
 
 
-def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.ndarray, str]]:
-    """The page around each field's print, and the print as read: the words it was read from (valid or not) on the
-    line of the first; for a required field not found, the words after its key ("LOT: Le20228R7"), or else its line
-    by its place ("모트: L220/728W5", key and all)."""
+def _agrees(name: str, template: LabelTemplate, reading: str, raw: str, value: str) -> bool:
+    """Another reading of a value's crop agrees with the value: the same print, or a reading that gives that value (a
+    neighbour's glyph read beside it aside: ":3112806306")."""
+    if same_print(reading, raw):
+        return True
+    other = extract_alone(name, template.fields[name], reading)
+    return other is not None and other.value == value
+
+
+def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """The page around each field's print, the same reaching out for print no word holds (`_reach`: for RapidOCR;
+    Tesseract reads a neighbour's glyph beside a value into it), and the print as read: the words it was read from
+    (valid or not) on the line of the first; for a required field not found, the words after its key ("LOT:
+    Le20228R7"), or else its line by its place ("모트: L220/728W5", key and all)."""
     crops = {}
     lines = best.text.split("\n")
     for name, f in best.fields.items():
@@ -349,9 +363,10 @@ def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.nda
         printed = " ".join(w.text for w in line)
         if f.raw and not same_print(printed, f.raw):
             continue  # taken from another pass: this page's words hold a piece of it at most ("40114W2")
-        crop = _crop(best.page.image, _in_band(best, line[0].line, _with_run_on(best, line)))
-        if crop is not None:
-            crops[name] = crop, printed
+        boxes = _in_band(best, line[0].line, _with_run_on(best, line))
+        crop, wide = _crop(best.page.image, boxes), _crop(best.page.image, boxes, _reach(best, line[0].line, boxes))
+        if crop is not None and wide is not None:
+            crops[name] = crop, wide, printed
     return crops
 
 
@@ -377,6 +392,26 @@ def _runs_on_from(last: Box, b: Box) -> bool:
     """b starts after last ends (half a letter of overlap allowed), closer than RUN_ON letter heights, in its row."""
     gap, letter = b.x - (last.x + last.width), max(b.height, last.height)
     return -letter / 2 < gap < RUN_ON * letter and _same_row((last.y, last.y + last.height), (b.y, b.y + b.height))
+
+
+def _reach(best: _Pass, line: int, boxes: list[Box]) -> tuple[int, int]:
+    """How far a crop of the boxes reaches left and right for print no word holds: the ink between them and their
+    neighbours on the line (a letter's height out at most), as a serial's first digit dropped by Tesseract ("3" of
+    "번호: 3112806306", in no word's box). Blank gaps give none: more of the page around a value sways RapidOCR."""
+    x0, x1 = min(b.x for b in boxes), max(b.x + b.width for b in boxes)
+    y0, y1 = min(b.y for b in boxes), max(b.y + b.height for b in boxes)
+    letter = int(np.median([b.height for b in boxes]))
+    others = [b for w, b in zip(best.words, best.page_boxes, strict=True) if w.line == line and b not in boxes]
+    left = max([x0 - letter, *(b.x + b.width for b in others if b.x + b.width <= x0)], default=0)
+    right = min([x1 + letter, *(b.x for b in others if b.x >= x1)])
+    page = best.page.image[max(0, y0) : y1]
+    paper = np.median(page)
+    ink = np.flatnonzero((np.abs(page.astype(np.int16) - paper) > INK).any(axis=0))
+    before, after = ink[(ink >= max(0, left)) & (ink < x0)], ink[(ink >= x1) & (ink < right)]
+    margin = letter // 3  # as `_crop` pads
+    return (x0 - int(before.min()) + margin if before.size else 0), (
+        int(after.max()) + 1 - x1 + margin if after.size else 0
+    )
 
 
 def _in_band(best: _Pass, line: int, boxes: list[Box]) -> list[Box]:
@@ -413,15 +448,16 @@ def _after_key(spec: FieldSpec, words: list[Word]) -> list[Word]:
     return []
 
 
-def _crop(image: np.ndarray, boxes: list[Box]) -> np.ndarray | None:
-    """The image around the boxes, a third of a letter's height out, as dark print on light: a page left light on
-    dark (a dark label on a light table) would stack its crops on the white page as dark blocks that read as
-    nothing."""
+def _crop(image: np.ndarray, boxes: list[Box], reach: tuple[int, int] = (0, 0)) -> np.ndarray | None:
+    """The image around the boxes, a third of a letter's height out (left and right out to `reach` where that is
+    further), as dark print on light: a page left light on dark (a dark label on a light table) would stack its
+    crops on the white page as dark blocks that read as nothing."""
     x0, y0 = min(b.x for b in boxes), min(b.y for b in boxes)
     x1, y1 = max(b.x + b.width for b in boxes), max(b.y + b.height for b in boxes)
     pad = (y1 - y0) / 3
     h, w = image.shape
-    x0, y0, x1, y1 = int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad))
+    x0, x1 = int(max(0, x0 - max(pad, reach[0]))), int(min(w, x1 + max(pad, reach[1])))
+    y0, y1 = int(max(0, y0 - pad)), int(min(h, y1 + pad))
     if x1 - x0 <= 2 or y1 - y0 <= 2:
         return None
     crop = image[y0:y1, x0:x1]
