@@ -402,16 +402,16 @@ def _reach(best: _Pass, line: int, boxes: list[Box]) -> tuple[int, int]:
     y0, y1 = min(b.y for b in boxes), max(b.y + b.height for b in boxes)
     letter = int(np.median([b.height for b in boxes]))
     others = [b for w, b in zip(best.words, best.page_boxes, strict=True) if w.line == line and b not in boxes]
-    left = max([x0 - letter, *(b.x + b.width for b in others if b.x + b.width <= x0)], default=0)
+    left = max([x0 - letter, *(b.x + b.width for b in others if b.x + b.width <= x0)])
     right = min([x1 + letter, *(b.x for b in others if b.x >= x1)])
     page = best.page.image[max(0, y0) : y1]
     paper = np.median(page)
     ink = np.flatnonzero((np.abs(page.astype(np.int16) - paper) > INK).any(axis=0))
     before, after = ink[(ink >= max(0, left)) & (ink < x0)], ink[(ink >= x1) & (ink < right)]
     margin = letter // 3  # as `_crop` pads
-    return (x0 - int(before.min()) + margin if before.size else 0), (
-        int(after.max()) + 1 - x1 + margin if after.size else 0
-    )
+    reach_left = x0 - int(before.min()) + margin if before.size else 0
+    reach_right = int(after.max()) + 1 - x1 + margin if after.size else 0
+    return reach_left, reach_right
 
 
 def _in_band(best: _Pass, line: int, boxes: list[Box]) -> list[Box]:
