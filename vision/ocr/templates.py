@@ -251,8 +251,8 @@ def place_of(template: LabelTemplate, lines: list[str], fields: dict[str, FieldV
 
 
 def extract_alone(name: str, spec: FieldSpec, text: str) -> FieldValue | None:
-    """The field from text that holds its value alone, after at most a short key read as anything and its colon;
-    None when the pattern's value part does not stand alone (no `value` group, or one that needs the rest)."""
+    """The field from text that holds its value alone, after at most a short key read as anything and its colon (or
+    a space); None when the pattern's value part does not stand alone (no `value` group, or one that needs the rest)."""
     start = spec.pattern.find("(?P<value>")
     if start < 0:
         return None
