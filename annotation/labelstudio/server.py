@@ -28,6 +28,8 @@ import httpx
 from annotation.errors import LineInspectError
 
 VERSION = "1.23.2"
+# what its environment is made of: sentry-sdk 3.0 (2026-12) refuses an option Label Studio 1.23 starts it with
+REQUIREMENTS = (f"label-studio=={VERSION}", "sentry-sdk<3")
 DEFAULT_PORT = 8080
 STATE_FILE = "lineinspect-server.json"
 LOG_FILE = "label-studio.log"
@@ -57,22 +59,23 @@ def venv_dir(home: Path) -> Path:
 
 
 def install(home: Path, log=print) -> Path:
-    """The `label-studio` program of a virtual environment holding Label Studio VERSION, made if missing."""
+    """The `label-studio` program of a virtual environment holding REQUIREMENTS, made if missing or made from
+    others."""
     venv = venv_dir(home)
-    program = venv / "bin" / "label-studio"
-    if program.is_file() and (venv / ".installed").is_file():
+    program, marker = venv / "bin" / "label-studio", venv / ".installed"
+    if program.is_file() and marker.is_file() and marker.read_text() == " ".join(REQUIREMENTS):
         return program
     log(f"installing Label Studio {VERSION} into {venv} (once; a few minutes)")
     venv.parent.mkdir(parents=True, exist_ok=True)
     base = getattr(sys, "_base_executable", sys.executable)
     for step in (
         [base, "-m", "venv", "--clear", str(venv)],
-        [str(venv / "bin/pip"), "install", "-q", f"label-studio=={VERSION}"],
+        [str(venv / "bin/pip"), "install", "-q", *REQUIREMENTS],
     ):
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode != 0:
             raise LineInspectError(f"installing Label Studio failed ({' '.join(step[:3])}...):\n{done.stderr[-2000:]}")
-    (venv / ".installed").touch()
+    marker.write_text(" ".join(REQUIREMENTS))
     return program
 
 
