@@ -28,8 +28,8 @@ import httpx
 from annotation.errors import LineInspectError
 
 VERSION = "1.23.2"
-# what its environment is made of: sentry-sdk 3.0 (2026-12) refuses an option Label Studio 1.23 starts it with
-REQUIREMENTS = (f"label-studio=={VERSION}", "sentry-sdk<3")
+# its environment's packages, pinned as tested (sentry-sdk 3.0 refuses an option Label Studio 1.23 starts it with)
+CONSTRAINTS = Path(__file__).with_name("constraints.txt")
 DEFAULT_PORT = 8080
 STATE_FILE = "lineinspect-server.json"
 LOG_FILE = "label-studio.log"
@@ -59,23 +59,24 @@ def venv_dir(home: Path) -> Path:
 
 
 def install(home: Path, log=print) -> Path:
-    """The `label-studio` program of a virtual environment holding REQUIREMENTS, made if missing or made from
-    others."""
+    """The `label-studio` program of a virtual environment holding Label Studio VERSION under CONSTRAINTS, made if
+    missing or made under other constraints."""
     venv = venv_dir(home)
     program, marker = venv / "bin" / "label-studio", venv / ".installed"
-    if program.is_file() and marker.is_file() and marker.read_text() == " ".join(REQUIREMENTS):
+    pins = CONSTRAINTS.read_text(encoding="utf-8")
+    if program.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == pins:
         return program
     log(f"installing Label Studio {VERSION} into {venv} (once; a few minutes)")
     venv.parent.mkdir(parents=True, exist_ok=True)
     base = getattr(sys, "_base_executable", sys.executable)
     for step in (
         [base, "-m", "venv", "--clear", str(venv)],
-        [str(venv / "bin/pip"), "install", "-q", *REQUIREMENTS],
+        [str(venv / "bin/pip"), "install", "-q", "-c", str(CONSTRAINTS), f"label-studio=={VERSION}"],
     ):
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode != 0:
             raise LineInspectError(f"installing Label Studio failed ({' '.join(step[:3])}...):\n{done.stderr[-2000:]}")
-    marker.write_text(" ".join(REQUIREMENTS))
+    marker.write_text(pins, encoding="utf-8")
     return program
 
 
