@@ -317,7 +317,7 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
         given = extract_alone(name, template.fields[name], other) if other is not None else None
         valid = given.value if given is not None else None
         differs = other is not None and (
-            f.value is None or valid not in (None, f.value) or not _agrees(name, template, other, raw, f.value)
+            f.value is None or valid not in (None, f.value) or not _agrees(other, raw, valid, f.value)
         )
         if differs:
             proven = f.value is not None and template.fields[name].check  # by its check digit: kept
@@ -326,18 +326,24 @@ def _second_look(tess, best: _Pass, template: LabelTemplate, language: str) -> d
                 fields[name] = replace(given, confidence=f.confidence, doubt=doubt)
             elif f.value is not None and not f.doubt:
                 fields[name] = replace(f, doubt=f"read {raw!r}; RapidOCR reads {other!r}")
-        elif f.value is not None and not f.doubt and not _agrees(name, template, again, raw, f.value):
+        elif (
+            f.value is not None
+            and not f.doubt
+            and not _agrees(again, raw, _value_alone(name, template, again), f.value)
+        ):
             fields[name] = replace(f, doubt=f"read {raw!r}, then {again!r} at another scale")
     return fields
 
 
-def _agrees(name: str, template: LabelTemplate, reading: str, raw: str, value: str) -> bool:
+def _agrees(reading: str, raw: str, reading_value: str | None, value: str) -> bool:
     """Another reading of a value's crop agrees with the value: the same print, or a reading that gives that value (a
-    neighbour's glyph read beside it aside: ":3112806306")."""
-    if same_print(reading, raw):
-        return True
-    other = extract_alone(name, template.fields[name], reading)
-    return other is not None and other.value == value
+    neighbour's glyph read beside it aside: ":3112806306"); `reading_value` is what `extract_alone` takes from it."""
+    return same_print(reading, raw) or reading_value == value
+
+
+def _value_alone(name: str, template: LabelTemplate, text: str) -> str | None:
+    found = extract_alone(name, template.fields[name], text)
+    return found.value if found is not None else None
 
 
 def _value_crops(best: _Pass, template: LabelTemplate) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
