@@ -30,6 +30,13 @@ channels standardised, 0.989 and 0.880; its channel means removed, 0.988 and 0.9
 0.928, at twice the search (against 0.992 and 0.924): none kept. On the sample data alone (seed 0, 512 px, 100 good
 and 150 defects scored): the score less the mean score of the 3 or 10 good parts nearest by their mean patch
 feature (a baseline per product) 0.930-0.934 against 0.916, short of the gap to the classifier: not kept.
+Later (2026-12-07, same sample data, 200 good parts in the bank, 150 + 150 scored, 512 px; base 0.924, stains
+0.881 and the grainy cast surface 0.880 the weakest; the goods scored highest are machined rings whose centre is in
+view and specular streaks, rare among good parts, not defect-like): none kept. Low-level features beside the 472
+(each cell's RGB mean and spread, the stride-2 and stride-4 blocks' means or magnitudes, weight 1 or 3 after
+standardising) 0.888-0.921; no coreset limit (banks of 8192 and 16384) 0.924 and 0.922, so the bank is not what
+limits; a patch's distance divided by its nearest bank patch's own neighbour radius (local density, as LOF) 0.837-0.925;
+1 or 3 copies of each good part through the recipe's full augmentation added to the bank 0.923 and 0.914.
 """
 
 from __future__ import annotations
