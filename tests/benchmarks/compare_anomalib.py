@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--normal-label", action="append")
     parser.add_argument("--defect-label", action="append")
     parser.add_argument("--set", action="append", default=[], help="the recipe overrides bench accuracy was given")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="run only these (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     names = []
@@ -88,9 +89,10 @@ def main() -> None:
         names.append(name)
     quiet = {**os.environ, "TQDM_DISABLE": "1"}  # anomalib's coreset progress bar
     if not args.report_only:
-        command = [str(args.anomalib_python), __file__, "--run-anomalib", str(args.out), *names]
+        variants = ",".join(args.variant or VARIANTS)
+        command = [str(args.anomalib_python), __file__, "--run-anomalib", str(args.out), variants, *names]
         subprocess.run(command, check=True, env=quiet)
-    rows = [row for name in names for row in dataset_rows(name, args.out, args.bench)]
+    rows = [row for name in names for row in dataset_rows(name, args.out, args.bench, args.variant or VARIANTS)]
     write_table(rows, args.out)
 
 
@@ -132,7 +134,7 @@ def write_split(name: str, source: str, args) -> None:
     )
 
 
-def dataset_rows(name: str, out: Path, bench: Path | None) -> list[dict]:
+def dataset_rows(name: str, out: Path, bench: Path | None, variants) -> list[dict]:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
@@ -161,7 +163,7 @@ def dataset_rows(name: str, out: Path, bench: Path | None) -> list[dict]:
                 "ms_onnx": onnx_ms(bench / name / OUR_METHOD / "model.onnx", batch),
             }
         )
-    for variant in VARIANTS:
+    for variant in variants:
         result = json.loads((out / name / f"{_slug(variant)}.json").read_text(encoding="utf-8"))
         y, s = np.array(result["is_defect"], dtype=bool), np.array(result["scores"])
         rows.append(
@@ -249,7 +251,7 @@ def write_table(rows: list[dict], out: Path) -> None:
 # ---- the anomalib venv: weights, training, scores ----
 
 
-def run_anomalib(out: Path, names: list[str]) -> None:
+def run_anomalib(out: Path, variants: list[str], names: list[str]) -> None:
     import anomalib
     import numpy as np
     import torch
@@ -259,7 +261,8 @@ def run_anomalib(out: Path, names: list[str]) -> None:
     for name in names:
         plan = json.loads((out / name / "split.json").read_text(encoding="utf-8"))
         goods, holdout = plan["train_good"], plan["holdout"]
-        for variant, (cls_name, kwargs) in VARIANTS.items():
+        for variant in variants:
+            cls_name, kwargs = VARIANTS[variant]
             # PaDiM's random feature subset; the coreset's first pick (torch) and its projection (numpy's global RNG,
             # through scikit-learn): unseeded, PatchCore's ROC-AUC moved by up to 0.03 between two runs here
             torch.manual_seed(0)
@@ -426,6 +429,6 @@ def _slug(variant: str) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--run-anomalib":
-        run_anomalib(Path(sys.argv[2]), sys.argv[3:])
+        run_anomalib(Path(sys.argv[2]), sys.argv[3].split(","), sys.argv[4:])
     else:
         main()
