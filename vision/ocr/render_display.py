@@ -11,7 +11,8 @@ Photo families (`FAMILIES`) vary what real panels vary: `plain` as above (a quar
 `coloured-lcd`, coloured segments (blue, red, green) on light grey glass, as on an insulation
 tester; `unit`, a unit (V, mA, kPa, M, %, Hz) printed on the glass after the digits;
 `two-row`, a second, smaller reading under the first (a thermo-hygrometer's humidity under its
-temperature): the photo's text is the top row's, which a gauge config picks with `row: 1`.
+temperature): the photo's text is the top row's, which a gauge config picks with `row: 1`;
+`timer`, a timer's or clock's time with colons (M:SS, H:MM:SS, HH:MM), half of them LEDs.
 """
 
 from __future__ import annotations
@@ -72,20 +73,28 @@ def random_style(rng: np.random.Generator, digit_height: float = 60.0) -> Segmen
     )
 
 
-def cells_of(text: str) -> list[tuple[str, bool]]:
-    """'-12.50' -> [('-', False), ('1', False), ('2', True), ('5', False), ('0', False)]."""
-    cells: list[tuple[str, bool]] = []
+def cells_of(text: str) -> list[tuple[str, bool, bool]]:
+    """'-12.50' -> [('-', F, F), ('1', F, F), ('2', True, F), ('5', F, F), ('0', F, F)]: each cell's character, whether
+    a decimal point follows it and whether a colon does ('12:34': ('2', F, True))."""
+    cells: list[tuple[str, bool, bool]] = []
     for ch in text:
-        if ch == ".":
-            if not cells or cells[-1][1]:
-                cells.append((" ", True))
+        if ch in ".:":
+            mark = 1 if ch == "." else 2
+            if not cells or cells[-1][mark]:
+                cells.append((" ", ch == ".", ch == ":"))
             else:
-                cells[-1] = (cells[-1][0], True)
+                cells[-1] = tuple(True if i == mark else v for i, v in enumerate(cells[-1]))
         elif ch in SEGMENTS:
-            cells.append((ch, False))
+            cells.append((ch, False, False))
         else:
             raise ValueError(f"a seven-segment display cannot show {ch!r}")
     return cells
+
+
+def colon_space(style: SegmentStyle) -> float:
+    """The extra advance after a cell with a colon: clocks and timers leave room for its two dots (at most half a
+    digit's width, so the digits either side stay under 1.5 cells apart)."""
+    return min(2.2 * style.thickness * style.point_size, 0.5 * style.aspect) * style.digit_height
 
 
 def _segment_polygons(style: SegmentStyle) -> dict[str, np.ndarray]:
@@ -148,15 +157,22 @@ def draw_strip_ink(
     ghost = np.zeros((height, width), np.float32)
     polys = _segment_polygons(style)
     cells = cells_of(text)
-    cells = [(" ", False)] * max(0, n_cells - len(cells)) + cells
+    cells = [(" ", False, False)] * max(0, n_cells - len(cells)) + cells
     w = style.aspect * style.digit_height
     advance = w * style.pitch
     t = style.thickness * style.digit_height
     shown: list[tuple[str, float, float]] = []
     scale = 16  # fixed-point sub-pixel drawing
+    shear = math.tan(math.radians(style.slant))
     ox, oy = origin
-    for i, (ch, dot) in enumerate(cells):
-        x0 = ox + i * advance
+    p = t * style.point_size
+
+    def square(x: float, y: float, target: np.ndarray) -> None:
+        box = np.round(np.array([(x, y), (x + p, y), (x + p, y + p), (x, y + p)]) * scale)
+        cv2.fillPoly(target, [box.astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+
+    for i, (ch, dot, colon) in enumerate(cells):
+        x0 = ox + i * advance + colon_space(style) * sum(c[2] for c in cells[:i])
         on = SEGMENTS[ch]
         if style.variant_glyphs and ch in VARIANTS:
             on = VARIANTS[ch]
@@ -166,13 +182,18 @@ def draw_strip_ink(
         if on:
             xs = np.concatenate([polys[name][:, 0] for name in on]) + x0
             shown.append((ch, float(xs.min()), float(xs.max())))
-        p = t * style.point_size
         dx = x0 + w + max(0.02 * style.digit_height, style.point_gap * (advance - w) - p / 2)
         dy = oy + style.digit_height - p
-        box = np.round(np.array([(dx, dy), (dx + p, dy), (dx + p, dy + p), (dx, dy + p)]) * scale)
-        cv2.fillPoly(lit if dot else ghost, [box.astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+        square(dx, dy, lit if dot else ghost)
         if dot:
             shown.append((".", dx, dx + p))
+        if colon:  # two dots halfway between this cell and the next, leaning with the digits
+            cx = x0 + w + (advance - w + colon_space(style)) / 2 - p / 2
+            ys = [oy + style.digit_height * f - p / 2 for f in (0.3, 0.7)]
+            xs = [cx + (style.digit_height - y - p / 2) * shear for y in ys]
+            for x, y in zip(xs, ys, strict=True):
+                square(x, y, lit)
+            shown.append((":", min(xs), max(xs) + p))
     return np.maximum(lit, ghost * style.ghost), shown
 
 
@@ -184,7 +205,24 @@ def random_reading(rng: np.random.Generator) -> str:
     return ("-" + text) if rng.random() < 0.12 else text
 
 
-FAMILIES = ("plain", "negative-lcd", "coloured-lcd", "unit", "two-row")
+def random_time(rng: np.random.Generator) -> str:
+    """A timer's or clock's readout: minutes and seconds (M:SS or MM:SS), hours, minutes and seconds (H:MM:SS) or
+    a time of day (HH:MM)."""
+    a, b, c = (int(v) for v in rng.integers(0, 60, 3))
+    kind = int(rng.choice(3, p=[0.6, 0.2, 0.2]))
+    if kind == 0:
+        return f"{a}:{b:02d}" if rng.random() < 0.5 else f"{a:02d}:{b:02d}"
+    if kind == 1:
+        return f"{a % 10}:{b:02d}:{c:02d}"
+    return f"{a % 24:02d}:{b:02d}"
+
+
+def family_reading(rng: np.random.Generator, family: str) -> str:
+    """A readout as the family's displays show it: a time for `timer`, else `random_reading`."""
+    return random_time(rng) if family == "timer" else random_reading(rng)
+
+
+FAMILIES = ("plain", "negative-lcd", "coloured-lcd", "unit", "two-row", "timer")
 _RECOLOURED_LCDS = ("negative-lcd", "coloured-lcd")  # LCD families with their own glass and segment colours
 UNITS = ("V", "mA", "kPa", "M", "%", "Hz")
 _NEGATIVE_GLASS = ((70, 25, 10), (20, 45, 15), (15, 15, 15))  # BGR: dark blue, dark green, black
@@ -205,7 +243,8 @@ def render_strip(
     look and whether a unit follows the digits; `below`, a second, smaller reading under the
     first, right-aligned with it (a thermo-hygrometer's humidity under its temperature)."""
     style = style or random_style(rng)
-    n_chars = len(cells_of(text))
+    cells = cells_of(text)
+    n_chars = len(cells)
     extra = int(rng.integers(0, 3)) if extra_cells is None else extra_cells
     n_cells = n_chars + extra
     h = style.digit_height
@@ -214,7 +253,8 @@ def render_strip(
     margin_x = w * float(rng.uniform(0.3, 0.9))
     lean = h * math.tan(math.radians(style.slant))
     height = int(round(h + 2 * margin_y))
-    width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w))
+    colons = colon_space(style) * sum(c[2] for c in cells)
+    width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w + colons))
     ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y))
     if below is not None:
         ink = _with_row_below(ink, below, style, width - margin_x - lean, margin_y, rng)
@@ -294,6 +334,8 @@ def render_photo(
     style = random_style(rng, digit_height=float(rng.uniform(50, 110)))
     if family in _RECOLOURED_LCDS:
         led = False
+    if family == "timer" and led is None:  # timers and clocks: as often LED as LCD
+        led = bool(rng.random() < 0.5)
     if led is not None:
         style = replace(style, led=led)
     below = random_reading(rng) if family == "two-row" else None
@@ -332,7 +374,7 @@ def render_photo(
     return np.clip(photo + noise, 0, 255).astype(np.uint8), style
 
 
-TRAINING_FAMILIES = {"plain": 0.55, "negative-lcd": 0.15, "coloured-lcd": 0.15, "unit": 0.15}  # share of strips
+TRAINING_FAMILIES = {"plain": 0.45, "negative-lcd": 0.15, "coloured-lcd": 0.15, "unit": 0.15, "timer": 0.1}  # shares
 # (not `two-row`: each of its rows is read as a strip of its own)
 
 
@@ -347,11 +389,13 @@ def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bo
     is neither clearly in nor clearly out makes the example ambiguous, and it is drawn again.
     """
     while True:
-        text = random_reading(rng)
         family = str(rng.choice(list(TRAINING_FAMILIES), p=list(TRAINING_FAMILIES.values())))
+        text = family_reading(rng, family)
         style = random_style(rng, digit_height=float(rng.uniform(28, 90)))
         if family in _RECOLOURED_LCDS:
             style = replace(style, led=False)
+        elif family == "timer":
+            style = replace(style, led=bool(rng.random() < 0.5))
         strip, shown, style = render_strip(text, rng, style, family=family)
         h, w = strip.shape[:2]
         cut_left = rng.uniform(0, w * 0.25) if rng.random() < 0.3 else 0.0
@@ -360,15 +404,16 @@ def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bo
         label, ambiguous = [], False
         for ch, a, b in shown:
             visible = max(0.0, min(b, x1) - max(a, x0)) / (b - a)
-            if visible >= 0.7 or (ch == "." and visible > 0.99):
+            if visible >= 0.7 or (ch in ".:" and visible > 0.99):
                 label.append(ch)
             elif visible > 0.2:
                 ambiguous = True
-        if ambiguous or not label or label == ["."] or label[0] == "." and len(label) == 1:
+        text = "".join(label).strip(".:")  # a point or colon at the cut's edge belongs to no reading
+        if ambiguous or not text:
             continue
         strip = strip[:, int(x0) : int(math.ceil(x1))]
         bright = style.led or family == "negative-lcd"
-        return _photograph_strip(strip, rng, style.led), "".join(label).strip("."), bright
+        return _photograph_strip(strip, rng, style.led), text, bright
 
 
 def _photograph_strip(strip: np.ndarray, rng: np.random.Generator, led: bool) -> np.ndarray:

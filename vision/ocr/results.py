@@ -106,7 +106,8 @@ class Digit:
 
 @dataclass
 class DisplayResult:
-    """A seven-segment readout: `text` as shown ("-12.50"), `value` as a number."""
+    """A seven-segment readout: `text` as shown ("-12.50", "1:02:03"), `value` as a number (a time's in its last
+    field's unit: 3723.0)."""
 
     text: str
     value: float | None

@@ -5,16 +5,17 @@ five right; the line reader here (`sevenseg_model`) is trained on the project's 
 rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
 from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
-grows while widening it reads more sure digits.
+grows while widening it reads more sure digits. A timer's or clock's colon is read as such ("12:34"; its value
+counts in the last field's unit, see `reading_value`), never dropped to make a number of the digits.
 
-A reading is `ok` only when a display window was found, every digit is sure, no digit between two was read as
-nothing, the window holds the whole readout (read again one digit height wider on both sides, the window must show
-the same digits: a window found on part of the glass reads "3" of "3328" with full confidence), the window squeezed
-to 0.7 of its width reads the same (segment shapes the model knows survive that, a shape it never learned and reads
-with false confidence often does not), and, for the shipped reader, a second model trained on rendered displays
-alone reads the same digits (README gives the figures). Anything less is `uncertain`, with the reading as the best
-guess. The rules were set on rendered displays, the odd-numbered gas-pump photos and the real LCD crops' training
-half; `bench ocr` measures the share of ok readings and their accuracy on every set.
+A reading is `ok` only when a display window was found, every digit (and colon) is sure, no digit between two was
+read as nothing, the window holds the whole readout (read again one digit height wider on both sides, the window
+must show the same digits: a window found on part of the glass reads "3" of "3328" with full confidence), the window
+squeezed to 0.7 of its width reads the same (segment shapes the model knows survive that, a shape it never learned
+and reads with false confidence often does not), and, for the shipped reader, a second model trained on rendered
+displays alone reads the same digits and colons (README gives the figures). Anything less is `uncertain`, with the
+reading as the best guess. The rules were set on rendered displays, the odd-numbered gas-pump photos and the real
+LCD crops' training half; `bench ocr` measures the share of ok readings and their accuracy on every set.
 """
 
 from __future__ import annotations
@@ -171,6 +172,9 @@ def _doubt(
     least = min(c.confidence for c in best.chars if c.char.isdigit())
     if least < SURE:
         return f"a digit is unclear (confidence {least:.2f})"
+    colon = min((c.confidence for c in best.chars if c.char == ":"), default=1.0)
+    if colon < SURE:
+        return f"a colon is unclear (confidence {colon:.2f}): a time or a number"
     gap = _widest_step([c for c in best.chars if c.confidence >= MIN_CONFIDENCE])
     if gap is not None and gap > MAX_STEP:
         return f"a digit between two read was read as nothing (they are {gap:.1f} digit cells apart)"
@@ -182,7 +186,7 @@ def _doubt(
         if not found:
             return f"the display window widened shows no row {row} of digits"
         widened = found[0].chars
-    read = [_digits(best.chars), _digits(widened)]
+    read = [_digits(best.chars, ":"), _digits(widened, ":")]
     if read[0] != read[1]:
         return f"the display window may not hold the whole readout: it reads {read[0]}, {read[1] or 'nothing'} widened"
     return shape_doubt(reader, second, best.strip, best.dark, best.chars)
@@ -195,8 +199,8 @@ def shape_doubt(reader, second, strip: np.ndarray, dark: bool, chars: list[CharR
     narrowed = strip_input(cv2.resize(strip, (max(1, round(w * NARROWER)), h)), dark)
     if _text(reader.read([narrowed])[0]) != _text(chars):
         return "the digits read differently with the window narrowed: segment shapes the model is unsure of"
-    other = None if second is None else _digits(second.read([strip_input(strip, dark)])[0])
-    if other is not None and other != _digits(chars):
+    other = None if second is None else _digits(second.read([strip_input(strip, dark)])[0], ":")
+    if other is not None and other != _digits(chars, ":"):
         return f"a second digit model, trained on rendered displays alone, reads {other or 'nothing'}"
     return None
 
@@ -205,8 +209,9 @@ def _text(chars: list[CharReading]) -> str:
     return "".join(c.char for c in chars if c.confidence >= MIN_CONFIDENCE)
 
 
-def _digits(chars: list[CharReading]) -> str:
-    return "".join(c.char for c in chars if c.char.isdigit() and c.confidence >= MIN_CONFIDENCE)
+def _digits(chars: list[CharReading], also: str = "") -> str:
+    """The digits read (and the characters in `also`), each at least MIN_CONFIDENCE sure."""
+    return "".join(c.char for c in chars if (c.char.isdigit() or c.char in also) and c.confidence >= MIN_CONFIDENCE)
 
 
 def _wider(corners: np.ndarray) -> np.ndarray:
@@ -227,13 +232,30 @@ def _result(best: _Reading | None, profile: DisplayProfile, start: float, doubt:
     confidence = round(min((d.confidence for d in digits), default=0.0), 4)
     corners = None if best.corners is None else [tuple(map(float, p)) for p in best.corners]
     seconds = time.perf_counter() - start
-    try:
-        value = float(text)
-    except ValueError:
-        reason = f"display shows {text!r}, not a number"
+    value = reading_value(text)
+    if value is None:
+        reason = f"display shows {text!r}, not a number" + (" or a time" if ":" in text else "")
         return DisplayResult(text, None, digits, confidence, seconds, corners, profile.unit, reason, "unread")
     status = "ok" if doubt is None else "uncertain"
     return DisplayResult(text, value, digits, confidence, seconds, corners, profile.unit, doubt, status)
+
+
+def reading_value(text: str) -> float | None:
+    """A readout's number: "-12.50" -> -12.5; a time counts in its last field's unit, "1:02:03" -> 3723.0 (seconds
+    of a timer, minutes of a clock's "12:34"); None when the text is neither (fields after a colon have two digits,
+    a time has no sign or point)."""
+    if ":" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    fields = text.split(":")
+    if not all(f.isdigit() for f in fields) or any(len(f) != 2 or int(f) > 59 for f in fields[1:]):
+        return None
+    total = 0
+    for field in fields:
+        total = total * 60 + int(field)
+    return float(total)
 
 
 def _one_point(chars: list[CharReading]) -> list[CharReading]:
@@ -266,9 +288,9 @@ def _tidy(text: str, profile: DisplayProfile, unread: int = 0) -> str:
     Readouts are right-aligned, so the last `decimals` cells are the decimals; `unread` of
     them (hidden by glare, say) were not read, and the point goes before the rest.
     """
-    text = text.strip(".")
+    text = text.strip(".:")
     shift = (profile.decimals or 0) - unread
-    if "." not in text and shift > 0 and len(text.lstrip("-")) > shift:
+    if "." not in text and ":" not in text and shift > 0 and len(text.lstrip("-")) > shift:
         text = text[:-shift] + "." + text[-shift:]
     return text
 

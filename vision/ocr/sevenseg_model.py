@@ -21,7 +21,7 @@ import numpy as np
 from annotation.errors import LineInspectError
 
 METADATA_KEY = "lineinspect-ocr"
-CHARSET = "0123456789-."  # class 0 is the CTC blank, class i+1 is CHARSET[i]
+CHARSET = "0123456789-.:"  # class 0 is the CTC blank, class i+1 is CHARSET[i]
 INPUT_HEIGHT = 40
 DOWNSAMPLE = 4  # input columns per output frame
 WORK_HEIGHT = 96  # strips are normalised at this height before shrinking to INPUT_HEIGHT

@@ -5,10 +5,9 @@ is drawn from the seed. With `real` (the sevenseg-digits folder) the training se
 photographed digits: the train part of its fixed split (`digit_crops.real_crops`), each crop as its
 own strip and lines of 2-6 crops side by side (half of them with a decimal point drawn after a
 digit), lightly augmented. The committed reader is `--real ... --real-share 0.1 --samples 60000 --epochs 10
---seed 1`, its second opinion `--samples 60000 --epochs 10 --seed 0` (rendered strips only), both trained on a CPU
-(their metadata says so). A CPU run repeats bit for bit on the same CPU and torch build (the reader was trained by a
-script while the decimal points were being drawn in, and the command does not repeat its bits); CUDA's CTC loss is
-not deterministic, so a GPU run only comes close.
+--seed 1 --threads 1`, its second opinion `--samples 60000 --epochs 10 --seed 0 --threads 1` (rendered strips only),
+both trained with these commands on a CPU (their metadata says so). A CPU run repeats bit for bit on the same CPU and
+torch build; CUDA's CTC loss is not deterministic, so a GPU run only comes close.
 """
 
 from __future__ import annotations
