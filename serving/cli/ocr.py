@@ -96,6 +96,9 @@ def ocr_gauge(
         typer.Option(help="Analog: the pointer to read, dark, light or red (default auto: the clearest one)."),
     ] = None,
     decimals: Annotated[int | None, typer.Option(help="Digital: decimals when the point is not seen.")] = None,
+    time_fields: Annotated[
+        int | None, typer.Option(help="Digital: a timer or clock showing a time of 2 (M:SS) or 3 (H:MM:SS) fields.")
+    ] = None,
     polarity: Annotated[str | None, typer.Option(help="Digital: dark (LCD), bright (LED) or auto.")] = None,
     region: Annotated[
         str | None,
@@ -122,7 +125,8 @@ def ocr_gauge(
         shorthand = {"min_angle": min_angle, "max_angle": max_angle, "min_value": min_value, "max_value": max_value}
         spec = _analog_spec(config, shorthand, point, unit, needle)
     else:
-        options = {"decimals": decimals, "polarity": polarity, "unit": unit, "region": _region(region), "row": row}
+        options = {"decimals": decimals, "time_fields": time_fields, "polarity": polarity, "unit": unit}
+        options |= {"region": _region(region), "row": row}
         spec = _digital_spec(config, options)
     results, failed = [], 0
     for path in images:

@@ -18,7 +18,7 @@ from vision.ocr.bench import DIAL_FAMILIES
 from vision.ocr.config import DialCalibration
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import FAMILIES as DISPLAY_FAMILIES
-from vision.ocr.render_display import random_reading, render_photo
+from vision.ocr.render_display import family_reading, random_reading, render_photo
 from vision.ocr.render_label import render_label
 
 LINEINSPECT = str(Path(sys.executable).parent / "lineinspect")
@@ -280,6 +280,19 @@ def test_train_digits_writes_a_model_the_display_reader_loads(tmp_path, shared_d
     args = ["bench", "ocr", "--only", "digit-crops", "--data", str(shared_data), "--json", str(bench)]
     assert runner.invoke(app, [*args, "--digit-model", str(out)]).exit_code == 0
     assert json.loads(bench.read_text())["digit-crops"]["digits"]["rate"] < 0.5  # the shipped model: 99.4%
+
+
+def test_ocr_gauge_reads_a_timer_whose_colon_is_off_as_a_time_with_time_fields(tmp_path):
+    text = family_reading(np.random.default_rng(10_000 + 50001), "timer")
+    photo, _ = render_photo(text, seed=50001, family="timer", colon_lit=False)
+    image = tmp_path / "timer.jpg"
+    cv2.imwrite(str(image), photo)
+    minutes, seconds = map(int, text.split(":"))
+    result = runner.invoke(app, ["ocr", "gauge", str(image), "--kind", "digital", "--time-fields", "2"])
+    assert result.exit_code == 0 and f": {60 * minutes + seconds}.0  [ok;" in result.stdout, result.output
+    assert f"shown '{text}'" in result.stdout
+    config = runner.invoke(app, ["ocr", "gauge", str(image), "--gauge", "cycle-timer"])
+    assert config.exit_code == 0 and f": {60 * minutes + seconds}.0 s  [ok;" in config.stdout, config.output
 
 
 def test_ocr_gauge_reads_the_row_asked_for_on_a_display_with_two_and_refuses_row_0(tmp_path):

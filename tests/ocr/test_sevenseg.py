@@ -222,6 +222,27 @@ def test_a_colon_is_drawn_between_two_cells_with_room_for_its_dots():
     assert ":" in family_reading(np.random.default_rng(0), "timer")
 
 
+@pytest.mark.parametrize("seed", [50001, 50004, 50009])
+def test_a_clock_whose_colon_blinked_off_reads_as_its_digits_unless_the_gauge_says_it_shows_a_time(seed):
+    """A colon off (a clock's blink) leaves digits that read as a number, surely: `time_fields` puts it back."""
+    text = family_reading(np.random.default_rng(10_000 + seed), "timer")
+    photo, _ = render_photo(text, seed=seed, family="timer", colon_lit=False)
+    data = encode_jpeg(photo, 90)
+    assert read_display(data).text == text.replace(":", "")
+    timer = read_display(data, DisplayProfile(time_fields=text.count(":") + 1))
+    assert (timer.text, timer.status, timer.value) == (text, "ok", reading_value(text))
+
+
+def test_a_gauge_that_shows_a_time_makes_a_reading_of_other_fields_uncertain(tmp_path):
+    photo, _ = render_photo("218.02", seed=1)
+    result = read_display(encode_jpeg(photo, 90), DisplayProfile(time_fields=2))
+    assert (result.text, result.status) == ("218.02", "uncertain")
+    assert result.reason == "the gauge shows a time of 2 fields; the display reads 1"
+    (tmp_path / "both.yaml").write_text("kind: digital\ntime_fields: 2\ndecimals: 1\n")
+    with pytest.raises(LineInspectError, match="a time .time_fields. or a number with decimals, not both"):
+        load_gauge(tmp_path / "both.yaml")
+
+
 def test_profile_supplies_the_decimal_point_only_when_none_is_seen():
     photo, _ = render_photo("1250", seed=5)
     data = encode_jpeg(photo, 90)

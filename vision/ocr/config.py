@@ -96,6 +96,9 @@ class DisplayProfile(_Strict):
     unit: str | None = None
     polarity: Literal["auto", "dark", "bright"] = "auto"  # dark: LCD segments, bright: LED
     decimals: int | None = Field(None, ge=0, le=6)  # digits after an unlit or unseen decimal point
+    # a timer or clock: its reading is a time of this many fields (2: M:SS or HH:MM, 3: H:MM:SS); colons unlit
+    # (blinking) or unseen are put back between the last digit pairs, and a reading of other fields is uncertain
+    time_fields: int | None = Field(None, ge=2, le=3)
     signed: bool = True  # False: the display cannot show a minus (a counter), so a "-" read is glare
     # where a fixed camera sees the display's glass, in the photo's pixels: a box [x, y, width, height] or four
     # corners [[x, y], ...] (any order; a slanted or skewed view); None: the reader looks for the display
@@ -106,6 +109,12 @@ class DisplayProfile(_Strict):
     # the digit model: an ONNX file from `lineinspect ocr train-digits` (e.g. fine-tuned on this display's own
     # crops), relative to the gauge config's folder; None: the shipped model
     model: Path | None = None
+
+    @model_validator(mode="after")
+    def _number_or_time(self):
+        if self.time_fields is not None and self.decimals is not None:
+            raise ValueError("a display shows a time (time_fields) or a number with decimals, not both")
+        return self
 
     @field_validator("region", mode="before")
     @classmethod

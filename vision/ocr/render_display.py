@@ -144,9 +144,15 @@ def _segment_polygons(style: SegmentStyle) -> dict[str, np.ndarray]:
 
 
 def draw_strip_ink(
-    text: str, style: SegmentStyle, n_cells: int, size: tuple[int, int], origin: tuple[float, float]
+    text: str,
+    style: SegmentStyle,
+    n_cells: int,
+    size: tuple[int, int],
+    origin: tuple[float, float],
+    colon_lit: bool = True,
 ) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
-    """Lit segments as 1.0, unlit (ghost) segments as `style.ghost`, on a float32 canvas.
+    """Lit segments as 1.0, unlit (ghost) segments as `style.ghost`, on a float32 canvas; a colon unlit
+    (`colon_lit` False: a clock's blinking colon in its off half) keeps its room and shows as a ghost.
 
     Text is right-aligned in `n_cells` cells starting at `origin` (x, y of the first cell's
     top-left). Returns the canvas and, per shown character, the horizontal extent of its lit
@@ -192,8 +198,9 @@ def draw_strip_ink(
             ys = [oy + style.digit_height * f - p / 2 for f in (0.3, 0.7)]
             xs = [cx + (style.digit_height - y - p / 2) * shear for y in ys]
             for x, y in zip(xs, ys, strict=True):
-                square(x, y, lit)
-            shown.append((":", min(xs), max(xs) + p))
+                square(x, y, lit if colon_lit else ghost)
+            if colon_lit:
+                shown.append((":", min(xs), max(xs) + p))
     return np.maximum(lit, ghost * style.ghost), shown
 
 
@@ -237,6 +244,7 @@ def render_strip(
     extra_cells: int | None = None,
     family: str = "plain",
     below: str | None = None,
+    colon_lit: bool = True,
 ) -> tuple[np.ndarray, list[tuple[str, float, float]], SegmentStyle]:
     """A display's glass, BGR uint8, digits filling most of its height; also what each shown
     character spans horizontally (see `draw_strip_ink`). `family` (FAMILIES) picks the glass's
@@ -255,7 +263,7 @@ def render_strip(
     height = int(round(h + 2 * margin_y))
     colons = colon_space(style) * sum(c[2] for c in cells)
     width = int(round(2 * margin_x + lean + (n_cells - 1) * w * style.pitch + w + colons))
-    ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y))
+    ink, shown = draw_strip_ink(text, style, n_cells, (height, width), (margin_x, margin_y), colon_lit)
     if below is not None:
         ink = _with_row_below(ink, below, style, width - margin_x - lean, margin_y, rng)
     ink = cv2.GaussianBlur(ink, (0, 0), float(rng.uniform(0.3, 1.2)))
@@ -322,11 +330,17 @@ def _with_unit(
 
 
 def render_photo(
-    text: str, seed: int, led: bool | None = None, difficulty: float = 0.5, family: str = "plain"
+    text: str,
+    seed: int,
+    led: bool | None = None,
+    difficulty: float = 0.5,
+    family: str = "plain",
+    colon_lit: bool = True,
 ) -> tuple[np.ndarray, SegmentStyle]:
     """A phone photo of a panel with the display in it (BGR uint8), for tests and the benchmark.
 
-    `difficulty` 0..1 scales tilt, blur, glare and noise; `family` is one of FAMILIES.
+    `difficulty` 0..1 scales tilt, blur, glare and noise; `family` is one of FAMILIES; `colon_lit` False shows a
+    time's colons off, as a clock's blink does.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown display family {family!r}; expected one of {FAMILIES}")
@@ -339,7 +353,7 @@ def render_photo(
     if led is not None:
         style = replace(style, led=led)
     below = random_reading(rng) if family == "two-row" else None
-    strip, _, style = render_strip(text, rng, style, family=family, below=below)
+    strip, _, style = render_strip(text, rng, style, family=family, below=below, colon_lit=colon_lit)
     sh, sw = strip.shape[:2]
     border = max(4, sh // 12)
     framed = cv2.copyMakeBorder(strip, border, border, border, border, cv2.BORDER_CONSTANT, value=(35, 35, 35))

@@ -232,6 +232,9 @@ def _result(best: _Reading | None, profile: DisplayProfile, start: float, doubt:
     confidence = round(min((d.confidence for d in digits), default=0.0), 4)
     corners = None if best.corners is None else [tuple(map(float, p)) for p in best.corners]
     seconds = time.perf_counter() - start
+    fields = text.count(":") + 1
+    if profile.time_fields and fields != profile.time_fields and doubt is None:
+        doubt = f"the gauge shows a time of {profile.time_fields} fields; the display reads {fields}"
     value = reading_value(text)
     if value is None:
         reason = f"display shows {text!r}, not a number" + (" or a time" if ":" in text else "")
@@ -283,12 +286,16 @@ def _once_per_cell(chars: list[CharReading]) -> list[CharReading]:
 
 
 def _tidy(text: str, profile: DisplayProfile, unread: int = 0) -> str:
-    """Apply what the profile knows: where the decimal point sits when it is not lit or seen.
+    """Apply what the profile knows: where the decimal point sits when it is not lit or seen, and a time's colons.
 
     Readouts are right-aligned, so the last `decimals` cells are the decimals; `unread` of
-    them (hidden by glare, say) were not read, and the point goes before the rest.
+    them (hidden by glare, say) were not read, and the point goes before the rest. A time's colons (`time_fields`),
+    when none was read (a clock's colon blinks), go between the last pairs of digits: "2206" is 22:06.
     """
     text = text.strip(".:")
+    if profile.time_fields and text.isdigit() and len(text) > 2 * (profile.time_fields - 1):
+        pairs = [text[len(text) - 2 * k : len(text) - 2 * (k - 1)] for k in range(profile.time_fields - 1, 0, -1)]
+        return ":".join([text[: len(text) - 2 * (profile.time_fields - 1)], *pairs])
     shift = (profile.decimals or 0) - unread
     if "." not in text and ":" not in text and shift > 0 and len(text.lstrip("-")) > shift:
         text = text[:-shift] + "." + text[-shift:]
