@@ -5,8 +5,9 @@ five right; the line reader here (`sevenseg_model`) is trained on the project's 
 rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
 from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
-grows while widening it reads more sure digits. A timer's or clock's colon is read as such ("12:34"; its value
-counts in the last field's unit, see `reading_value`), never dropped to make a number of the digits.
+grows while widening it reads more sure digits. A timer's or clock's colon is read as a character ("12:34"; its
+value counts in the last field's unit, see `reading_value`); a gauge whose config says it shows a time
+(`time_fields`) gets back a colon blinked off, which alone would leave the digits reading as a number.
 
 A reading is `ok` only when a display window was found, every digit (and colon) is sure, no digit between two was
 read as nothing, the window holds the whole readout (read again one digit height wider on both sides, the window
