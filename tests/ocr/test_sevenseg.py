@@ -211,7 +211,7 @@ def test_a_colon_is_drawn_between_two_cells_with_room_for_its_dots():
     assert cells_of("1.5") == [("1", True, False), ("5", False, False)]
     rng = np.random.default_rng(3)
     style = replace(random_style(rng, 60.0), slant=0.0)
-    plain, shown_plain, _ = render_strip("1234", np.random.default_rng(4), style, extra_cells=0)
+    plain, _, _ = render_strip("1234", np.random.default_rng(4), style, extra_cells=0)
     timer, shown, _ = render_strip("12:34", np.random.default_rng(4), style, extra_cells=0)
     assert [c for c, _, _ in shown] == ["1", "2", ":", "3", "4"]
     assert timer.shape[1] - plain.shape[1] == pytest.approx(colon_space(style), abs=1)

@@ -329,6 +329,16 @@ def _with_unit(
     return wider
 
 
+def _family_led(family: str, rng: np.random.Generator, led: bool | None = None) -> bool | None:
+    """Whether the family's display is an LED: never for the recoloured LCDs, as often as not for timers (unless
+    `led` says), else `led` (None: the style's own draw)."""
+    if family in _RECOLOURED_LCDS:
+        return False
+    if family == "timer" and led is None:
+        return bool(rng.random() < 0.5)
+    return led
+
+
 def render_photo(
     text: str,
     seed: int,
@@ -346,10 +356,7 @@ def render_photo(
         raise ValueError(f"unknown display family {family!r}; expected one of {FAMILIES}")
     rng = np.random.default_rng(seed)
     style = random_style(rng, digit_height=float(rng.uniform(50, 110)))
-    if family in _RECOLOURED_LCDS:
-        led = False
-    if family == "timer" and led is None:  # timers and clocks: as often LED as LCD
-        led = bool(rng.random() < 0.5)
+    led = _family_led(family, rng, led)
     if led is not None:
         style = replace(style, led=led)
     below = random_reading(rng) if family == "two-row" else None
@@ -406,10 +413,8 @@ def render_training_strip(rng: np.random.Generator) -> tuple[np.ndarray, str, bo
         family = str(rng.choice(list(TRAINING_FAMILIES), p=list(TRAINING_FAMILIES.values())))
         text = family_reading(rng, family)
         style = random_style(rng, digit_height=float(rng.uniform(28, 90)))
-        if family in _RECOLOURED_LCDS:
-            style = replace(style, led=False)
-        elif family == "timer":
-            style = replace(style, led=bool(rng.random() < 0.5))
+        if (led := _family_led(family, rng)) is not None:
+            style = replace(style, led=led)
         strip, shown, style = render_strip(text, rng, style, family=family)
         h, w = strip.shape[:2]
         cut_left = rng.uniform(0, w * 0.25) if rng.random() < 0.3 else 0.0

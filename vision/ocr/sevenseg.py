@@ -294,9 +294,10 @@ def _tidy(text: str, profile: DisplayProfile, unread: int = 0) -> str:
     when none was read (a clock's colon blinks), go between the last pairs of digits: "2206" is 22:06.
     """
     text = text.strip(".:")
-    if profile.time_fields and text.isdigit() and len(text) > 2 * (profile.time_fields - 1):
-        pairs = [text[len(text) - 2 * k : len(text) - 2 * (k - 1)] for k in range(profile.time_fields - 1, 0, -1)]
-        return ":".join([text[: len(text) - 2 * (profile.time_fields - 1)], *pairs])
+    pairs = 2 * (profile.time_fields - 1) if profile.time_fields else 0  # the digits after the first field
+    if pairs and text.isdigit() and len(text) > pairs:
+        head, tail = text[:-pairs], text[-pairs:]
+        return ":".join([head, *(tail[i : i + 2] for i in range(0, pairs, 2))])
     shift = (profile.decimals or 0) - unread
     if "." not in text and ":" not in text and shift > 0 and len(text.lstrip("-")) > shift:
         text = text[:-shift] + "." + text[-shift:]
