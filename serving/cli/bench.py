@@ -354,6 +354,9 @@ def summary_table(report: dict) -> Table:
             secs(r["time"]),
         )
         sure(r)
+        c = r["cropped"]
+        table.add_row("", "cropped: exact / CER", f"{rate(c['exact'])} / {c['char_error_rate']:.1%}", "")
+        sure(c)
         if "stock_tesseract" in r:
             s = r["stock_tesseract"]
             table.add_row("", "stock Tesseract exact / CER", f"{rate(s['exact'])} / {s['char_error_rate']:.1%}", "")

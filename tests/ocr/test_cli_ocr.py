@@ -133,10 +133,13 @@ def test_bench_ocr_reports_rendered_sets_with_stock_tesseract_alongside(tmp_path
     assert plain["exact"]["of"] == 4 and plain["exact"]["right"] >= 3
     assert plain["stock_tesseract"]["exact"]["right"] <= plain["exact"]["right"]
     assert all(family["exact"]["of"] == 4 and "stock_tesseract" not in family for family in list(displays.values())[1:])
+    assert all(family["cropped"]["exact"]["of"] == 4 for family in displays.values())
+    assert displays["plain"]["cropped"]["exact"]["right"] >= 3
     assert set(dials) == set(DIAL_FAMILIES)
     for family in dials.values():
         assert family["dials"] == 4 and family["median_error_of_span"] < 0.02
     assert "negative-lcd" in result.stdout and "meter-subdial" in result.stdout
+    assert "cropped: exact" in result.stdout
 
 
 def _dial_png(tmp_path: Path, value: float, calibration: DialCalibration, seed: int) -> Path:

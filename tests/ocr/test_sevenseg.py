@@ -25,6 +25,7 @@ from vision.ocr.render_display import (
     SegmentStyle,
     cells_of,
     colon_space,
+    crop_margin,
     family_reading,
     random_reading,
     random_style,
@@ -65,6 +66,23 @@ def test_every_rendered_display_family_reads_exactly(family, seed):
     photo, _ = render_photo(text, seed=seed, family=family)
     result = read_display(encode_jpeg(photo, 90))
     assert (result.text, result.status, result.value) == (text, "ok", reading_value(text))
+
+
+@pytest.mark.parametrize(
+    ("family", "seed"),
+    [("plain", 51118), ("negative-lcd", 51121), ("negative-lcd", 51124), ("negative-lcd", 51127), ("timer", 51112),
+     ("timer", 51118)],
+)  # fmt: skip
+def test_a_photo_cropped_to_the_display_is_read_as_its_glass(family, seed):
+    """A fixed camera's crop has no panel around the glass to find it by: the search found a piece of the glass or
+    nothing, and snapped the window's top and bottom to the digits' own edges. These six were unread, or read from
+    the whole frame and left uncertain for it; the photo itself is the last window now, its sides not snapped."""
+    text = family_reading(np.random.default_rng(10_000 + seed), family)
+    photo, _ = render_photo(text, seed=seed, family=family, crop=crop_margin(seed))
+    result = read_display(encode_jpeg(photo, 90))
+    assert (result.text, result.status) == (text, "ok"), result
+    h, w = photo.shape[:2]
+    assert result.display == [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))]
 
 
 @pytest.mark.parametrize("seed", [50001, 50004, 50009])
@@ -150,12 +168,14 @@ def test_the_row_a_gauge_config_names_is_read_on_a_display_with_two(seed):
 def test_a_display_with_two_rows_read_as_one_line_is_never_ok(seed):
     """Without `row`, these five were read as one line as "8" or "9", sure of it and given as ok: the reading in the
     wrong polarity (the glass between an LCD's segments read as strokes) was the surer. Now they are uncertain for
-    that reason, or unread (50020 and 50053: the model trained with real crops reads no digits in either polarity)."""
+    that reason, or for another (50020 and 50053: the model trained with real crops reads no digits in either
+    polarity of the window; the photo read whole, the last window, gives 50053 an unclear "19")."""
     text = random_reading(np.random.default_rng(10_000 + seed))
     photo, _ = render_photo(text, seed=seed, family="two-row")
     result = read_display(encode_jpeg(photo, 90))
-    assert result.text != text and result.status in ("uncertain", "unread")
-    assert result.status == "unread" or result.reason.startswith("the display shows 2 rows of digits, read as one line")
+    assert result.text != text and result.status in ("uncertain", "unread") and result.reason
+    if result.status == "uncertain" and seed != 50053:
+        assert result.reason.startswith("the display shows 2 rows of digits, read as one line")
 
 
 def test_text_rows_find_the_readings_stacked_on_a_glass_and_one_on_most_displays():
@@ -574,13 +594,13 @@ def _real_glass(shared_data: Path, digits: str) -> tuple[bytes, DisplayProfile]:
 
 
 def test_digits_that_read_differently_with_the_window_narrowed_are_a_guess_not_ok(shared_data, monkeypatch):
-    """Real "065": the model trained on rendered displays alone reads "6", sure of the digit and of the window;
+    """Real "131": the model trained on rendered displays alone reads "3", sure of the digit and of the window;
     squeezed to 0.7 of its width the window reads otherwise, so it is a guess."""
     import vision.ocr.sevenseg as sevenseg
 
-    data, profile = _real_glass(shared_data, "065")
+    data, profile = _real_glass(shared_data, "131")
     result = read_display(data, profile, model=SECOND_OPINION)
-    assert result.status == "uncertain" and result.text == "6" and result.confidence >= 0.9  # the best guess is given
+    assert result.status == "uncertain" and result.text == "3" and result.confidence >= 0.9  # the best guess is given
     assert result.reason.startswith("the digits read differently with the window narrowed")
     monkeypatch.setattr(sevenseg, "NARROWER", 1.0)  # not squeezed, the same wrong reading passes as ok
     assert read_display(data, profile, model=SECOND_OPINION).status == "ok"
@@ -588,14 +608,14 @@ def test_digits_that_read_differently_with_the_window_narrowed_are_a_guess_not_o
 
 def test_a_reading_the_second_digit_model_disputes_is_a_guess_not_ok(shared_data, monkeypatch, tmp_path):
     """The shipped model (trained with real crops) reads real "727" right and sure; the second opinion, the model
-    trained on rendered displays alone, reads nothing: the reading is a guess. With itself as second opinion it is
+    trained on rendered displays alone, reads "77": the reading is a guess. With itself as second opinion it is
     ok, and so it is read as a display's own model (a copy named in a gauge config), which reads alone."""
     from vision.ocr import sevenseg_model
 
     data, profile = _real_glass(shared_data, "727")
     result = read_display(data, profile)
     assert result.status == "uncertain" and result.text == "727" and result.confidence >= 0.9
-    assert result.reason == "a second digit model, trained on rendered displays alone, reads nothing"
+    assert result.reason == "a second digit model, trained on rendered displays alone, reads 77"
     own = tmp_path / "line-7.onnx"
     own.write_bytes(DEFAULT_MODEL.read_bytes())
     sure = replace(result, status="ok", reason=None, seconds=ANY)

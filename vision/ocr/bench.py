@@ -41,7 +41,7 @@ from vision.ocr.labels import read_label
 from vision.ocr.metrics import char_error_rate
 from vision.ocr.render_dial import render_dial
 from vision.ocr.render_display import FAMILIES as DISPLAY_FAMILIES
-from vision.ocr.render_display import family_reading, render_photo
+from vision.ocr.render_display import crop_margin, family_reading, render_photo
 from vision.ocr.render_label import LABEL_FAMILIES, LATIN_ONLY_FAMILIES, render_family
 from vision.ocr.sevenseg import read_display
 
@@ -306,35 +306,52 @@ def bench_rendered_labels(
 
 
 def bench_rendered_displays(n: int, tick: Progress, baseline: bool = True) -> dict:
-    """Per display family (render_display.FAMILIES), n photos of seeds 0..n-1; stock Tesseract beside the plain ones.
+    """Per display family (render_display.FAMILIES), n photos of seeds 0..n-1, and the same photos cropped to the
+    display (`cropped`: as a fixed camera's region would be, `crop_margin`); stock Tesseract beside the plain ones.
     The two-row family's top row is read as its gauge config would ask for it (`row: 1`)."""
     report = {}
     for family in DISPLAY_FAMILIES:
         profile = DisplayProfile(row=1) if family == "two-row" else None
-        tick(f"rendered displays: {family}", n)
-        pairs, base_pairs, seconds, statuses = [], [], [], []
+        tick(f"rendered displays: {family}", 2 * n)
+        found, cropped, base_pairs = _Reads(), _Reads(), []
         for seed in range(n):
             text = family_reading(np.random.default_rng(10_000 + seed), family)
             photo, _ = render_photo(text, seed=seed, family=family)
-            result = read_display(encode_jpeg(photo, 90), profile)
-            pairs.append((result.text, text))
-            statuses.append((result.status, result.text == text))
-            seconds.append(result.seconds)
+            found.add(read_display(encode_jpeg(photo, 90), profile), text)
+            crop, _ = render_photo(text, seed=seed, family=family, crop=crop_margin(seed))
+            cropped.add(read_display(encode_jpeg(crop, 90), profile), text)
             if baseline and family == "plain":
                 base_pairs.append((_stock_tesseract(photo), text))
             tick(f"rendered displays: {family}", 0)
-        report[family] = {
-            "exact": _rate(sum(a == b for a, b in pairs), n),
-            "char_error_rate": round(char_error_rate(pairs), 4),
-            "status": _status(statuses),
-            "time": _timing(seconds),
-        }
+        report[family] = {**found.report(), "cropped": cropped.report()}
         if base_pairs:
             report[family]["stock_tesseract"] = {
                 "exact": _rate(sum(a == b for a, b in base_pairs), n),
                 "char_error_rate": round(char_error_rate(base_pairs), 4),
             }
     return report
+
+
+class _Reads:
+    """Display readings against their truths, summed up as bench_rendered_displays reports them."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+        self.statuses: list[tuple[str, bool]] = []
+        self.seconds: list[float] = []
+
+    def add(self, result, text: str) -> None:
+        self.pairs.append((result.text, text))
+        self.statuses.append((result.status, result.text == text))
+        self.seconds.append(result.seconds)
+
+    def report(self) -> dict:
+        return {
+            "exact": _rate(sum(a == b for a, b in self.pairs), len(self.pairs)),
+            "char_error_rate": round(char_error_rate(self.pairs), 4),
+            "status": _status(self.statuses),
+            "time": _timing(self.seconds),
+        }
 
 
 def _stock_tesseract(photo: np.ndarray) -> str:

@@ -183,7 +183,8 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     strongest edges across it (the median over columns ignores edges that do not run the full
     width, such as a caption's letters). The ends are not snapped: the first digit of a
     display is often a lone '1' whose stroke looks just like the glass's edge; a little margin
-    instead leaves the reader a rim, which it was trained to ignore.
+    instead leaves the reader a rim, which it was trained to ignore. A side on the photo's edge (a photo cropped to
+    the display) is not snapped: there is nothing beyond it to snap to.
     """
     q = order_corners(corners)
     width_px = float(np.linalg.norm(q[1] - q[0]))
@@ -199,8 +200,11 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     gray = cv2.GaussianBlur(cv2.cvtColor(big, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5), 0)
     dy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)[:, mx : mx + w]
     entering, leaving = -np.median(dy, axis=1), np.median(dy, axis=1)  # into the glass, out of it
-    top = int(np.argmax(entering[: my + h // 2]))
-    bottom = my + h // 2 + int(np.argmax(leaving[my + h // 2 :]))
+    top, bottom = my, my + h  # a side on the frame's edge stays there: nothing beyond it to snap to
+    if q[:2, 1].min() > 0.5:
+        top = int(np.argmax(entering[: my + h // 2]))
+    if q[2:, 1].max() < image.shape[0] - 0.5:
+        bottom = my + h // 2 + int(np.argmax(leaving[my + h // 2 :]))
     left, right = round(mx - PAD * h), round(mx + w + PAD * h)
     strip = big[top:bottom, left:right]
     shift = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64)

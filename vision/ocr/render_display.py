@@ -339,6 +339,12 @@ def _family_led(family: str, rng: np.random.Generator, led: bool | None = None) 
     return led
 
 
+def crop_margin(seed: int) -> float:
+    """A photo's `crop` for `render_photo` of this seed, -0.05 to 0.4: from inside the glass (a region drawn tight
+    to the digits) to the bezel and a little of the panel."""
+    return float(np.random.default_rng(seed + 777).uniform(-0.05, 0.4))
+
+
 def render_photo(
     text: str,
     seed: int,
@@ -346,11 +352,13 @@ def render_photo(
     difficulty: float = 0.5,
     family: str = "plain",
     colon_lit: bool = True,
+    crop: float | None = None,
 ) -> tuple[np.ndarray, SegmentStyle]:
     """A phone photo of a panel with the display in it (BGR uint8), for tests and the benchmark.
 
     `difficulty` 0..1 scales tilt, blur, glare and noise; `family` is one of FAMILIES; `colon_lit` False shows a
-    time's colons off, as a clock's blink does.
+    time's colons off, as a clock's blink does; `crop`, the photo cut to the glass's box widened by this share of
+    the glass's height on every side (negative: inside the glass, as a fixed camera's region drawn tight to the digits).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown display family {family!r}; expected one of {FAMILIES}")
@@ -384,15 +392,19 @@ def render_photo(
     tilt = 0.08 * difficulty
     src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
     dst = src + rng.uniform(-tilt, tilt, (4, 2)).astype(np.float32) * np.float32([pw, ph])
+    warp = cv2.getPerspectiveTransform(src, dst)
     photo = cv2.warpPerspective(
-        np.clip(panel, 0, 255).astype(np.uint8),
-        cv2.getPerspectiveTransform(src, dst),
-        (pw, ph),
-        borderMode=cv2.BORDER_REPLICATE,
+        np.clip(panel, 0, 255).astype(np.uint8), warp, (pw, ph), borderMode=cv2.BORDER_REPLICATE
     )
     photo = cv2.GaussianBlur(photo, (0, 0), 0.4 + 1.2 * difficulty * rng.random())
     noise = rng.normal(0, 2 + 6 * difficulty, photo.shape)
-    return np.clip(photo + noise, 0, 255).astype(np.uint8), style
+    photo = np.clip(photo + noise, 0, 255).astype(np.uint8)
+    if crop is not None:
+        glass = np.float32([[0, 0], [sw, 0], [sw, sh], [0, sh]]) + np.float32([left + border, top + border])
+        seen = cv2.perspectiveTransform(glass[None], warp)[0]
+        (x0, y0), (x1, y1), m = seen.min(0), seen.max(0), crop * sh
+        photo = photo[max(0, round(y0 - m)) : round(y1 + m), max(0, round(x0 - m)) : round(x1 + m)]
+    return photo, style
 
 
 TRAINING_FAMILIES = {"plain": 0.45, "negative-lcd": 0.15, "coloured-lcd": 0.15, "unit": 0.15, "timer": 0.1}  # shares

@@ -5,11 +5,12 @@ five right; the line reader here (`sevenseg_model`) is trained on the project's 
 rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
 from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
-grows while widening it reads more sure digits. A timer's or clock's colon is read as a character ("12:34"; its
+grows while widening it reads more sure digits. The photo itself is the last window tried: a photo cropped to the
+display has no panel around the glass to find it by. A timer's or clock's colon is read as a character ("12:34"; its
 value counts in the last field's unit, see `reading_value`); a gauge whose config says it shows a time
 (`time_fields`) gets back a colon blinked off, which alone would leave the digits reading as a number.
 
-A reading is `ok` only when a display window was found, every digit (and colon) is sure, no digit between two was
+A reading is `ok` only when every digit (and colon) is sure, no digit between two was
 read as nothing, the window holds the whole readout (read again one digit height wider on both sides, the window
 must show the same digits: a window found on part of the glass reads "3" of "3328" with full confidence), the window
 squeezed to 0.7 of its width reads the same (segment shapes the model knows survive that, a shape it never learned
@@ -59,7 +60,7 @@ class _Reading:
     homography: np.ndarray
     strip_height: int
     strip_width: int
-    corners: np.ndarray | None
+    corners: np.ndarray  # the window in the photo (the photo's own corners when it is read whole)
     dark: bool
 
     @property
@@ -85,16 +86,15 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         return _empty(f"unreadable image: {exc}", start, profile)
     reader, second = load_model(profile.model or model), second_opinion(profile.model or model)
     polarities = {"dark": [True], "bright": [False], "auto": [True, False]}[profile.polarity]
+    h, w = image.shape[:2]
+    frame = np.float32([[0, 0], [w, 0], [w, h], [0, h]])  # last: the photo may be cropped to the display
     if profile.region is not None:  # a fixed camera: the gauge config says where the glass is
-        corners = np.float32(profile.region) * (max(image.shape[:2]) / max(probe(data)[1:]))
-        windows = [(corners, *straighten(image, corners))]
+        found = [np.float32(profile.region) * (max(h, w) / max(probe(data)[1:]))]
     else:
-        windows = [(c.corners, *straighten(image, c.corners)) for c in find_displays(image)]
-    if not windows:  # the camera may be looking at the glass alone
-        windows = [(None, image, np.eye(3))]
+        found = [c.corners for c in find_displays(image)] + [frame]
     best: _Reading | None = None
-    for corners, strip, homography in windows:
-        for reading in _readings(reader, corners, strip, homography, polarities, profile.row):
+    for corners in found:
+        for reading in _readings(reader, corners, *straighten(image, corners), polarities, profile.row):
             if best is None or reading.score > best.score:
                 best = reading
         if best is not None and best.sureness >= SURE:
@@ -102,7 +102,7 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
     widened = None
-    if best is not None and best.corners is not None and profile.region is None and profile.row is None:
+    if best is not None and best.corners is not frame and profile.region is None and profile.row is None:
         best, widened = _grown(best, image, reader)
     return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities, widened))
 
@@ -179,8 +179,6 @@ def _doubt(
     gap = _widest_step([c for c in best.chars if c.confidence >= MIN_CONFIDENCE])
     if gap is not None and gap > MAX_STEP:
         return f"a digit between two read was read as nothing (they are {gap:.1f} digit cells apart)"
-    if best.corners is None:
-        return "no display found: the digits were read from the whole frame"
     if widened is None:
         corners = _wider(best.corners)
         found = _readings(reader, corners, *straighten(image, corners), [best.dark], row)
@@ -231,7 +229,7 @@ def _result(best: _Reading | None, profile: DisplayProfile, start: float, doubt:
     text = _tidy("".join(c.char for c in chars), profile, _unread_cells(chars, best))
     digits = [Digit(c.char, round(c.confidence, 4), _box(c, best)) for c in chars]
     confidence = round(min((d.confidence for d in digits), default=0.0), 4)
-    corners = None if best.corners is None else [tuple(map(float, p)) for p in best.corners]
+    corners = [tuple(map(float, p)) for p in best.corners]
     seconds = time.perf_counter() - start
     fields = text.count(":") + 1
     if profile.time_fields and fields != profile.time_fields and doubt is None:
@@ -305,12 +303,12 @@ def _tidy(text: str, profile: DisplayProfile, unread: int = 0) -> str:
 
 
 def _unread_cells(chars: list[CharReading], reading: _Reading) -> int:
-    """Digit cells between the last digit read and the glass's right end (0 without a window).
+    """Digit cells between the last digit read and the glass's right end.
 
     The last digit's centre normally sits under a pitch from the glass's end.
     """
     pitch = _pitch(chars)
-    if reading.corners is None or pitch is None:
+    if pitch is None:
         return 0
     last = next(c for c in reversed(chars) if c.char.isdigit())
     glass_end = (reading.strip_width - PAD * STRIP_HEIGHT) * INPUT_HEIGHT / reading.strip_height
