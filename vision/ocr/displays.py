@@ -174,7 +174,7 @@ def _distinct(candidates: list[DisplayCandidate], limit: int) -> list[DisplayCan
     return kept
 
 
-def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def straighten(image: np.ndarray, corners: np.ndarray, given: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The window as an upright strip STRIP_HEIGHT high, top and bottom snapped to the glass.
 
     Returns the strip and the 3x3 homography from strip to image pixels (to map boxes back).
@@ -183,8 +183,9 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     strongest edges across it (the median over columns ignores edges that do not run the full
     width, such as a caption's letters). The ends are not snapped: the first digit of a
     display is often a lone '1' whose stroke looks just like the glass's edge; a little margin
-    instead leaves the reader a rim, which it was trained to ignore. A side on the photo's edge (a photo cropped to
-    the display) is not snapped: there is nothing beyond it to snap to.
+    instead leaves the reader a rim, which it was trained to ignore. A `given` window (a gauge config's region, or
+    the photo itself when it is cropped to the display) is not snapped on a side that lies on the photo's edge:
+    there is nothing beyond it to snap to, and the digits' own edges would be taken for the glass's.
     """
     q = order_corners(corners)
     width_px = float(np.linalg.norm(q[1] - q[0]))
@@ -200,10 +201,10 @@ def straighten(image: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.n
     gray = cv2.GaussianBlur(cv2.cvtColor(big, cv2.COLOR_BGR2GRAY).astype(np.float32), (5, 5), 0)
     dy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)[:, mx : mx + w]
     entering, leaving = -np.median(dy, axis=1), np.median(dy, axis=1)  # into the glass, out of it
-    top, bottom = my, my + h  # a side on the frame's edge stays there: nothing beyond it to snap to
-    if q[:2, 1].min() > 0.5:
+    top, bottom = my, my + h
+    if not given or q[:2, 1].min() > 0.5:
         top = int(np.argmax(entering[: my + h // 2]))
-    if q[2:, 1].max() < image.shape[0] - 0.5:
+    if not given or q[2:, 1].max() < image.shape[0] - 0.5:
         bottom = my + h // 2 + int(np.argmax(leaving[my + h // 2 :]))
     left, right = round(mx - PAD * h), round(mx + w + PAD * h)
     strip = big[top:bottom, left:right]

@@ -62,6 +62,7 @@ class _Reading:
     strip_width: int
     corners: np.ndarray  # the window in the photo (the photo's own corners when it is read whole)
     dark: bool
+    given: bool  # the window is a gauge config's region or the photo itself, not one found (`straighten`)
 
     @property
     def sureness(self) -> float:
@@ -94,7 +95,8 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
         found = [c.corners for c in find_displays(image)] + [frame]
     best: _Reading | None = None
     for corners in found:
-        for reading in _readings(reader, corners, *straighten(image, corners), polarities, profile.row):
+        given = profile.region is not None or corners is frame
+        for reading in _readings(reader, corners, image, given, polarities, profile.row):
             if best is None or reading.score > best.score:
                 best = reading
         if best is not None and best.sureness >= SURE:
@@ -102,20 +104,23 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
     widened = None
-    if best is not None and best.corners is not frame and profile.region is None and profile.row is None:
+    if best is not None and not best.given and profile.row is None:
         best, widened = _grown(best, image, reader)
     return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities, widened))
 
 
-def _readings(reader, corners, strip, homography, polarities: list[bool], row: int | None) -> list[_Reading]:
+def _readings(
+    reader, corners: np.ndarray, image: np.ndarray, given: bool, polarities: list[bool], row: int | None
+) -> list[_Reading]:
     """A window's readings, one per polarity in which it shows the profile's row (or any digits)."""
+    strip, homography = straighten(image, corners, given)
     found = [(dark, *part) for dark in polarities if (part := _row_of(strip, dark, row)) is not None]
     inputs = [strip_input(strip[top:bottom], dark) for dark, top, bottom in found]
     readings = []
     for (dark, top, bottom), chars in zip(found, reader.read(inputs) if inputs else [], strict=True):
         shift = np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
         part = strip[top:bottom]
-        readings.append(_Reading(chars, part, homography @ shift, part.shape[0], part.shape[1], corners, dark))
+        readings.append(_Reading(chars, part, homography @ shift, part.shape[0], part.shape[1], corners, dark, given))
     return readings
 
 
@@ -127,7 +132,7 @@ def _grown(best: _Reading, image: np.ndarray, reader) -> tuple[_Reading, list[Ch
     grown = 0
     while True:
         corners = _wider(best.corners)
-        (wider,) = _readings(reader, corners, *straighten(image, corners), [best.dark], None)
+        (wider,) = _readings(reader, corners, image, False, [best.dark], None)
         sure = [c.confidence for c in wider.chars if c.char.isdigit() and c.confidence >= MIN_CONFIDENCE]
         if grown == GROWTH or len(sure) <= len(_digits(best.chars)) or min(sure) < SURE:
             return best, wider.chars
@@ -181,7 +186,7 @@ def _doubt(
         return f"a digit between two read was read as nothing (they are {gap:.1f} digit cells apart)"
     if widened is None:
         corners = _wider(best.corners)
-        found = _readings(reader, corners, *straighten(image, corners), [best.dark], row)
+        found = _readings(reader, corners, image, best.given, [best.dark], row)
         if not found:
             return f"the display window widened shows no row {row} of digits"
         widened = found[0].chars
