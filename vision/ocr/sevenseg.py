@@ -5,11 +5,10 @@ five right; the line reader here (`sevenseg_model`) is trained on the project's 
 rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
 from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
-grows while widening it reads more sure digits. The photo itself is always read too, last: a photo cropped to the
-display has no panel around the glass to find it by, and a piece of its glass (one digit) may read sure. A timer's
-or clock's colon is read as a character ("12:34"; its value counts in the last field's unit, see `reading_value`); a
-gauge whose config says it shows a time (`time_fields`) gets back a colon blinked off, which alone would leave the
-digits reading as a number.
+grows while widening it reads more sure digits. The photo itself is the last window tried: a photo cropped to the
+display has no panel around the glass to find it by. A timer's or clock's colon is read as a character ("12:34"; its
+value counts in the last field's unit, see `reading_value`); a gauge whose config says it shows a time
+(`time_fields`) gets back a colon blinked off, which alone would leave the digits reading as a number.
 
 A reading is `ok` only when every digit (and colon) is sure, no digit between two was
 read as nothing, the window holds the whole readout (read again one digit height wider on both sides, the window
@@ -97,11 +96,11 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
     best: _Reading | None = None
     for corners in found:
         given = profile.region is not None or corners is frame
-        if best is not None and best.sureness >= SURE and not given:
-            continue  # windows come best first: once one reads clearly, the other found ones are distractions
         for reading in _readings(reader, corners, image, given, polarities, profile.row):
             if best is None or reading.score > best.score:
                 best = reading
+        if best is not None and best.sureness >= SURE:
+            break  # windows come best first: once one reads clearly, the others are distractions
     if best is None and profile.row is not None:
         return _empty(f"no display with a row {profile.row} of digits found", start, profile)
     widened = None
