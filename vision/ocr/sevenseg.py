@@ -6,9 +6,12 @@ rendered displays and the real LCD crops' training half. Polarity (dark LCD segm
 from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
 grows while widening it reads more sure digits. The photo itself is the last window tried: a photo cropped to the
-display has no panel around the glass to find it by. A timer's or clock's colon is read as a character ("12:34"; its
-value counts in the last field's unit, see `reading_value`); a gauge whose config says it shows a time
-(`time_fields`) gets back a colon blinked off, which alone would leave the digits reading as a number.
+display has no panel around the glass to find it by. A found window read sure ends the search, but if its reading
+is in doubt the photo is read too, and replaces it when it reads more digits with no doubt at all (on a crop the
+window found may be one digit of the glass; a close-up cut by the photo's edge reads no more digits whole). A
+timer's or clock's colon is read as a character ("12:34"; its value counts in the last field's unit, see
+`reading_value`); a gauge whose config says it shows a time (`time_fields`) gets back a colon blinked off, which
+alone would leave the digits reading as a number.
 
 A reading is `ok` only when every digit (and colon) is sure, no digit between two was
 read as nothing, the window holds the whole readout (read again one digit height wider on both sides, the window
@@ -106,7 +109,24 @@ def read_display(data: bytes, profile: DisplayProfile | None = None, model: Path
     widened = None
     if best is not None and not best.given and profile.row is None:
         best, widened = _grown(best, image, reader)
-    return _result(best, profile, start, _doubt(best, image, (reader, second), profile.row, polarities, widened))
+    readers = (reader, second)
+    doubt = _doubt(best, image, readers, profile.row, polarities, widened)
+    if doubt is not None and best is not None and not best.given:
+        photo = _whole_readout(best, image, frame, readers, polarities, profile.row)
+        if photo is not None:
+            best, doubt = photo, None
+    return _result(best, profile, start, doubt)
+
+
+def _whole_readout(best: _Reading, image: np.ndarray, frame: np.ndarray, readers, polarities, row) -> _Reading | None:
+    """The photo itself read as the window, when that reads more digits than the found window `best` and is sure
+    of them (no doubt at all), else None. On a photo cropped to the display the windows found are pieces of the
+    glass (a digit, a segment), and a piece read sure ends the search in doubt: "01" of 6:01:01, "7" of 61."""
+    readings = _readings(readers[0], frame, image, True, polarities, row)
+    photo = max(readings, key=lambda r: r.score, default=None)
+    if photo is None or len(_digits(photo.chars)) <= len(_digits(best.chars)):
+        return None
+    return photo if _doubt(photo, image, readers, row, polarities) is None else None
 
 
 def _readings(
