@@ -88,6 +88,17 @@ def test_a_photo_cropped_to_the_display_is_read_as_its_glass(family, seed):
     assert result.display == [(0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))]
 
 
+@pytest.mark.parametrize("family", ["plain", "negative-lcd"])
+def test_polarities_read_alike_sure_go_to_the_glass_own(family):
+    """A lone "8" cropped close: its dark gaps read "1" (0.9999) as surely as its bright segments read "8" (0.9995),
+    and the first polarity tried won, as ok. Readings this close keep the polarity of the glass: bright on dark."""
+    seed = 51343
+    text = family_reading(np.random.default_rng(10_000 + seed), family)
+    photo, _ = render_photo(text, seed=seed, family=family, crop=crop_margin(seed))
+    result = read_display(encode_jpeg(photo, 90))
+    assert text == "8" and (result.text, result.status) == ("8", "ok"), result
+
+
 @pytest.mark.parametrize("seed", [50001, 50004, 50009])
 def test_a_timer_is_read_with_its_colons_never_as_the_number_its_digits_make(seed):
     """The reader before colons were trained in read these "2206" (uncertain), "63249" (ok) and "52-18": 0 of 40

@@ -3,7 +3,8 @@
 Stock Tesseract has no model of segment shapes and reads at most one rendered readout in
 five right; the line reader here (`sevenseg_model`) is trained on the project's own
 rendered displays and the real LCD crops' training half. Polarity (dark LCD segments or bright LED ones) comes
-from the gauge profile, or both are tried and the more confident reading wins. A fixed camera's gauge config
+from the gauge profile, or both are tried and the more confident reading wins (within TIE, the glass's own: a lone
+"8" cropped close reads "1" in its dark gaps as surely as "8" in its segments). A fixed camera's gauge config
 may say where the display is (`region`); otherwise the reader finds it, and a window found on part of the glass
 grows while widening it reads more sure digits. The photo itself is the last window tried: a photo cropped to the
 display has no panel around the glass to find it by. A found window read sure ends the search, but if its reading
@@ -53,6 +54,7 @@ WIDER = 1.0  # the whole-readout check reads the window this many strip heights 
 GROWTH = 3  # a window found on part of the glass is widened at most this many times to find the rest
 NARROWER = 0.7  # the shape check reads the window squeezed to this share of its width (0.85 and 0.5: README)
 MAX_STEP = 1.6  # digits read further apart than this many digit cells have one between them read as nothing
+TIE = 0.01  # a window's two polarities read within this score of each other: the glass's own polarity is kept
 MAX_SIDE = 1600  # displays are large in the frame; bigger photos are decoded reduced
 
 
@@ -141,7 +143,16 @@ def _readings(
         shift = np.array([[1, 0, 0], [0, 1, top], [0, 0, 1]], np.float64)
         part = strip[top:bottom]
         readings.append(_Reading(chars, part, homography @ shift, part.shape[0], part.shape[1], corners, dark, given))
+    if len(readings) == 2 and abs(readings[0].score - readings[1].score) < TIE:
+        return [r for r in readings if r.dark == _light_glass(strip)]  # dark segments on light glass, or bright
     return readings
+
+
+def _light_glass(strip: np.ndarray) -> bool:
+    """Whether the window is mostly lighter than its midtone, as an LCD's glass behind dark segments (a lit LED's
+    or a negative LCD's is dark behind bright ones)."""
+    low, middle, high = np.percentile(cv2.cvtColor(strip, cv2.COLOR_BGR2GRAY), [5, 50, 95])
+    return bool(middle > (low + high) / 2)
 
 
 def _grown(best: _Reading, image: np.ndarray, reader) -> tuple[_Reading, list[CharReading]]:
