@@ -398,10 +398,11 @@ def test_the_photo_of_a_close_up_cut_by_its_edge_does_not_replace_the_glass_foun
     widened: a guess. The photo itself also reads "22" with no doubt (nothing beyond its edge to widen into); it
     replaces a found window only when it reads more digits, so the guess stays a guess."""
     photo = shared_data / "gaspump-7seg-lcd" / "Datasets/LQ_digital/06cec77f0f984cd7776c059a2aca2e4105071af7.jpg"
-    result = read_display(photo.read_bytes(), load_gauge("fuel-pump-lcd"))
+    data = photo.read_bytes()
+    result = read_display(data, load_gauge("fuel-pump-lcd"))
     assert (result.text, result.status) == ("22", "uncertain"), result
     assert result.reason.startswith("the display window may not hold the whole readout"), result.reason
-    width = cv2.imdecode(np.frombuffer(photo.read_bytes(), np.uint8), cv2.IMREAD_COLOR).shape[1]
+    width = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[1]
     assert result.display[0][0] > 0 and result.display[1][0] <= width  # a window found, not the photo
 
 
